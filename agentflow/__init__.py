@@ -1,0 +1,89 @@
+"""agentflow: agentic RAG workflows as graphs, in Python or YAML, run on LangGraph.
+
+The public API is listed in ``__all__``. Names are imported on first use, so that importing
+``agentflow`` (and running ``agentflow --help``) does not pay for LangGraph, LiteLLM or Qdrant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # building and running flows
+    "Flow": "agentflow.graph.flow",
+    "CompiledFlow": "agentflow.graph.flow",
+    "RunResult": "agentflow.graph.result",
+    "LoopOutcome": "agentflow.graph.result",
+    "MapItemError": "agentflow.graph.result",
+    "Verdict": "agentflow.graph.result",
+    "sequence": "agentflow.graph.steps",
+    "route": "agentflow.graph.steps",
+    "loop": "agentflow.graph.steps",
+    "parallel": "agentflow.graph.steps",
+    "map": "agentflow.graph.steps",
+    # declaring nodes
+    "node": "agentflow.nodes.registry",
+    "NodeConfig": "agentflow.nodes.registry",
+    "NodeType": "agentflow.nodes.registry",
+    "registry": "agentflow.nodes.registry",
+    "RunContext": "agentflow.nodes.context",
+    "Services": "agentflow.nodes.context",
+    # data
+    "Chunk": "agentflow.documents",
+    "Example": "agentflow.documents",
+    # tracing
+    "Event": "agentflow.tracing.events",
+    "TraceHook": "agentflow.tracing.events",
+    "EventCollector": "agentflow.tracing.events",
+    # errors
+    "AgentflowError": "agentflow.errors",
+    "ConfigError": "agentflow.errors",
+    "GraphBuildError": "agentflow.errors",
+    "SpecError": "agentflow.errors",
+    "NodeError": "agentflow.errors",
+    "RouteError": "agentflow.errors",
+    "InputError": "agentflow.errors",
+    "ModelError": "agentflow.errors",
+    "RetrievalError": "agentflow.errors",
+    "CheckFailed": "agentflow.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+if TYPE_CHECKING:
+    from agentflow.documents import Chunk, Example
+    from agentflow.errors import (
+        AgentflowError,
+        CheckFailed,
+        ConfigError,
+        GraphBuildError,
+        InputError,
+        ModelError,
+        NodeError,
+        RetrievalError,
+        RouteError,
+        SpecError,
+    )
+    from agentflow.graph.flow import CompiledFlow, Flow
+    from agentflow.graph.result import LoopOutcome, MapItemError, RunResult, Verdict
+    from agentflow.graph.steps import loop, map, parallel, route, sequence
+    from agentflow.nodes.context import RunContext, Services
+    from agentflow.nodes.registry import NodeConfig, NodeType, node, registry
+    from agentflow.tracing.events import Event, EventCollector, TraceHook

@@ -1,0 +1,211 @@
+"""The ``agentflow`` command.
+
+Exit codes, for scripts: 0 success; 1 the run failed (a node, model or retrieval error); 2 bad
+usage or bad input (unknown option, malformed ``--input``, input that does not fit the state);
+3 the workflow does not build (an import, a spec or a graph error).
+
+Only the standard library is imported at start-up so that ``agentflow --help`` stays fast; each
+command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUILD = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad command-line input; exits with code 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args))
+    except UsageError as exc:
+        print(f"agentflow: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("agentflow: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentflow",
+        description="Agentic RAG workflows as graphs: run, inspect and evaluate them, offline.",
+        epilog="exit codes: 0 ok, 1 run failed, 2 bad usage or input, 3 workflow does not build",
+    )
+    parser.add_argument("--version", action="version", version=f"agentflow {_version()}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_run(sub)
+    return parser
+
+
+def _version() -> str:
+    from agentflow import __version__
+
+    return __version__
+
+
+# run -------------------------------------------------------------------------------------------
+def _add_run(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a workflow",
+        description="Run a workflow given as module:attr (a Flow, or a function returning one).",
+    )
+    p.add_argument("target", help="the workflow: module:attr (e.g. examples.hello.flow:flow)")
+    p.add_argument("-i", "--input", action="append", default=[], metavar="KEY=VALUE",
+                   help="an input field (repeatable); VALUE is parsed as JSON when it is JSON")
+    p.add_argument("--input-json", metavar="JSON|@FILE",
+                   help="all inputs as a JSON object, inline or @path/to/file.json")
+    p.add_argument("--output", choices=("text", "json"), default="text",
+                   help="json: the final state as one JSON line on stdout")
+    p.add_argument("--thread-id", help="checkpoint thread id (with --checkpoint)")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="SQLite file for durable runs; with --resume, continue a failed run")
+    p.add_argument("--resume", action="store_true", help="resume the failed run of --thread-id")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(handler=cmd_run)
+
+
+def parse_inputs(pairs: Sequence[str], raw_json: str | None) -> dict[str, Any]:
+    """``--input-json`` first, then each ``--input key=value`` on top of it."""
+    values: dict[str, Any] = {}
+    if raw_json:
+        text = raw_json
+        if raw_json.startswith("@"):
+            path = Path(raw_json[1:])
+            if not path.is_file():
+                raise UsageError(f"--input-json: no such file {str(path)!r}")
+            text = path.read_text(encoding="utf-8")
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--input-json is not valid JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise UsageError("--input-json must be a JSON object, e.g. '{\"question\": \"...\"}'")
+        values.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--input expects KEY=VALUE, got {pair!r}")
+        try:
+            values[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            values[key.strip()] = value
+    return values
+
+
+def load_flow(target: str) -> Any:
+    """Import ``module:attr`` (relative to the current directory) and return the Flow."""
+    from agentflow.graph.flow import Flow
+
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"expected module:attr, got {target!r} (e.g. examples.hello.flow:flow)")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"cannot import module {module_name!r}: {exc}") from None
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if callable(obj) and not isinstance(obj, Flow):
+        obj = obj()
+    if not isinstance(obj, Flow):
+        raise UsageError(f"{target} is a {type(obj).__name__}, not an agentflow Flow")
+    return obj
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agentflow.errors import AgentflowError, GraphBuildError, InputError, SpecError
+
+    inputs = parse_inputs(args.input, args.input_json)
+    try:
+        flow = load_flow(args.target)
+        flow.compile()
+    except (GraphBuildError, SpecError) as exc:
+        print(f"agentflow: workflow does not build: {exc}", file=sys.stderr)
+        return EXIT_BUILD
+    progress = None if args.quiet else _Progress()
+    try:
+        result = flow.run(
+            None if args.resume else inputs,
+            hooks=[progress] if progress else [],
+            thread_id=args.thread_id,
+            checkpointer=args.checkpoint,
+            resume=args.resume,
+        )
+    except InputError as exc:
+        print(f"agentflow: bad input: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AgentflowError as exc:
+        print(f"agentflow: run failed: {exc}", file=sys.stderr)
+        if args.output == "json":
+            partial = getattr(exc, "result", None)
+            state = partial.state if partial is not None else {}
+            print(json.dumps({"status": "error", "error": str(exc), "state": to_jsonable(state)}))
+        return EXIT_FAILED
+    if args.output == "json":
+        print(json.dumps(to_jsonable(result.state), ensure_ascii=False))
+    else:
+        _print_state(result.state)
+    return EXIT_OK
+
+
+class _Progress:
+    """Prints one line per finished node (and loop pass) on stderr."""
+
+    def on_event(self, *, event: Any, **kwargs: Any) -> None:
+        kind = event.kind
+        if kind == "node_finished":
+            mark = "ok" if event.status == "ok" else "FAILED"
+            where = f" pass {event.pass_index}" if event.pass_index else ""
+            where += f" item {event.item_index}" if event.item_index is not None else ""
+            print(f"  {mark:<6} {event.name}{where}", file=sys.stderr, flush=True)
+        elif kind == "loop_finished":
+            print(f"  loop   {event.name}: {event.data.get('stop_reason')} after "
+                  f"{event.data.get('passes')} pass(es)", file=sys.stderr, flush=True)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Pydantic models, dataclasses and tuples to plain JSON values."""
+    if hasattr(value, "model_dump"):
+        return to_jsonable(value.model_dump(mode="json"))
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return to_jsonable(asdict(value))
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _print_state(state: dict[str, Any]) -> None:
+    for key, value in state.items():
+        text = value if isinstance(value, str) else json.dumps(to_jsonable(value), ensure_ascii=False)
+        print(f"{key}: {text}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

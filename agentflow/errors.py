@@ -1,0 +1,99 @@
+"""The whole exception hierarchy of agentflow.
+
+Every error says what went wrong, where, and what would be valid. Third-party exceptions are
+translated into these in the one module that imports the library they come from.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+
+class AgentflowError(Exception):
+    """Root of every error agentflow raises on purpose."""
+
+
+class ConfigError(AgentflowError):
+    """A setting is missing or invalid (a profile, an alias, a service that is not configured)."""
+
+
+class GraphBuildError(AgentflowError):
+    """A flow cannot be compiled: the message names the step and what would be valid."""
+
+    def __init__(self, message: str, *, step: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+class SpecError(AgentflowError):
+    """A YAML workflow is invalid at a known file, line and YAML path."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        path: str | None = None,
+    ) -> None:
+        where = ""
+        if file is not None:
+            where = file
+            if line is not None:
+                where += f":{line}"
+                if column is not None:
+                    where += f":{column}"
+        if path:
+            where = f"{where} ({path})" if where else f"({path})"
+        super().__init__(f"{where}: {message}" if where else message)
+        self.file, self.line, self.column, self.path = file, line, column, path
+        self.detail = message
+
+
+class NodeError(AgentflowError):
+    """A node failed while running. Raised ``from`` the original exception.
+
+    ``result`` holds the partial :class:`~agentflow.graph.result.RunResult` of the failed run when
+    the failure ended a run (loop outcomes with stop reason ``error``, finished nodes, errors).
+    """
+
+    def __init__(self, message: str, *, node: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+        self.run_id = run_id
+        self.result: Any = None
+
+
+class RouteError(NodeError):
+    """A route produced a label that has no case and no default."""
+
+
+class InputError(AgentflowError):
+    """The input given to a run does not fit the flow's state schema or declared inputs."""
+
+
+class ModelError(AgentflowError):
+    """A model call failed: timeout, provider unavailable, or output that does not validate."""
+
+
+class RetrievalError(AgentflowError):
+    """Ingestion or search failed (store unavailable, bad collection, unreadable file)."""
+
+
+class CheckFailed(AgentflowError):
+    """A check with severity ``fail`` did not pass."""
+
+
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest option, or an empty string."""
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def known(options: Iterable[str]) -> str:
+    """Format a set of valid names for a message: ``'a', 'b', 'c'`` (or ``none``)."""
+    names = sorted(set(options))
+    return ", ".join(repr(n) for n in names) if names else "none"
