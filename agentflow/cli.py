@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"agentflow {_version()}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_run(sub)
+    _add_validate(sub)
+    _add_graph(sub)
+    _add_schema(sub)
     return parser
 
 
@@ -64,9 +67,10 @@ def _add_run(sub: Any) -> None:
     p = sub.add_parser(
         "run",
         help="run a workflow",
-        description="Run a workflow given as module:attr (a Flow, or a function returning one).",
+        description="Run a workflow: a YAML file, or module:attr (a Flow, or a function "
+        "returning one).",
     )
-    p.add_argument("target", help="the workflow: module:attr (e.g. examples.hello.flow:flow)")
+    p.add_argument("target", help="graphs/agentic_rag.yaml, or module:attr")
     p.add_argument("-i", "--input", action="append", default=[], metavar="KEY=VALUE",
                    help="an input field (repeatable); VALUE is parsed as JSON when it is JSON")
     p.add_argument("--input-json", metavar="JSON|@FILE",
@@ -78,7 +82,108 @@ def _add_run(sub: Any) -> None:
                    help="SQLite file for durable runs; with --resume, continue a failed run")
     p.add_argument("--resume", action="store_true", help="resume the failed run of --thread-id")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    _add_spec_options(p)
     p.set_defaults(handler=cmd_run)
+
+
+def _add_spec_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="DOTTED.PATH=VALUE",
+                   dest="overrides", help="override a field of a YAML workflow for this run "
+                   "(e.g. collections.knowledge.source=./my-docs)")
+    p.add_argument("--allow-module", action="append", default=[], metavar="MODULE",
+                   help="let the workflow use node types and python functions from MODULE")
+
+
+def _add_validate(sub: Any) -> None:
+    p = sub.add_parser("validate", help="check a YAML workflow without running it",
+                       description="Check a YAML workflow: schema, node types, names, the graph.")
+    p.add_argument("file")
+    _add_spec_options(p)
+    p.set_defaults(handler=cmd_validate)
+
+
+def _add_graph(sub: Any) -> None:
+    p = sub.add_parser("graph", help="draw a workflow (Mermaid or SVG), offline",
+                       description="Draw a workflow's declared graph.")
+    p.add_argument("file", help="a YAML workflow, or module:attr")
+    p.add_argument("--format", choices=("mermaid", "svg"), default="mermaid")
+    p.add_argument("-o", "--out", help="write to this file instead of stdout")
+    _add_spec_options(p)
+    p.set_defaults(handler=cmd_graph)
+
+
+def _add_schema(sub: Any) -> None:
+    p = sub.add_parser("schema", help="print the JSON Schema of YAML workflows",
+                       description="Print the JSON Schema that editors use to check workflows.")
+    p.add_argument("-o", "--out", help="write to this file instead of stdout")
+    p.add_argument("--allow-module", action="append", default=[], metavar="MODULE",
+                   help="include node types registered by MODULE")
+    p.set_defaults(handler=cmd_schema)
+
+
+def _is_yaml(target: str) -> bool:
+    return target.endswith((".yaml", ".yml"))
+
+
+def load_target(args: argparse.Namespace) -> Any:
+    """The Flow of a YAML file or a module:attr, with the user's allowed modules loaded."""
+    from agentflow.nodes.python import allow_modules
+    from agentflow.spec.load import import_allowed, load_workflow
+
+    allowed = list(getattr(args, "allow_module", []))
+    allow_modules(allowed)
+    import_allowed(allowed)
+    target = getattr(args, "target", None) or args.file
+    if _is_yaml(target):
+        return load_workflow(target, overrides=getattr(args, "overrides", [])).flow
+    return load_flow(target)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from agentflow.errors import GraphBuildError, SpecError
+
+    try:
+        flow = load_target(args)
+    except (GraphBuildError, SpecError) as exc:
+        print(f"agentflow: {exc}", file=sys.stderr)
+        return EXIT_BUILD
+    compiled = flow.compile()
+    nodes = sum(1 for u in compiled.units.values() if u.kind == "node")
+    print(f"{args.file}: ok ({flow.name}: {nodes} nodes, inputs: {', '.join(compiled.inputs)})")
+    return EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from agentflow.errors import GraphBuildError, SpecError
+    from agentflow.spec.diagram import to_mermaid, to_svg
+
+    try:
+        flow = load_target(args)
+    except (GraphBuildError, SpecError) as exc:
+        print(f"agentflow: {exc}", file=sys.stderr)
+        return EXIT_BUILD
+    structure = flow.compile().structure
+    text = to_svg(structure) if args.format == "svg" else to_mermaid(structure)
+    _write(text, args.out)
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from agentflow.nodes import load_builtins
+    from agentflow.spec.load import import_allowed
+    from agentflow.spec.model import json_schema
+
+    load_builtins()
+    import_allowed(args.allow_module)
+    _write(json.dumps(json_schema(), indent=2) + "\n", args.out)
+    return EXIT_OK
+
+
+def _write(text: str, out: str | None) -> None:
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
 
 
 def parse_inputs(pairs: Sequence[str], raw_json: str | None) -> dict[str, Any]:
@@ -138,7 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     inputs = parse_inputs(args.input, args.input_json)
     try:
-        flow = load_flow(args.target)
+        flow = load_target(args)
         flow.compile()
     except (GraphBuildError, SpecError) as exc:
         print(f"agentflow: workflow does not build: {exc}", file=sys.stderr)

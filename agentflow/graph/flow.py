@@ -17,7 +17,7 @@ from agentflow.graph.compile import Analysis, Builder, UnitInfo, check_flow
 from agentflow.graph.result import RunResult
 from agentflow.graph.runtime import Position, Runtime, current
 from agentflow.graph.state import StateSchema
-from agentflow.graph.steps import NodeStep, Sequence, Step, StepLike, as_step, sequence
+from agentflow.graph.steps import NodeStep, Sequence, Step, StepLike, as_step, describe, sequence
 from agentflow.nodes.context import Services
 from agentflow.tracing.events import Event, TraceHook
 
@@ -36,6 +36,8 @@ class CompiledFlow:
     graph: Any
     units: dict[str, UnitInfo]
     edges: dict[str, set[str]]
+    structure: dict[str, Any]
+    """The declared graph as plain data (see :func:`agentflow.graph.steps.describe`)."""
 
 
 class Flow:
@@ -112,7 +114,19 @@ class Flow:
             graph=graph_builder.compile(),
             units=analysis.units,
             edges=dict(analysis.edges),
+            structure={"flow": self.name, "description": self.description,
+                       "inputs": list(inputs), "steps": describe(self.steps, declared)},
         )
+
+    def to_yaml(self) -> str:
+        """This flow as a YAML workflow (its node types must be registered; see ``agentflow.spec``).
+
+        Loading the YAML gives the same flow: same nodes, configs, shapes and state fields.
+        """
+        from agentflow.spec.build import flow_to_spec  # the YAML view sits above the engine
+        from agentflow.spec.yamlio import dump
+
+        return "# yaml-language-server: $schema=schema.json\n" + dump(flow_to_spec(self))
 
     # run ------------------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, Any] | None = None, /, **options: Any) -> RunResult:
@@ -192,7 +206,7 @@ class Flow:
         rt.emit(Event(kind="run_started", run_id=run_id, span_id=run_id, parent_id=None,
                       name=self.name, step_type="flow",
                       data={"inputs": dict(values or {}), "thread_id": rt.thread_id,
-                            "resume": resume}))
+                            "resume": resume, "graph": compiled.structure}))
         config: dict[str, Any] = {"recursion_limit": RECURSION_LIMIT}
         try:
             async with _graph(compiled, checkpointer) as graph:

@@ -132,6 +132,46 @@ class Map(Step):
 StepLike = Step | str | NodeType
 
 
+def describe(step: Step, nodes: Mapping[str, NodeStep] | None = None) -> dict[str, Any]:
+    """The declared structure of a step as plain data (for traces, the UI and diagrams).
+
+    Call it on a compiled flow's steps, so that every composite has its name.
+    """
+    nodes = nodes or {}
+    if isinstance(step, Ref):
+        step = nodes.get(step.name, step)
+        if isinstance(step, Ref):
+            return {"kind": "node", "name": step.name, "type": "?"}
+    if isinstance(step, NodeStep):
+        return {"kind": "node", "name": step.name, "type": step.type.name,
+                "reads": list(step.reads), "writes": list(step.writes),
+                "config": step.config.model_dump(mode="json", exclude_defaults=True)}
+    if isinstance(step, Sequence):
+        return {"kind": "sequence", "name": step.name, "steps": [describe(s, nodes) for s in step.steps]}
+    if isinstance(step, Route):
+        cases = {k: describe(v, nodes) for k, v in step.cases.items() if v is not None}
+        return {"kind": "route", "name": step.name,
+                "on": step.on if isinstance(step.on, str) else _callable_name(step.on),
+                "cases": cases,
+                "default": describe(step.default, nodes) if step.default is not None else None}
+    if isinstance(step, Loop):
+        return {"kind": "loop", "name": step.name, "max_iterations": step.max_iterations,
+                "until": step.until if isinstance(step.until, str) else _callable_name(step.until),
+                "body": describe(step.body, nodes)}
+    if isinstance(step, Parallel):
+        return {"kind": "parallel", "name": step.name,
+                "branches": [describe(b, nodes) for b in step.branches]}
+    if isinstance(step, Map):
+        return {"kind": "map", "name": step.name, "over": step.over, "item": step.item,
+                "max_concurrency": step.max_concurrency, "on_error": step.on_error,
+                "into": step.into, "node": describe(step.node, nodes)}
+    raise TypeError(f"not a step: {step!r}")
+
+
+def _callable_name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
 def as_step(value: StepLike | None) -> Step | None:
     """Coerce a string to a :class:`Ref` and a bare node type to a node with its defaults."""
     if value is None or isinstance(value, Step):

@@ -1,0 +1,83 @@
+"""The ``python`` node: call a user's function, from a module the user allowed explicitly.
+
+A workflow names the function (``module.path:function``); agentflow imports it only when the
+module is on the allowlist (``agentflow run --allow-module`` or ``python.allow`` in
+``agentflow.yaml``). A workflow file alone can never make agentflow import code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from agentflow.errors import ConfigError, NodeError, known
+from agentflow.nodes.context import RunContext
+from agentflow.nodes.registry import NodeConfig, node
+
+_ALLOWED: set[str] = set()
+
+
+def allow_modules(names: Iterable[str]) -> None:
+    """Allow ``python`` nodes to call functions from these modules (and their submodules)."""
+    _ALLOWED.update(n.strip() for n in names if n.strip())
+
+
+def allowed_modules() -> list[str]:
+    return sorted(_ALLOWED)
+
+
+def is_allowed(module: str) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in _ALLOWED)
+
+
+class PythonConfig(NodeConfig):
+    function: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    """The function to call, as module.path:function; its module must be allowed."""
+    reads: list[str] = []
+    """The state fields the function reads."""
+    writes: list[str] = []
+    """The state fields the function may return."""
+
+    @field_validator("function")
+    @classmethod
+    def _module_allowed(cls, value: str) -> str:
+        module = value.partition(":")[0]
+        if not is_allowed(module):
+            raise ValueError(
+                f"module {module!r} is not allowed for python nodes; allow it with "
+                f"`--allow-module {module}` or `python: {{allow: [{module}]}}` in agentflow.yaml "
+                f"(allowed now: {known(_ALLOWED)})"
+            )
+        return value
+
+
+def resolve(function: str) -> Callable[..., Any]:
+    module_name, _, attr = function.partition(":")
+    if not is_allowed(module_name):
+        raise ConfigError(f"module {module_name!r} is not allowed for python nodes")
+    module = importlib.import_module(module_name)
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ConfigError(f"{function}: {module_name!r} has no function {attr!r}")
+    return fn
+
+
+@node("python", reads=lambda c: tuple(c.reads), writes=lambda c: tuple(c.writes))
+async def python(state: Any, cfg: PythonConfig, ctx: RunContext) -> dict[str, Any]:
+    """Call ``function(inputs)`` with the fields it reads (a dict); it returns the fields it writes.
+
+    The function may be sync or async.
+    """
+    fn = resolve(cfg.function)
+    get = state.get if isinstance(state, dict) else lambda k: getattr(state, k, None)
+    result = fn({k: get(k) for k in cfg.reads})
+    if inspect.isawaitable(result):
+        result = await result
+    if not isinstance(result, dict):
+        raise NodeError(f"{cfg.function} returned {type(result).__name__}, expected a dict of "
+                        f"the fields it writes ({known(cfg.writes)})", node=ctx.node)
+    return result

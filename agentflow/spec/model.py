@@ -1,0 +1,221 @@
+"""``WorkflowSpec``: the Pydantic model of a YAML workflow, and the JSON Schema editors use.
+
+The node part is a discriminated union on ``type`` built from the node registry: every registered
+node type contributes its config model, so the schema documents every node's fields.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
+from typing_extensions import TypeAliasType
+
+from agentflow.nodes.registry import NodeRegistry, NodeType, registry
+
+SPEC_VERSIONS = (1,)
+FieldType = Literal["string", "integer", "number", "boolean", "list", "object", "any"]
+Reducer = Literal["replace", "append", "merge", "messages"]
+STEP_KINDS = ("route", "loop", "parallel", "map")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class FieldSpec(_Strict):
+    """A field of the workflow's state."""
+
+    type: FieldType = "any"
+    description: str = ""
+    default: Any = None
+    """The value a run starts with when the field is not given (inputs without one are required)."""
+    required: bool | None = None
+    """Inputs only: whether a run must give it (default: when it has no default)."""
+    reducer: Reducer = "replace"
+    """How writes from parallel branches or map items combine: replace, append (lists), merge
+    (dicts) or messages (chat history, LangGraph's add_messages)."""
+
+
+class ChunkingSpec(_Strict):
+    strategy: Literal["tokens", "markdown", "sentences"] = "markdown"
+    size: int = Field(300, ge=20, le=8192)
+    """Target chunk size in tokens."""
+    overlap: int = Field(40, ge=0, le=2048)
+
+
+class CollectionSpec(_Strict):
+    """A collection of documents the workflow searches, and where its documents come from."""
+
+    source: str | list[str]
+    """A file, a folder or a glob (or a list of them), relative to the workflow file."""
+    chunking: ChunkingSpec = Field(default_factory=ChunkingSpec)
+    embedder: str = "embed"
+    """The model alias of the dense embedder."""
+    store: str | None = None
+    """A Qdrant URL; the embedded store under .agentflow/ when omitted."""
+
+
+class ModelsSpec(_Strict):
+    profile: str | None = None
+    """The model profile (offline, openai, anthropic, ollama, self-hosted or one of yours)."""
+
+
+# flow steps -------------------------------------------------------------------------------------
+class RouteBody(_Strict):
+    on: str
+    """The state field whose value picks the case."""
+    cases: dict[str, StepSpec | None]
+    default: StepSpec | None = None
+    name: str | None = None
+
+
+class LoopBody(_Strict):
+    body: StepSpec
+    until: str
+    """A state field: the loop stops when it is truthy (or has `passed: true`)."""
+    max_iterations: int = Field(ge=1, le=1000)
+    """Required: loops are bounded."""
+    name: str | None = None
+
+
+class ParallelBody(_Strict):
+    branches: list[StepSpec] = Field(min_length=1)
+    name: str | None = None
+
+
+class MapBody(_Strict):
+    over: str
+    """The list field to map over."""
+    node: StepSpec
+    item: str = "item"
+    """The field each run sees its element in."""
+    max_concurrency: int | None = Field(None, ge=1)
+    on_error: Literal["fail_fast", "continue", "collect"] = "fail_fast"
+    into: str | None = None
+    errors: str | None = None
+    name: str | None = None
+
+
+class RouteStep(_Strict):
+    route: RouteBody
+
+
+class LoopStep(_Strict):
+    loop: LoopBody
+
+
+def _parallel_form(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "branches"
+    if isinstance(value, (dict, ParallelBody)):
+        return "body"
+    return None
+
+
+class ParallelStep(_Strict):
+    parallel: Annotated[
+        Union[Annotated[list[StepSpec], Tag("branches")], Annotated[ParallelBody, Tag("body")]],
+        Discriminator(_parallel_form, custom_error_type="invalid_parallel",
+                      custom_error_message="parallel takes a list of branches, or a mapping "
+                      "with branches (and a name)"),
+    ]
+
+
+class MapStep(_Strict):
+    map: MapBody
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "node"
+    if isinstance(value, list):
+        return "sequence"
+    if isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        return key if key in STEP_KINDS else None
+    if isinstance(value, BaseModel):
+        return {RouteStep: "route", LoopStep: "loop", ParallelStep: "parallel",
+                MapStep: "map"}.get(type(value))
+    return None
+
+
+StepSpec = TypeAliasType(
+    "StepSpec",
+    Annotated[
+    Union[
+        Annotated[str, Tag("node")],
+        Annotated[list["StepSpec"], Tag("sequence")],
+        Annotated[RouteStep, Tag("route")],
+        Annotated[LoopStep, Tag("loop")],
+        Annotated[ParallelStep, Tag("parallel")],
+        Annotated[MapStep, Tag("map")],
+    ],
+    Discriminator(
+        _step_kind,
+        custom_error_type="invalid_step",
+        custom_error_message="a step is a node name, a list of steps, or a mapping with one key: "
+        "route, loop, parallel or map",
+    ),
+    ],
+)
+
+for _model in (RouteBody, LoopBody, ParallelBody, MapBody, ParallelStep):
+    _model.model_rebuild()
+
+
+# the workflow -----------------------------------------------------------------------------------
+class WorkflowBase(_Strict):
+    version: Literal[1]
+    """The spec version; 1 is the only one so far."""
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    description: str = ""
+    inputs: dict[str, FieldSpec] = Field(default_factory=dict)
+    outputs: list[str] = Field(default_factory=list)
+    """The fields `--output json` prints (all fields when empty)."""
+    state: dict[str, FieldSpec] = Field(default_factory=dict)
+    """Other state fields that need a type, default or reducer; fields nodes write are added."""
+    models: ModelsSpec = Field(default_factory=ModelsSpec)
+    collections: dict[str, CollectionSpec] = Field(default_factory=dict)
+    flow: StepSpec
+
+
+def node_model(node_type: NodeType) -> type[BaseModel]:
+    """The YAML form of a node type: its config plus ``type``."""
+    title = "".join(p.capitalize() for p in node_type.name.replace("-", "_").split("_")) + "Node"
+    model = create_model(
+        title,
+        __base__=node_type.config,
+        type=(Literal[node_type.name], Field(description=node_type.description or None)),  # type: ignore[valid-type]
+    )
+    model.__doc__ = node_type.description or f"A node of type {node_type.name!r}."
+    return model
+
+
+def workflow_model(reg: NodeRegistry | None = None) -> type[WorkflowBase]:
+    """``WorkflowSpec`` for the node types registered now (cached per set of types)."""
+    reg = reg or registry
+    return _workflow_model(reg, tuple(t.name for t in reg))
+
+
+@lru_cache(maxsize=16)
+def _workflow_model(reg: NodeRegistry, names: tuple[str, ...]) -> type[WorkflowBase]:
+    models = [node_model(reg.get(n)) for n in sorted(names)]
+    if not models:
+        node_union: Any = dict[str, Any]
+    else:
+        union = Union[tuple(models)] if len(models) > 1 else models[0]  # type: ignore[valid-type]
+        node_union = dict[str, Annotated[union, Field(discriminator="type")]]  # type: ignore[valid-type]
+    return create_model(
+        "WorkflowSpec",
+        __base__=WorkflowBase,
+        nodes=(node_union, Field(default_factory=dict)),
+    )
+
+
+def json_schema(reg: NodeRegistry | None = None) -> dict[str, Any]:
+    schema = workflow_model(reg).model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "agentflow workflow"
+    return schema
