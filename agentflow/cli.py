@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_graph(sub)
     _add_schema(sub)
+    from agentflow.tracing import cli as traces_cli
+    from agentflow.ui import cli as ui_cli
+
+    traces_cli.add_parser(sub)
+    ui_cli.add_parser(sub)
     return parser
 
 
@@ -249,10 +254,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"agentflow: workflow does not build: {exc}", file=sys.stderr)
         return EXIT_BUILD
     progress = None if args.quiet else _Progress()
+    hooks: list[Any] = [progress] if progress else []
+    hooks += _trace_hooks()
     try:
         result = flow.run(
             None if args.resume else inputs,
-            hooks=[progress] if progress else [],
+            hooks=hooks,
             thread_id=args.thread_id,
             checkpointer=args.checkpoint,
             resume=args.resume,
@@ -261,17 +268,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"agentflow: bad input: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except AgentflowError as exc:
+        _flush_traces()
         print(f"agentflow: run failed: {exc}", file=sys.stderr)
         if args.output == "json":
             partial = getattr(exc, "result", None)
             state = partial.state if partial is not None else {}
             print(json.dumps({"status": "error", "error": str(exc), "state": to_jsonable(state)}))
         return EXIT_FAILED
+    _flush_traces()
     if args.output == "json":
         print(json.dumps(to_jsonable(result.state), ensure_ascii=False))
     else:
         _print_state(result.state)
     return EXIT_OK
+
+
+def _trace_hooks() -> list[Any]:
+    """The default trace store (.agentflow/traces.db); a run goes on untraced if it cannot open."""
+    from agentflow.errors import ConfigError
+    from agentflow.tracing import default_hooks
+
+    try:
+        return list(default_hooks())
+    except ConfigError as exc:
+        print(f"agentflow: warning: tracing is off for this run: {exc}", file=sys.stderr)
+        return []
+
+
+def _flush_traces() -> None:
+    from agentflow.tracing import flush_default_hooks
+
+    flush_default_hooks()
 
 
 class _Progress:

@@ -17,6 +17,7 @@ import json
 import operator
 import platform
 import statistics
+from collections import deque
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -40,13 +41,19 @@ class FanState(TypedDict, total=False):
 
 
 class CountingHook:
-    """A tracing hook that keeps every event, as a trace store's buffer would."""
+    """A tracing hook that buffers every event, as a trace store's write buffer would.
+
+    The buffer is bounded (a store flushes it in batches), so the benchmark does not measure a
+    memory leak.
+    """
 
     def __init__(self) -> None:
-        self.events: list[Event] = []
+        self.events: deque[Event] = deque(maxlen=4096)
+        self.count = 0
 
     def on_event(self, *, event: Event, **kwargs: Any) -> None:
         self.events.append(event)
+        self.count += 1
 
 
 # agentflow node types --------------------------------------------------------------------------

@@ -1,0 +1,348 @@
+"""The SQLite trace store: every run and its spans in ``.agentflow/traces.db``.
+
+Writes happen on the store's own thread, in batches, inside one ``BEGIN IMMEDIATE`` transaction
+each, on a database in WAL mode: runs in many threads and processes can share one file, readers
+(the UI, ``agentflow traces``) never block writers, and a batch is either fully there or not.
+
+A span is written when it starts (unless it also finished within the same batch, then it is written
+once, complete), so a run that crashes leaves its open spans behind. A run the store saw start
+and never finish is marked ``incomplete`` when the store closes; a process killed outright leaves
+``running`` behind, which readers show as ``incomplete`` once its process is gone or its heartbeat
+is stale (see :mod:`agentflow.tracing.query`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentflow.errors import ConfigError
+from agentflow.tracing.buffer import BackgroundSink, log
+from agentflow.tracing.events import Event
+from agentflow.tracing.sanitize import Sanitizer
+from agentflow.tracing.spans import SpanAssembler, SpanRecord, summarize, total_tokens
+
+SCHEMA_VERSION = 1
+HEARTBEAT_S = 5.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      TEXT PRIMARY KEY,
+    workflow    TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    started     REAL NOT NULL,
+    ended       REAL,
+    duration_s  REAL,
+    error       TEXT,
+    thread_id   TEXT,
+    inputs      TEXT,
+    output      TEXT,
+    graph       TEXT,
+    spans       INTEGER NOT NULL DEFAULT 0,
+    nodes       INTEGER NOT NULL DEFAULT 0,
+    errors      INTEGER NOT NULL DEFAULT 0,
+    model_calls INTEGER NOT NULL DEFAULT 0,
+    tokens      INTEGER NOT NULL DEFAULT 0,
+    cost        REAL,
+    host        TEXT,
+    pid         INTEGER,
+    heartbeat   REAL
+);
+CREATE INDEX IF NOT EXISTS runs_by_started ON runs (started);
+CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs (workflow, started);
+CREATE TABLE IF NOT EXISTS spans (
+    run_id      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    span_id     TEXT NOT NULL,
+    parent_id   TEXT,
+    kind        TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    step_type   TEXT,
+    start       REAL NOT NULL,
+    end         REAL,
+    status      TEXT NOT NULL,
+    error       TEXT,
+    branch      INTEGER,
+    pass_index  INTEGER,
+    item_index  INTEGER,
+    summary     TEXT,
+    data        TEXT,
+    PRIMARY KEY (run_id, seq)
+);
+"""
+
+_SPAN_COLUMNS = ("run_id", "seq", "span_id", "parent_id", "kind", "name", "step_type", "start",
+                 "end", "status", "error", "summary", "data", "branch", "pass_index", "item_index")
+_INSERT_SPAN = (f"INSERT OR IGNORE INTO spans ({', '.join(_SPAN_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_SPAN_COLUMNS))})")
+_FINISH_SPAN = ("UPDATE spans SET end = ?, status = ?, error = ?, summary = ?, data = ? "
+                "WHERE run_id = ? AND seq = ?")
+
+
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def connect(path: str | Path, *, timeout: float = 30.0) -> sqlite3.Connection:
+    """A connection to a trace database in WAL mode, its schema created if missing."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            conn.execute("BEGIN IMMEDIATE")  # one process creates the schema, the others wait
+            for statement in filter(str.strip, SCHEMA.split(";")):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(
+            f"cannot open the trace store {str(path)!r}: {exc}; set AGENTFLOW_TRACES_DB to a "
+            "writable file, or AGENTFLOW_TRACES=off to run without traces"
+        ) from exc
+    return conn
+
+
+@dataclass(slots=True)
+class _RunStats:
+    spans: int = 0
+    nodes: int = 0
+    errors: int = 0
+    model_calls: int = 0
+    tokens: int = 0
+    cost: float | None = None
+    dirty: bool = True
+
+    def count(self, span: SpanRecord) -> None:
+        self.dirty = True
+        self.spans += 1
+        if span.kind == "node":
+            self.nodes += 1
+        if span.status == "error" and span.kind in ("node", "model_call", "retrieval", "check"):
+            self.errors += 1
+        if span.kind == "model_call":
+            self.model_calls += 1
+            self.tokens += total_tokens(span.data.get("tokens")) or 0
+            cost = span.data.get("cost")
+            if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+                self.cost = (self.cost or 0.0) + float(cost)
+
+
+class SQLiteTraceStore(BackgroundSink):
+    """A trace hook that records runs in a SQLite file (WAL), in batches, off the hot path.
+
+    >>> store = SQLiteTraceStore(".agentflow/traces.db")
+    >>> await flow.arun(inputs, hooks=[store])
+    >>> store.close()  # or store.flush() to wait for the writes and keep going
+
+    One store serves any number of concurrent runs; any number of stores (in threads or processes)
+    may write the same file. Payloads are redacted and capped by ``sanitizer``
+    (see :class:`~agentflow.tracing.sanitize.Sanitizer`).
+    """
+
+    def __init__(
+        self,
+        path: str | Path = ".agentflow/traces.db",
+        *,
+        sanitizer: Sanitizer | None = None,
+        flush_interval: float = 0.1,
+        batch_size: int = 2_000,
+    ) -> None:
+        self.path = Path(path)
+        self.sanitizer = sanitizer or Sanitizer()
+        self._conn = connect(self.path)  # fails here, in the caller, when the file is unusable
+        self._assembler = SpanAssembler()
+        self._written: dict[tuple[str, str], tuple[int, SpanRecord]] = {}
+        self._seq: dict[str, int] = {}
+        self._stats: dict[str, _RunStats] = {}
+        self._active: set[str] = set()
+        self._host, self._pid = socket.gethostname(), os.getpid()
+        self._last_beat = 0.0
+        super().__init__(flush_interval=flush_interval, batch_size=batch_size,
+                         name="agentflow-trace-store")
+
+    def __repr__(self) -> str:
+        return f"SQLiteTraceStore({str(self.path)!r})"
+
+    # batches ----------------------------------------------------------------------------------
+    def process(self, events: list[Event]) -> None:
+        runs: list[tuple[str, tuple[Any, ...]]] = []
+        pending: dict[tuple[str, str], tuple[int, SpanRecord]] = {}
+        singles: list[tuple[int, SpanRecord]] = []
+        finished: list[tuple[int, SpanRecord]] = []
+        ended: list[str] = []
+        for event in events:
+            if event.kind == "run_started":
+                runs.append(self._run_started(event))
+                continue
+            if event.kind == "run_finished":
+                runs.append(self._run_finished(event))
+                ended.append(event.run_id)
+                continue
+            span, was_open = self._assembler.add(event)
+            key = (span.run_id, span.span_id)
+            if span.end is None:
+                pending[key] = (self._next_seq(span.run_id), span)
+                continue
+            self._stats.setdefault(span.run_id, _RunStats()).count(span)
+            if was_open and key in pending:
+                continue  # opened and closed in this batch: inserted once, complete
+            if was_open and key in self._written:
+                finished.append(self._written.pop(key))
+            else:
+                singles.append((self._next_seq(span.run_id), span))
+        for key, (seq, span) in pending.items():
+            if span.end is None:
+                self._written[key] = (seq, span)
+        self._write(runs, [*pending.values(), *singles], finished)
+        for run_id in ended:
+            self._forget(run_id)
+
+    def _forget(self, run_id: str) -> None:
+        """Drop the bookkeeping of a finished run."""
+        self._seq.pop(run_id, None)
+        self._stats.pop(run_id, None)
+        self._assembler.forget(run_id)
+        for key in [k for k in self._written if k[0] == run_id]:
+            del self._written[key]
+
+    def _next_seq(self, run_id: str) -> int:
+        n = self._seq.get(run_id, 0)
+        self._seq[run_id] = n + 1
+        return n
+
+    def _run_started(self, event: Event) -> tuple[str, tuple[Any, ...]]:
+        self._active.add(event.run_id)
+        self._stats[event.run_id] = _RunStats()
+        dumps = self.sanitizer.dumps
+        return (
+            "INSERT INTO runs (run_id, workflow, status, started, thread_id, inputs, graph, host, "
+            "pid, heartbeat) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id) DO NOTHING",
+            (event.run_id, event.name, event.time, event.data.get("thread_id"),
+             dumps(event.data.get("inputs", {})), dumps(event.data.get("graph")),
+             self._host, self._pid, time.time()),
+        )
+
+    def _run_finished(self, event: Event) -> tuple[str, tuple[Any, ...]]:
+        run_id = event.run_id
+        self._active.discard(run_id)
+        state = event.data.get("state")
+        return (
+            "INSERT INTO runs (run_id, workflow, status, started, ended, duration_s, error, output,"
+            " heartbeat) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+            "status = excluded.status, ended = excluded.ended, "
+            "duration_s = excluded.ended - runs.started, error = excluded.error, "
+            "output = excluded.output, heartbeat = excluded.heartbeat",
+            (run_id, event.name, event.status or "ok", event.time, event.time,
+             self.sanitizer.text(event.error) if event.error else None,
+             self.sanitizer.dumps(state) if state is not None else None, time.time()),
+        )
+
+    def _payload(self, span: SpanRecord) -> tuple[str | None, str, str]:
+        """The span's error, summary and data as stored: redacted and capped.
+
+        The summary holds a few of the data's values under fixed keys: when the data needs no
+        redaction neither does the summary, else the summary is taken from the redacted data.
+        """
+        s = self.sanitizer
+        error = s.text(span.error) if span.error else None
+        if not span.data:
+            return error, "{}", "{}"
+        data = s.dumps_if_clean(span.data)
+        if data is not None:
+            summary = span.summary()
+            try:
+                return error, _json(summary) if summary else "{}", data
+            except ValueError:  # NaN in the summary: the careful path below turns it into text
+                pass
+        cleaned = s.clean(span.data)
+        summary = summarize(span.kind, cleaned) if isinstance(cleaned, dict) else {}
+        return error, s.dumps(summary, cleaned=True), s.dumps(cleaned, cleaned=True)
+
+    def _span_row(self, seq: int, span: SpanRecord) -> tuple[Any, ...]:
+        return (span.run_id, seq, span.span_id, span.parent_id, span.kind, span.name,
+                span.step_type, span.start, span.end, span.status, *self._payload(span),
+                span.branch, span.pass_index, span.item_index)
+
+    def _write(self, runs: list[tuple[str, tuple[Any, ...]]],
+               inserts: list[tuple[int, SpanRecord]], finished: list[tuple[int, SpanRecord]]) -> None:
+        rows = [self._span_row(seq, span) for seq, span in inserts]
+        updates = [(span.end, span.status, *self._payload(span), span.run_id, seq)
+                   for seq, span in finished]
+        stats = self._dirty_stats()
+
+        def write(conn: sqlite3.Connection) -> None:
+            for sql, params in runs:
+                conn.execute(sql, params)
+            conn.executemany(_INSERT_SPAN, rows)
+            conn.executemany(_FINISH_SPAN, updates)
+            conn.executemany("UPDATE runs SET spans = ?, nodes = ?, errors = ?, model_calls = ?, "
+                             "tokens = ?, cost = ? WHERE run_id = ?", stats)
+
+        self._transaction(write)
+
+    def _dirty_stats(self) -> list[tuple[Any, ...]]:
+        out = []
+        for run_id, st in self._stats.items():
+            if st.dirty:
+                st.dirty = False
+                out.append((st.spans, st.nodes, st.errors, st.model_calls, st.tokens, st.cost,
+                            run_id))
+        return out
+
+    def _transaction(self, write: Any, attempts: int = 5) -> None:
+        conn = self._conn
+        for attempt in range(attempts):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            try:
+                write(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return
+
+    # liveness and the end -------------------------------------------------------------------
+    def tick(self) -> None:
+        now = time.time()
+        if self._active and now - self._last_beat >= HEARTBEAT_S:
+            self._last_beat = now
+            active = [(now, r) for r in self._active]
+            self._transaction(lambda c: c.executemany(
+                "UPDATE runs SET heartbeat = ? WHERE run_id = ?", active))
+
+    def finalize(self) -> None:
+        """Mark what never finished as incomplete: runs still active and their open spans."""
+        message = "incomplete: the trace store closed before the run finished"
+        stale = [(message, span.run_id, seq) for seq, span in self._written.values()
+                 if span.run_id in self._active]
+        runs = [(message, r) for r in self._active]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany("UPDATE spans SET status = 'incomplete', error = ? "
+                             "WHERE run_id = ? AND seq = ? AND end IS NULL", stale)
+            conn.executemany("UPDATE runs SET status = 'incomplete', error = ? "
+                             "WHERE run_id = ? AND status = 'running'", runs)
+
+        if stale or runs:
+            log.warning("trace store %s: %d run(s) did not finish; stored as incomplete",
+                        self.path, len(runs))
+            self._transaction(write)
+        self._active.clear()
+        self._conn.close()

@@ -1,0 +1,97 @@
+"""Redaction and capping: what a trace may keep."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from agentflow.documents import Chunk
+from agentflow.tracing.sanitize import REDACTED, Sanitizer, secret_env_values
+
+
+def test_secret_keys_and_auth_headers_are_redacted_but_token_counts_are_kept() -> None:
+    s = Sanitizer(secrets=())
+    cleaned = s.clean({
+        "api_key": "abc", "OPENAI_API_KEY": "abc", "Authorization": "Bearer xyz", "password": "pw",
+        "headers": {"X-Api-Key": "k", "Content-Type": "application/json", "x-goog-token": "t"},
+        "tokens": {"prompt_tokens": 12, "completion_tokens": 3}, "max_tokens": 256, "token": "t",
+        "nested": [{"client_secret": "s", "keep": "me"}],
+    })
+    assert cleaned["api_key"] == cleaned["Authorization"] == cleaned["password"] == REDACTED
+    assert cleaned["token"] == cleaned["OPENAI_API_KEY"] == REDACTED
+    assert cleaned["headers"] == {"X-Api-Key": REDACTED, "Content-Type": "application/json",
+                                  "x-goog-token": REDACTED}
+    assert cleaned["tokens"] == {"prompt_tokens": 12, "completion_tokens": 3}
+    assert cleaned["max_tokens"] == 256
+    assert cleaned["nested"] == [{"client_secret": REDACTED, "keep": "me"}]
+
+
+def test_credentials_inside_text_are_redacted_wherever_they_appear() -> None:
+    s = Sanitizer(secrets=())
+    text = ("failed with sk-proj-abcdefghijklmnop1234 and header Authorization: Bearer "
+            "eyJhbGciOiJIUzI1NiJ9.payload and AKIAABCDEFGHIJKLMNOP, hf_" + "a" * 34)
+    out = s.text(text)
+    assert "abcdefghijklmnop1234" not in out and "eyJhbGci" not in out
+    assert "AKIAABCDEFGHIJKLMNOP" not in out and "hf_aaaa" not in out
+    assert out.count(REDACTED) == 4 and out.startswith("failed with [REDACTED] and header")
+
+
+def test_values_of_secret_environment_variables_are_redacted_verbatim() -> None:
+    env = {"MY_SERVICE_TOKEN": "plain-looking-value-42", "HOME": "/root", "SHORT_KEY": "abc"}
+    assert secret_env_values(env) == ("plain-looking-value-42",)
+    s = Sanitizer(secrets=secret_env_values(env))
+    assert s.clean({"error": "401 for plain-looking-value-42"}) == {"error": f"401 for {REDACTED}"}
+
+
+def test_models_dataclasses_and_odd_values_become_json() -> None:
+    @dataclass
+    class Point:
+        x: int
+        y: float
+
+    s = Sanitizer(secrets=())
+    out = s.clean({"chunk": Chunk(id="c1", text="t", source="a.md"), "p": Point(1, float("nan")),
+                   "b": b"\x00\x01", "set": {1}, "obj": object()})
+    assert out["chunk"]["id"] == "c1" and out["chunk"]["source"] == "a.md"
+    assert out["p"] == {"x": 1, "y": "nan"}
+    assert out["b"] == "<2 bytes>" and out["set"] == [1]
+    assert out["obj"].startswith("<object object")
+    json.dumps(out)
+
+
+def test_deep_nesting_is_cut_with_a_marker() -> None:
+    value: dict = {}
+    cur = value
+    for _ in range(40):
+        cur["a"] = {}
+        cur = cur["a"]
+    text = json.dumps(Sanitizer(max_depth=5, secrets=()).clean(value))
+    assert "nested deeper than 5" in text
+
+
+@pytest.mark.parametrize("payload", [
+    {"messages": [{"role": "user", "content": "line one\nsk-proj-abcdefghijklmnop1234"}]},
+    {"nested": {"deeper": [{"X-Api-Key": "k-123"}]}},
+    {"config": {"client_secret": {"value": "s"}}},
+    {"headers": {"X-Trace": "1", "Proxy-Authorization": "Basic dXNlcjpwYXNz"}},
+    {"error": "401: Bearer eyJhbGciOiJIUzI1NiJ9.abc rejected"},
+    {"note": "plain-looking-value-42 leaked"},
+])
+def test_whole_payloads_are_redacted_on_every_path(payload: dict) -> None:
+    s = Sanitizer(secrets=("plain-looking-value-42",))
+    text = s.dumps(payload)
+    for secret in ("abcdefghijklmnop1234", "k-123", '"s"', "dXNlcjpwYXNz", "eyJhbGci",
+                   "plain-looking-value-42"):
+        assert secret not in text
+    assert REDACTED in text
+    assert json.loads(text) == s.clean(payload)  # the fast path and the careful one agree
+
+
+def test_clean_payloads_take_the_fast_path_unchanged() -> None:
+    s = Sanitizer(secrets=())
+    payload = {"tokens": {"prompt_tokens": 3}, "max_tokens": 9, "answer": "ok [DOC 1]", "n": 1.5,
+               "chunk": Chunk(id="c", text="t")}
+    assert s.dumps_if_clean(payload) is not None
+    assert json.loads(s.dumps(payload)) == s.clean(payload)

@@ -1,0 +1,294 @@
+"""The SQLite trace store: what a run leaves behind, failures and crashes, concurrent writers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from agentflow.tracing import SQLiteTraceStore, TraceReader
+from agentflow.tracing.events import Event
+
+from .demo import API_KEY, make_flow, record_demo_runs, synthetic_events
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    path = tmp_path_factory.mktemp("traces") / "traces.db"
+    store = SQLiteTraceStore(path)
+    ids = asyncio.run(record_demo_runs(store))
+    store.close()
+    return path, ids
+
+
+def test_a_run_is_stored_with_every_span_kind_linked_to_its_parent(demo_db) -> None:
+    path, ids = demo_db
+    with TraceReader(path) as reader:
+        run = reader.run(ids["ok"], with_data=True)
+    s = run.summary
+    assert (s.workflow, s.status, s.error) == ("demo_rag", "ok", None)
+    assert (s.nodes, s.model_calls, s.tokens) == (12, 4, 573)
+    assert s.cost == pytest.approx(0.00001 + 0.00002 + 2 * 0.0021)
+    assert s.duration_s is not None and s.duration_s > 0
+    assert run.graph["flow"] == "demo_rag" and run.graph["steps"]["kind"] == "sequence"
+    assert run.inputs == {"question": "What is a loop?"} and "A loop repeats" in run.output["answer"]
+
+    kinds = {sp["kind"] for sp in run.spans}
+    assert kinds == {"node", "route", "map", "map_item", "loop", "loop_pass", "branch",
+                     "model_call", "retrieval", "check"}
+    ids_ = {sp["span_id"] for sp in run.spans} | {s.run_id}
+    assert all(sp["parent_id"] in ids_ for sp in run.spans)
+    assert all(sp["end"] is not None and sp["status"] == "ok" for sp in run.spans)
+
+    passes = [sp for sp in run.spans if sp["kind"] == "loop_pass"]
+    assert [(p["pass_index"], p["data"]["passed"], p["data"]["reason"]) for p in passes] == [
+        (1, False, "failing: citations, faithfulness"), (2, True, "all checks pass")]
+    (loop,) = [sp for sp in run.spans if sp["kind"] == "loop"]
+    assert loop["summary"] == {"max_iterations": 3, "stop_reason": "passed", "passes": 2}
+    faith = [sp for sp in run.spans if sp["kind"] == "node" and sp["name"] == "check_faithfulness"]
+    assert [(n["pass_index"], n["branch"]) for n in faith] == [(1, 1), (2, 1)]
+    (fan,) = [sp for sp in run.spans if sp["kind"] == "map"]
+    assert fan["summary"]["count"] == 3 and fan["summary"]["max_concurrency"] == 2
+    assert 1 <= fan["summary"]["max_in_flight"] <= 2
+    items = sorted(sp["item_index"] for sp in run.spans if sp["kind"] == "map_item")
+    assert items == [0, 1, 2]
+
+    calls = [sp for sp in run.spans if sp["kind"] == "model_call"]
+    answer_call = calls[-1]["data"]
+    for key in ("alias", "model", "messages", "sampling", "response", "tokens", "cost", "latency",
+                "retries", "cache_hit", "duration_s"):
+        assert key in answer_call, key
+    assert answer_call["messages"][0]["role"] == "system" and answer_call["retries"] == 1
+    assert calls[1]["summary"]["cache_hit"] is True and calls[1]["summary"]["tokens"] == 48
+    (check,) = [sp for sp in run.spans if sp["kind"] == "check" and sp["pass_index"] == 2
+                and sp["branch"] == 1]
+    assert check["parent_id"].endswith("pass:2/par:checks/branch:1/node:check_faithfulness")
+    assert check["data"]["verdict"] == "pass" and check["data"]["score"] == 0.93
+    retrievals = [sp for sp in run.spans if sp["kind"] == "retrieval"]
+    assert sorted(r["item_index"] for r in retrievals) == [0, 1, 2]
+    assert all(r["data"]["queries"] and len(r["data"]["hits"]) == 2 for r in retrievals)
+
+
+def test_secrets_never_reach_the_database_file(demo_db) -> None:
+    path, ids = demo_db
+    raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    assert API_KEY.encode() not in raw
+    assert b"Bearer sk-" not in raw
+    with TraceReader(path) as reader:
+        failed = reader.run(ids["failed"])
+        call = next(sp for sp in reader.run(ids["ok"], with_data=True).spans
+                    if sp["kind"] == "model_call")
+    assert call["data"]["api_key"] == "[REDACTED]"
+    assert call["data"]["headers"] == {"Authorization": "[REDACTED]"}
+    assert "[REDACTED]" in (failed.summary.error or "")
+
+
+def test_a_failed_run_is_stored_as_failed_with_its_failing_node(demo_db) -> None:
+    path, ids = demo_db
+    with TraceReader(path) as reader:
+        run = reader.run(ids["failed"])
+        assert [r.run_id for r in reader.runs(status="error")] == [ids["failed"]]
+    assert run.summary.status == "error" and "model unavailable" in run.summary.error
+    answer = [sp for sp in run.spans if sp["name"] == "answer" and sp["kind"] == "node"]
+    assert [a["status"] for a in answer] == ["error"]
+    (loop,) = [sp for sp in run.spans if sp["kind"] == "loop"]
+    assert loop["status"] == "error" and loop["summary"]["stop_reason"] == "error"
+    assert run.output is None and run.summary.errors == 1
+
+
+def test_runs_are_filtered_by_workflow_and_status_and_sorted_by_time_latency_and_cost(demo_db) -> None:
+    path, ids = demo_db
+    with TraceReader(path) as reader:
+        assert [r.run_id for r in reader.runs()] == [ids["failed"], ids["chat"], ids["ok"]]
+        assert [r.run_id for r in reader.runs(sort="time", descending=False)][0] == ids["ok"]
+        assert reader.runs(sort="cost")[0].run_id == ids["ok"]
+        by_latency = reader.runs(sort="latency")
+        assert [r.duration_s for r in by_latency] == sorted(r.duration_s for r in by_latency)[::-1]
+        assert reader.runs(workflow="nope") == [] and reader.workflows() == ["demo_rag"]
+        assert reader.resolve(ids["ok"][:10]) == ids["ok"]
+        with pytest.raises(ValueError, match="unknown sort 'size'"):
+            reader.runs(sort="size")  # type: ignore[arg-type]
+
+
+def test_large_payloads_are_capped_with_a_visible_marker(tmp_path: Path) -> None:
+    from agentflow.tracing.sanitize import Sanitizer
+
+    store = SQLiteTraceStore(tmp_path / "t.db", sanitizer=Sanitizer(max_chars=1_000, max_items=50,
+                                                                    max_bytes=20_000))
+    events = synthetic_events(1, run_id="a" * 32)
+    node_done = next(e for e in events if e.kind == "node_finished")
+    node_done.data = {"update": {"text": "x" * 100_000, "rows": list(range(500))}}
+    model = next(e for e in events if e.kind == "model_call")
+    model.data = {"response": ["y" * 900] * 40}  # 36 kB of JSON: over the payload cap
+    for e in events:
+        store.on_event(event=e)
+    store.close()
+    with TraceReader(tmp_path / "t.db") as reader:
+        spans = {sp["kind"]: sp for sp in reader.run("a" * 32, with_data=True).spans}
+    update = spans["node"]["data"]["update"]
+    assert update["text"].startswith("x" * 1_000) and update["text"].endswith("…[truncated 99,000 chars]")
+    assert update["rows"][:50] == list(range(50)) and update["rows"][50] == "…[truncated 450 more items]"
+    capped = spans["model_call"]["data"]
+    assert capped["__truncated__"].startswith("payload of") and "capped at 20,000" in capped["__truncated__"]
+    assert capped["preview"].startswith('{"response":["yyy')
+
+
+def test_closing_the_store_marks_unfinished_runs_and_spans_incomplete(tmp_path: Path) -> None:
+    store = SQLiteTraceStore(tmp_path / "t.db")
+    run_id = "b" * 32
+    for e in synthetic_events(2, run_id=run_id)[:5]:  # run, map and item 0 started; no finish
+        store.on_event(event=e)
+    store.flush()
+    with TraceReader(tmp_path / "t.db") as reader:
+        assert reader.summary(run_id).status == "running"  # this process is alive: still running
+    store.close()
+    with TraceReader(tmp_path / "t.db") as reader:
+        run = reader.run(run_id)
+    assert run.summary.status == "incomplete" and "before the run finished" in run.summary.error
+    statuses = {sp["kind"]: sp["status"] for sp in run.spans}
+    assert statuses["map"] == statuses["node"] == "incomplete" and statuses["model_call"] == "ok"
+
+
+CRASHING = textwrap.dedent("""
+    import asyncio, os, sys
+    from typing import Any
+    from pydantic import BaseModel
+    import agentflow as af
+    from agentflow.nodes.registry import NodeRegistry
+    from agentflow.tracing import SQLiteTraceStore
+
+    REG = NodeRegistry()
+
+    class S(BaseModel):
+        x: int = 0
+
+    @af.node("step", reads=("x",), writes=("x",), registry=REG)
+    async def step(state: S, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str, Any]:
+        if state.x == 2:
+            await asyncio.sleep(0.5)  # the store writes what it buffered meanwhile
+            os._exit(9)  # a hard crash: no exception, no atexit, no finally
+        return {"x": state.x + 1}
+
+    store = SQLiteTraceStore(sys.argv[1], flush_interval=0.05)
+    flow = af.Flow("crashy", state=S, inputs=("x",), steps=[step("a"), step("b"), step("c")])
+    asyncio.run(flow.arun({"x": 0}, hooks=[store]))
+""")
+
+
+def test_a_run_whose_process_crashed_stays_readable_as_incomplete(tmp_path: Path) -> None:
+    script = tmp_path / "crash.py"
+    script.write_text(CRASHING)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "t.db")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 9, proc.stderr
+    with TraceReader(tmp_path / "t.db") as reader:
+        (summary,) = reader.runs()
+        run = reader.run(summary.run_id)
+        assert [r.run_id for r in reader.runs(status="incomplete")] == [summary.run_id]
+    assert summary.status == "incomplete" and "stopped before it finished" in summary.error
+    assert [(sp["name"], sp["status"]) for sp in run.spans] == [
+        ("a", "ok"), ("b", "ok"), ("c", "incomplete")]
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from agentflow.tracing import SQLiteTraceStore
+    sys.path.insert(0, sys.argv[3])
+    from tracing.demo import synthetic_events
+
+    store = SQLiteTraceStore(sys.argv[1], flush_interval=0.01, batch_size=50)
+    for r in range(int(sys.argv[2])):
+        for e in synthetic_events(5, run_id=f"p{sys.argv[4]}-{r}"):
+            store.on_event(event=e)
+    store.close()
+""")
+
+
+def test_concurrent_writers_in_threads_and_processes_never_corrupt_the_store(tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    procs = [subprocess.Popen([sys.executable, str(script), str(db), "20", str(ROOT / "tests"), str(i)],
+                              cwd=ROOT) for i in range(3)]
+    shared = SQLiteTraceStore(db, flush_interval=0.01, batch_size=30)
+    flow = make_flow()
+    results: list[str] = []
+
+    def worker(own_store: bool) -> None:
+        store = SQLiteTraceStore(db, flush_interval=0.01) if own_store else shared
+
+        async def many() -> None:
+            done = await asyncio.gather(*(flow.arun({"question": f"What is {i}?"}, hooks=[store])
+                                          for i in range(4)))
+            results.extend(r.run_id for r in done)
+
+        asyncio.run(many())
+        if own_store:
+            store.close()
+
+    threads = [threading.Thread(target=worker, args=(i % 2 == 0,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    shared.close()
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    counts = dict(conn.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
+    assert counts == {"ok": 60 + 16}
+    per_run = dict(conn.execute("SELECT run_id, count(*) FROM spans GROUP BY run_id").fetchall())
+    assert all(per_run[f"p{i}-{r}"] == 1 + 5 * 5 for i in range(3) for r in range(20))
+    assert {per_run[r] for r in results} == {35}
+    spans_col = dict(conn.execute("SELECT run_id, spans FROM runs").fetchall())
+    assert all(spans_col[r] == per_run[r] for r in per_run)
+
+
+def test_a_hook_call_only_buffers_the_event(tmp_path: Path) -> None:
+    store = SQLiteTraceStore(tmp_path / "t.db", flush_interval=60)
+    events = synthetic_events(3, run_id="c" * 32)
+    for e in events:
+        store.on_event(event=e)
+    rows = sqlite3.connect(tmp_path / "t.db").execute("SELECT count(*) FROM spans").fetchone()
+    assert rows == (0,)  # nothing written on the caller's thread
+    assert store.flush(timeout=10)
+    rows = sqlite3.connect(tmp_path / "t.db").execute("SELECT count(*) FROM spans").fetchone()
+    assert rows == (1 + 3 * 5,)
+    store.close()
+    store.close()  # idempotent
+
+
+def test_an_unwritable_path_fails_when_the_store_is_made(tmp_path: Path) -> None:
+    from agentflow.errors import ConfigError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="cannot open the trace store .*AGENTFLOW_TRACES=off"):
+        SQLiteTraceStore(blocker / "traces.db")
+
+
+def test_events_json_round_trips_through_the_summary_column(tmp_path: Path) -> None:
+    store = SQLiteTraceStore(tmp_path / "t.db")
+    run_id = "d" * 32
+    store.on_event(event=Event("run_started", run_id, run_id, None, "w", "flow", 1.0,
+                               data={"inputs": {}, "graph": None}))
+    store.on_event(event=Event("route", run_id, f"{run_id}/route:r", run_id, "r", "route", 1.1,
+                               status="ok", data={"label": "x", "case": "__default__"}))
+    store.on_event(event=Event("run_finished", run_id, run_id, None, "w", "flow", 2.0, status="ok",
+                               data={"state": {"a": 1}}))
+    store.close()
+    conn = sqlite3.connect(tmp_path / "t.db")
+    (summary,) = conn.execute("SELECT summary FROM spans").fetchone()
+    assert json.loads(summary) == {"label": "x", "case": "__default__"}
+    assert conn.execute("SELECT status, duration_s FROM runs").fetchone() == ("ok", 1.0)

@@ -1,0 +1,112 @@
+"""The viewer's JSON API and static files, over HTTP from a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agentflow.ui import cli as ui_cli
+from agentflow.ui.app import STATIC
+
+from .conftest import BIG_ITEMS, Viewer
+
+
+def get(viewer: Viewer, path: str, status: int = 200) -> dict:
+    response = httpx.get(viewer.url + path, timeout=10)
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def test_runs_are_listed_filtered_and_sorted(viewer: Viewer) -> None:
+    body = get(viewer, "/api/runs")
+    assert [r["run_id"] for r in body["runs"]][:3] == [viewer.ids[k] for k in ("failed", "chat", "ok")]
+    assert body["workflows"] == ["big", "demo_rag"]
+    assert [r["run_id"] for r in get(viewer, "/api/runs?status=error")["runs"]] == [viewer.ids["failed"]]
+    assert {r["workflow"] for r in get(viewer, "/api/runs?workflow=big")["runs"]} == {"big"}
+    by_cost = get(viewer, "/api/runs?sort=cost")["runs"]
+    assert by_cost[0]["run_id"] == BIG_RUN_ID(viewer) and by_cost[0]["cost"] == pytest.approx(1.0)
+    cheapest = get(viewer, "/api/runs?sort=cost&order=asc&workflow=demo_rag")["runs"][0]
+    assert cheapest["run_id"] == viewer.ids["chat"]
+    by_latency = [r["duration_s"] for r in get(viewer, "/api/runs?sort=latency")["runs"]]
+    assert by_latency == sorted(by_latency, reverse=True)
+    assert "unknown sort 'size'" in get(viewer, "/api/runs?sort=size", 400)["detail"]
+    assert "unknown status" in get(viewer, "/api/runs?status=meh", 400)["detail"]
+
+
+def BIG_RUN_ID(viewer: Viewer) -> str:  # noqa: N802 - reads like the constant it returns
+    return viewer.ids["big"]
+
+
+def test_a_run_comes_with_its_graph_and_columnar_spans_without_payloads(viewer: Viewer) -> None:
+    run = get(viewer, f"/api/runs/{viewer.ids['ok'][:8]}")
+    assert run["run_id"] == viewer.ids["ok"] and run["graph"]["flow"] == "demo_rag"
+    fields = run["span_fields"]
+    assert "data" not in fields and len(run["spans"]) == 35
+    spans = [dict(zip(fields, row, strict=True)) for row in run["spans"]]
+    call = next(s for s in spans if s["kind"] == "model_call")
+    assert call["summary"]["model"] == "offline/classifier" and call["summary"]["tokens"] == 25
+    big = get(viewer, f"/api/runs/{viewer.ids['big']}")
+    assert len(big["spans"]) == 1 + 5 * BIG_ITEMS
+    assert get(viewer, "/api/runs/nope", 404)["detail"].startswith("no run 'nope'")
+
+
+def test_a_span_comes_with_its_payload_and_its_children(viewer: Viewer) -> None:
+    run = get(viewer, f"/api/runs/{viewer.ids['ok']}")
+    spans = [dict(zip(run["span_fields"], row, strict=True)) for row in run["spans"]]
+    answer = [s for s in spans if s["kind"] == "node" and s["name"] == "answer"][1]
+    body = get(viewer, f"/api/runs/{viewer.ids['ok']}/spans/{answer['seq']}")
+    assert body["span"]["data"]["update"]["attempt"] == 2
+    (call,) = body["children"]
+    assert call["kind"] == "model_call" and call["data"]["sampling"]["temperature"] == 0.3
+    assert call["data"]["api_key"] == "[REDACTED]"
+    assert get(viewer, f"/api/runs/{viewer.ids['ok']}/spans/9999", 404)["detail"]
+
+
+def test_citations_are_matched_with_passages_from_the_run(viewer: Viewer) -> None:
+    body = get(viewer, f"/api/runs/{viewer.ids['ok']}/citations")
+    assert body["answer_field"] == "answer" and "[DOC 2]" in body["answer"]
+    assert [(c["marker"], c["passage"]["source"], c["quote_found"]) for c in body["citations"]] == [
+        ("[DOC 1]", "loops.md", True), ("[DOC 2]", "maps.md", True)]
+    assert get(viewer, f"/api/runs/{viewer.ids['chat']}/citations")["citations"] == []
+
+
+def test_pages_and_static_files_are_served_from_the_package_with_no_cdn(viewer: Viewer) -> None:
+    for path in ("/", f"/runs/{viewer.ids['ok']}", "/compare?a=x&b=y"):
+        response = httpx.get(viewer.url + path)
+        assert response.status_code == 200 and '<main id="app">' in response.text
+    html = httpx.get(viewer.url + "/").text
+    (prefix,) = set(re.findall(r'"(/static/[0-9a-f]{10})/app.css"', html))
+    assert httpx.get(viewer.url + prefix + "/js/main.js").status_code == 200
+    css = httpx.get(viewer.url + prefix + "/app.css")
+    assert css.headers["content-type"].startswith("text/css")
+    assert css.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert httpx.get(viewer.url + "/").headers["cache-control"] == "no-cache"
+    for file in Path(STATIC).rglob("*"):
+        if file.is_file():
+            text = file.read_text(encoding="utf-8")
+            assert not re.search(r"(?:src|href)\s*=\s*[\"']?(?:https?:)?//", text), file
+            assert not re.search(r"import[^;]*from\s+[\"']https?:", text), file
+
+
+def test_an_empty_project_lists_no_runs_instead_of_failing(tmp_path: Path) -> None:
+    from agentflow.ui.server import ServerThread
+
+    with ServerThread(tmp_path / "none.db") as server:
+        body = httpx.get(server.url + "/api/runs").json()
+        assert body["runs"] == [] and body["db"].endswith("none.db")
+        assert httpx.get(server.url + "/api/runs/abc").status_code == 404
+
+
+def test_the_ui_command_listens_on_localhost_unless_told_otherwise() -> None:
+    parser = argparse.ArgumentParser()
+    ui_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["ui"])
+    assert (args.host, args.port, args.db) == ("127.0.0.1", 8737, None)
+    args = parser.parse_args(["ui", "--port", "9000", "--host", "0.0.0.0", "--db", "x.db"])
+    assert (args.host, args.port, args.db) == ("0.0.0.0", 9000, "x.db")
+    bad = parser.parse_args(["ui", "--port", "0"])
+    assert bad.handler(bad) == 2
