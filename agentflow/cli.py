@@ -53,9 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_graph(sub)
     _add_schema(sub)
+    from agentflow.models import cli as models_cli
     from agentflow.tracing import cli as traces_cli
     from agentflow.ui import cli as ui_cli
 
+    models_cli.add_parser(sub)
     traces_cli.add_parser(sub)
     ui_cli.add_parser(sub)
     return parser
@@ -88,6 +90,9 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--resume", action="store_true", help="resume the failed run of --thread-id")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     _add_spec_options(p)
+    from agentflow.models.cli import add_profile_argument
+
+    add_profile_argument(p)
     p.set_defaults(handler=cmd_run)
 
 
@@ -132,6 +137,11 @@ def _is_yaml(target: str) -> bool:
 
 def load_target(args: argparse.Namespace) -> Any:
     """The Flow of a YAML file or a module:attr, with the user's allowed modules loaded."""
+    return load_workflow_or_flow(args)[0]
+
+
+def load_workflow_or_flow(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``(flow, workflow)``: the workflow is the loaded YAML spec, or None for module:attr."""
     from agentflow.nodes.python import allow_modules
     from agentflow.spec.load import import_allowed, load_workflow
 
@@ -140,8 +150,9 @@ def load_target(args: argparse.Namespace) -> Any:
     import_allowed(allowed)
     target = getattr(args, "target", None) or args.file
     if _is_yaml(target):
-        return load_workflow(target, overrides=getattr(args, "overrides", [])).flow
-    return load_flow(target)
+        workflow = load_workflow(target, overrides=getattr(args, "overrides", []))
+        return workflow.flow, workflow
+    return load_flow(target), None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -244,21 +255,28 @@ def load_flow(target: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from agentflow.errors import AgentflowError, GraphBuildError, InputError, SpecError
+    from agentflow.errors import AgentflowError, ConfigError, GraphBuildError, InputError, SpecError
+    from agentflow.spec.services import default_services
 
     inputs = parse_inputs(args.input, args.input_json)
     try:
-        flow = load_target(args)
+        flow, workflow = load_workflow_or_flow(args)
         flow.compile()
+        services = workflow.services(profile=args.profile) if workflow else default_services(
+            profile=args.profile, base=flow.services)
     except (GraphBuildError, SpecError) as exc:
         print(f"agentflow: workflow does not build: {exc}", file=sys.stderr)
         return EXIT_BUILD
+    except ConfigError as exc:
+        print(f"agentflow: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     progress = None if args.quiet else _Progress()
     hooks: list[Any] = [progress] if progress else []
     hooks += _trace_hooks()
     try:
         result = flow.run(
             None if args.resume else inputs,
+            services=services,
             hooks=hooks,
             thread_id=args.thread_id,
             checkpointer=args.checkpoint,
@@ -276,10 +294,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(json.dumps({"status": "error", "error": str(exc), "state": to_jsonable(state)}))
         return EXIT_FAILED
     _flush_traces()
+    state = result.state
+    if workflow is not None and workflow.spec.outputs:
+        state = {k: state.get(k) for k in workflow.spec.outputs}
     if args.output == "json":
-        print(json.dumps(to_jsonable(result.state), ensure_ascii=False))
+        print(json.dumps(to_jsonable(state), ensure_ascii=False))
     else:
-        _print_state(result.state)
+        _print_state(state)
     return EXIT_OK
 
 

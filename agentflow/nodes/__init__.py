@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 
-BUILTINS: tuple[str, ...] = ("python",)
+BUILTINS: tuple[str, ...] = (
+    "classify", "generate", "llm", "retrieve", "fuse", "widen", "reply", "checks", "python",
+)
 
 
 def load_builtins() -> None:

@@ -1,1 +1,53 @@
-"""agentflow.prompts."""
+"""Prompts: Jinja2 templates under ``prompts/``, the augmented prompt, few-shot, chain-of-thought.
+
+Names are loaded on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from agentflow.prompts.augmented import AugmentedPrompt, DEFAULT_TEMPLATE, assemble
+    from agentflow.prompts.examples import ExampleStore, StaticExampleStore, select_examples
+    from agentflow.prompts.messages import (
+        has_reasoning,
+        split_reasoning,
+        strip_history,
+        to_message,
+        to_messages,
+    )
+    from agentflow.prompts.templates import PromptStore, template_variables, unknown_variables
+
+_EXPORTS: dict[str, str] = {
+    "DEFAULT_TEMPLATE": "agentflow.prompts.augmented",
+    "AugmentedPrompt": "agentflow.prompts.augmented",
+    "ExampleStore": "agentflow.prompts.examples",
+    "PromptStore": "agentflow.prompts.templates",
+    "StaticExampleStore": "agentflow.prompts.examples",
+    "assemble": "agentflow.prompts.augmented",
+    "has_reasoning": "agentflow.prompts.messages",
+    "select_examples": "agentflow.prompts.examples",
+    "split_reasoning": "agentflow.prompts.messages",
+    "strip_history": "agentflow.prompts.messages",
+    "template_variables": "agentflow.prompts.templates",
+    "to_message": "agentflow.prompts.messages",
+    "to_messages": "agentflow.prompts.messages",
+    "unknown_variables": "agentflow.prompts.templates",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -38,6 +38,13 @@ class Workflow:
     def base_dir(self) -> Path:
         return self.path.parent if self.path else Path.cwd()
 
+    def services(self, *, profile: str | None = None, root: str | Path = ".") -> Any:
+        """The services of a run of this workflow (``profile`` is ``--profile``)."""
+        from agentflow.spec.services import default_services
+
+        return default_services(profile=profile, workflow_profile=self.spec.models.profile,
+                                root=root, base=self.flow.services)
+
 
 def load_workflow(
     source: str | Path,

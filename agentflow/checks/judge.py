@@ -1,0 +1,226 @@
+"""The judge behind the checks: an LLM with structured output, or the offline support judge.
+
+:class:`Judge` names a model alias (``judge`` by default, or ``small``) of the router and does the
+three things the checks need from a judge:
+
+- ``claims(answer)``: the answer as standalone statements. An LLM extracts them (RAGAS); the
+  offline judge cannot, so its claims are the answer's sentences.
+- ``verify(claims, documents)``: whether each claim follows from the documents. An LLM answers
+  all claims in one structured reply (``{"verdicts": [{"statement", "reason", "verdict"}]}``); the
+  offline :class:`~agentflow.models.offline.SupportJudge` scores each claim's sentences against the
+  passages (``PromptInputs(task="judge")``).
+- ``questions(answer, k)``: questions the answer answers (LLM only; RAGAS response relevancy).
+
+Every call goes through the router (cache, retries, tracing, cost). A reply that does not match
+its schema is repaired once by the router; one that still does not, or a verdict list of the wrong
+length after one more try, raises :class:`~agentflow.errors.ModelError`, which the checks report
+as an error, never as a score.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from agentflow.checks.text import normalise_answer, statements
+from agentflow.documents import Chunk
+from agentflow.errors import ModelError
+from agentflow.models.sampling import Sampling
+from agentflow.models.types import JudgeVerdict, Message, PromptInputs
+
+_GREEDY = Sampling(temperature=0.0)
+
+CLAIMS_PROMPT = (
+    "Break the answer below into standalone factual statements. Each statement must be "
+    "understandable on its own: replace pronouns with what they refer to. Leave out citation "
+    "markers such as [DOC 1] and anything that is not a claim about the world. Reply with only a "
+    'JSON object: {"statements": ["...", ...]}.'
+)
+VERIFY_PROMPT = (
+    "You judge whether statements are faithful to a context. For each statement, give verdict "
+    "true if it can be directly inferred from the context, and false if it cannot (it is "
+    "contradicted, or the context does not say it). Give a short reason. Reply with only a JSON "
+    'object with one entry per statement, in the same order: {"verdicts": [{"statement": "...", '
+    '"reason": "...", "verdict": true}]}.'
+)
+QUESTIONS_PROMPT = (
+    "Write {k} different questions that the answer below answers, each as a user would ask it. "
+    "Also say whether the answer is noncommittal: evasive, vague or declining to answer (for "
+    "example \"I don't know\" or \"the documents do not say\"). Reply with only a JSON object: "
+    '{{"questions": ["...", ...], "noncommittal": false}}.'
+)
+
+
+class Statements(BaseModel):
+    statements: list[str]
+
+
+class StatementVerdict(BaseModel):
+    statement: str = ""
+    reason: str = ""
+    verdict: bool
+
+
+class StatementVerdicts(BaseModel):
+    verdicts: list[StatementVerdict]
+
+
+class GeneratedQuestions(BaseModel):
+    questions: list[str] = Field(min_length=1)
+    noncommittal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimVerdict:
+    """Whether one claim follows from the documents, with the judge's score and reason."""
+
+    claim: str
+    supported: bool
+    score: float
+    """1.0/0.0 from an LLM; the offline judge's support score (its weakest sentence)."""
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"claim": self.claim, "supported": self.supported, "score": round(self.score, 4),
+                "reason": self.reason}
+
+
+class Judge:
+    """A model alias used as a judge; see the module docstring.
+
+    ``claim_threshold`` is the offline judge's support score a claim needs (its weakest sentence);
+    ``None`` keeps the judge's own threshold. ``max_concurrency`` bounds parallel judge calls.
+    """
+
+    def __init__(
+        self,
+        models: Any,
+        alias: str = "judge",
+        *,
+        embed_alias: str = "embed",
+        tracer: Any = None,
+        node: str | None = None,
+        claim_threshold: float | None = None,
+        max_concurrency: int = 8,
+    ) -> None:
+        self.models = models
+        self.alias = alias
+        self.embed_alias = embed_alias
+        self.tracer = tracer
+        self.node = node
+        self.claim_threshold = claim_threshold
+        self._limit = asyncio.Semaphore(max_concurrency)
+
+    @property
+    def offline(self) -> bool:
+        """Whether the alias is served by the offline backend (not a language model)."""
+        return bool(self.models.chain(self.alias)[0].model.kind == "offline")
+
+    @property
+    def label(self) -> str:
+        """How the details name this judge."""
+        if self.offline:
+            return f"offline support judge ({self.alias}; not an LLM)"
+        return f"LLM judge ({self.alias})"
+
+    # -- calls -----------------------------------------------------------------------------
+
+    async def _complete(self, messages: list[Message], schema: type[BaseModel],
+                        inputs: PromptInputs | None, purpose: str) -> Any:
+        async with self._limit:
+            response = await self.models.complete(
+                self.alias, messages, sampling=_GREEDY, inputs=inputs, schema=schema,
+                tracer=self.tracer, node=self.node, trace_data={"purpose": purpose},
+            )
+        return response.parsed
+
+    async def claims(self, answer: str, question: str = "") -> list[str]:
+        """The answer as standalone claims.
+
+        Offline: its sentences, citations removed; a bare "yes" or "no" is judged as the question's
+        proposition (the offline judge cannot see negation: for "no" this only says whether the
+        documents address the question).
+        """
+        if self.offline:
+            if question and normalise_answer(answer) in ("yes", "no"):
+                return [question]
+            return [s.clean for s in statements(answer)]
+        user = (f"Question: {question}\n\n" if question else "") + f"Answer: {answer}"
+        parsed = await self._complete(
+            [{"role": "system", "content": CLAIMS_PROMPT}, {"role": "user", "content": user}],
+            Statements, PromptInputs(task="prompt", query=question), "claims",
+        )
+        return [s.strip() for s in parsed.statements if s.strip()]
+
+    async def verify(self, claims: Sequence[str], documents: Sequence[Chunk]) -> list[ClaimVerdict]:
+        """A verdict for each claim against the documents, in order."""
+        if not claims:
+            return []
+        if self.offline:
+            return list(await asyncio.gather(*(self._offline_verify(c, documents) for c in claims)))
+        return await self._llm_verify(list(claims), documents)
+
+    async def _offline_verify(self, claim: str, documents: Sequence[Chunk]) -> ClaimVerdict:
+        inputs = PromptInputs(task="judge", claim=claim, documents=tuple(documents))
+        messages = _verify_messages([claim], documents)
+        verdict: JudgeVerdict = await self._complete(messages, JudgeVerdict, inputs, "verify")
+        weakest = min(verdict.sentence_scores) if verdict.sentence_scores else verdict.score
+        supported = (verdict.supported if self.claim_threshold is None
+                     else weakest >= self.claim_threshold)
+        return ClaimVerdict(claim, supported, float(weakest), verdict.reason)
+
+    async def _llm_verify(self, claims: list[str], documents: Sequence[Chunk]) -> list[ClaimVerdict]:
+        messages = _verify_messages(claims, documents)
+        inputs = PromptInputs(task="judge", claim=" ".join(claims), documents=tuple(documents))
+        for attempt in (1, 2):
+            parsed: StatementVerdicts = await self._complete(messages, StatementVerdicts, inputs,
+                                                             "verify")
+            if len(parsed.verdicts) == len(claims):
+                return [ClaimVerdict(c, v.verdict, 1.0 if v.verdict else 0.0, v.reason)
+                        for c, v in zip(claims, parsed.verdicts, strict=True)]
+            if attempt == 1:  # one more try, saying what was wrong
+                messages = [*messages, {"role": "user", "content": (
+                    f"Your reply had {len(parsed.verdicts)} verdicts for {len(claims)} statements. "
+                    "Reply again with exactly one verdict per statement, in order.")}]
+        raise ModelError(
+            f"judge alias {self.alias!r} returned {len(parsed.verdicts)} verdicts for "
+            f"{len(claims)} statements, even after a second request"
+        )
+
+    async def questions(self, answer: str, k: int) -> GeneratedQuestions:
+        """``k`` questions the answer answers, and whether it is noncommittal (LLM judges only)."""
+        if self.offline:
+            raise ModelError(
+                "the offline judge is not a language model and cannot write questions; use the "
+                "offline relevancy variant (answer-sentence similarity) or an LLM judge"
+            )
+        parsed: GeneratedQuestions = await self._complete(
+            [{"role": "system", "content": QUESTIONS_PROMPT.format(k=k)},
+             {"role": "user", "content": f"Answer: {answer}"}],
+            GeneratedQuestions, PromptInputs(task="prompt"), "questions",
+        )
+        return parsed
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length embeddings of ``texts`` with the embedding alias."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        vectors = np.asarray(await self.models.embed(self.embed_alias, list(texts)),
+                             dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1.0, norms)
+
+
+def _verify_messages(claims: Sequence[str], documents: Sequence[Chunk]) -> list[Message]:
+    context = "\n\n".join(f"Passage {i}: {d.text}" for i, d in enumerate(documents, 1))
+    listed = "\n".join(f"{i}. {c}" for i, c in enumerate(claims, 1))
+    return [
+        {"role": "system", "content": VERIFY_PROMPT},
+        {"role": "user", "content": f"Context:\n{context or '(no passages)'}\n\nStatements:\n{listed}"},
+    ]
+

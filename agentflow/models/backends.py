@@ -1,0 +1,83 @@
+"""Which backend serves a model entry: the offline backends, or LiteLLM for everything else."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from agentflow.models.profiles import ModelEntry
+from agentflow.models.types import ChatModel, Embedder
+
+if TYPE_CHECKING:  # numpy-importing modules load only when an offline backend is built
+    from agentflow.models.offline.embedder import VectorEncoder
+    from agentflow.models.offline.model import OfflineModel
+
+
+class Backends:
+    """Builds backends for model entries, sharing one offline backend (and encoder) among them.
+
+    Pass ``encoder`` to run the offline backends on another :class:`VectorEncoder` (tests use the
+    instant ``HashingEncoder``); by default they use MiniLM.
+    """
+
+    def __init__(self, *, timeout_s: float = 60.0, encoder: VectorEncoder | None = None) -> None:
+        self.timeout_s = timeout_s
+        self._encoder = encoder
+        self._offline: OfflineModel | None = None
+        self._lock = threading.Lock()
+
+    def encoder(self, name: str = "offline/minilm") -> VectorEncoder:
+        """The shared encoder (``offline/hashing`` names the lexical one)."""
+        from agentflow.models.offline.embedder import HashingEncoder, MiniLMEncoder
+
+        if name == "offline/hashing":
+            return HashingEncoder()
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = MiniLMEncoder()
+            return self._encoder
+
+    def offline(self) -> OfflineModel:
+        """The one offline backend of this set of backends."""
+        from agentflow.models.offline.model import OfflineModel
+
+        if self._offline is None:
+            self._offline = OfflineModel(self.encoder())
+        return self._offline
+
+    def chat(self, entry: ModelEntry) -> ChatModel:
+        if entry.provider_kind() == "offline":
+            return self.offline()
+        from agentflow.models.litellm_adapter import LiteLLMChatModel
+
+        return LiteLLMChatModel(entry, timeout_s=self.timeout_s)
+
+    def embedder(self, entry: ModelEntry) -> Embedder:
+        if entry.provider_kind() == "offline":
+            from agentflow.models.offline.embedder import EncoderEmbedder
+
+            return EncoderEmbedder(self.encoder(entry.model))
+        from agentflow.models.litellm_adapter import LiteLLMEmbedder
+
+        return LiteLLMEmbedder(entry, timeout_s=self.timeout_s)
+
+    def count_tokens(self, entry: ModelEntry, messages: Any) -> int | None:
+        """Tokens by the entry's tokenizer through LiteLLM; ``None`` for offline entries."""
+        if entry.provider_kind() == "offline":
+            return None
+        from agentflow.models.litellm_adapter import count_tokens
+
+        return count_tokens(entry.model, messages)
+
+    def context_window(self, entry: ModelEntry) -> int | None:
+        if entry.context_window is not None:
+            return entry.context_window
+        if entry.provider_kind() == "offline":
+            return OFFLINE_WINDOW
+        from agentflow.models.litellm_adapter import context_window
+
+        return context_window(entry.model)
+
+
+OFFLINE_WINDOW = 32_768
+"""The window the offline backends are given (they read structured fields, not tokens)."""

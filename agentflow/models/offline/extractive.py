@@ -1,0 +1,155 @@
+"""The offline answerer and judge: sentence scoring against retrieved passages.
+
+Neither is a language model. The :class:`ExtractiveAnswerer` quotes the sentences of the retrieved
+documents that best match the question, each cited ``[DOC n]``, and abstains with a plain sentence
+when the best match is too weak. The :class:`SupportJudge` scores how well passages support each
+sentence of a claim. Both score a sentence by a weighted sum of embedding cosine similarity and
+lexical containment (the share of the question's or claim's content words that the sentence has).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from agentflow.documents import Chunk
+from agentflow.models.offline.embedder import VectorEncoder
+from agentflow.models.offline.text import containment, content_words, sentences, strip_citations
+from agentflow.models.types import JudgeVerdict
+
+ABSTAIN_TEXT = (
+    "I don't know: the retrieved documents do not contain enough information to answer this question."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A quoted sentence, the ``n`` of the document it came from, and its score."""
+
+    doc: int
+    chunk_id: str
+    sentence: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractiveAnswer:
+    text: str
+    evidence: tuple[Evidence, ...]
+    support: float
+    """Score of the best sentence; under the answerer's ``min_support`` it abstains."""
+    abstained: bool
+
+
+class _SentenceScorer:
+    def __init__(self, encoder: VectorEncoder | None, semantic_weight: float) -> None:
+        self.encoder = encoder
+        self.semantic_weight = semantic_weight if encoder is not None else 0.0
+
+    def score(self, probe: str, candidates: Sequence[str]) -> np.ndarray:
+        """Score every candidate sentence against ``probe`` (a question or a claim sentence)."""
+        if not candidates:
+            return np.zeros(0, dtype=np.float32)
+        words = content_words(probe)
+        lexical = np.array([containment(words, content_words(c)) for c in candidates], dtype=np.float32)
+        if self.encoder is None or self.semantic_weight == 0.0:
+            return lexical
+        vectors = self.encoder.encode([probe, *candidates])
+        semantic = np.clip(vectors[1:] @ vectors[0], 0.0, 1.0)
+        return self.semantic_weight * semantic + (1.0 - self.semantic_weight) * lexical
+
+
+class ExtractiveAnswerer:
+    """Answer by quoting the best-matching sentences of the documents, or abstain."""
+
+    def __init__(
+        self,
+        encoder: VectorEncoder | None,
+        *,
+        max_sentences: int = 3,
+        min_support: float = 0.4,
+        margin: float = 0.12,
+        semantic_weight: float = 0.7,
+    ) -> None:
+        self.max_sentences = max_sentences
+        self.min_support = min_support
+        self.margin = margin
+        self._scorer = _SentenceScorer(encoder, semantic_weight)
+
+    def answer(self, query: str, documents: Sequence[tuple[int, Chunk]]) -> ExtractiveAnswer:
+        """Quote up to ``max_sentences`` sentences within ``margin`` of the best one."""
+        pool: list[tuple[int, str, str]] = []
+        seen: set[str] = set()
+        for number, chunk in documents:
+            for sentence in sentences(chunk.text):
+                if sentence not in seen:
+                    seen.add(sentence)
+                    pool.append((number, chunk.id, sentence))
+        scores = self._scorer.score(query, [s for _, _, s in pool])
+        if not pool or float(scores.max()) < self.min_support:
+            best = float(scores.max()) if pool else 0.0
+            return ExtractiveAnswer(ABSTAIN_TEXT, (), best, abstained=True)
+        order = np.argsort(-scores, kind="stable")
+        best = float(scores[order[0]])
+        chosen = [
+            Evidence(pool[i][0], pool[i][1], pool[i][2], float(scores[i]))
+            for i in order[: self.max_sentences]
+            if scores[i] >= max(self.min_support, best - self.margin)
+        ]
+        text = " ".join(_cite(e.sentence, e.doc) for e in chosen)
+        return ExtractiveAnswer(text, tuple(chosen), best, abstained=False)
+
+
+def _cite(sentence: str, doc: int) -> str:
+    body = sentence.rstrip()
+    if body and body[-1] in ".!?":
+        return f"{body[:-1]} [DOC {doc}]{body[-1]}"
+    return f"{body} [DOC {doc}]."
+
+
+class SupportJudge:
+    """Score how well passages support a claim, sentence by sentence (not a language model)."""
+
+    def __init__(
+        self,
+        encoder: VectorEncoder | None,
+        *,
+        threshold: float = 0.6,
+        semantic_weight: float = 0.3,
+    ) -> None:
+        # Mostly lexical on purpose: a claim that names things the passages never mention is
+        # unsupported however similar it sounds (hallucinations restate the question fluently).
+        self.threshold = threshold
+        self._scorer = _SentenceScorer(encoder, semantic_weight)
+
+    def judge(self, claim: str, documents: Sequence[Chunk]) -> JudgeVerdict:
+        """Support of each claim sentence is its best match among the passages' sentences and
+        pairs of adjacent sentences; the claim is supported when every sentence reaches the
+        threshold, and its score is their mean."""
+        clean = strip_citations(claim)
+        parts = sentences(clean, min_words=2) or ([clean] if clean else [])
+        if not parts:
+            return JudgeVerdict(score=0.0, supported=False, reason="the claim is empty")
+        units: list[str] = []
+        for chunk in documents:
+            sents = sentences(chunk.text, min_words=2) or [chunk.text]
+            units += sents + [f"{a} {b}" for a, b in zip(sents, sents[1:])]
+        if not units:
+            return JudgeVerdict(
+                score=0.0, supported=False, reason="no passages to check the claim against",
+                sentence_scores=[0.0] * len(parts),
+            )
+        supports = [float(self._scorer.score(part, units).max()) for part in parts]
+        weakest = int(np.argmin(supports))
+        held = sum(s >= self.threshold for s in supports)
+        reason = f"{held} of {len(parts)} claim sentence(s) supported (threshold {self.threshold})"
+        if held < len(parts):
+            reason += f"; weakest ({supports[weakest]:.2f}): {parts[weakest][:120]!r}"
+        return JudgeVerdict(
+            score=float(np.clip(np.mean(supports), 0.0, 1.0)),
+            supported=held == len(parts),
+            reason=reason,
+            sentence_scores=[round(s, 4) for s in supports],
+        )

@@ -1,0 +1,148 @@
+"""The backend of the ``offline`` profile: deterministic, local, and not a language model.
+
+One :class:`OfflineModel` serves every alias of the profile and dispatches on the request's task:
+``classify`` goes to the :class:`EmbeddingClassifier`, ``generate`` (and a free-form ``prompt``
+that names a query) to the :class:`ExtractiveAnswerer`, ``judge`` to the :class:`SupportJudge`.
+It reads only the structured :class:`PromptInputs`; the rendered messages are never parsed.
+Sampling does not apply (the answers are deterministic); ``n`` copies of the answer are returned
+when ``n`` samples are asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+
+from agentflow.errors import ModelError
+from agentflow.models.budget import estimate_messages, estimate_tokens
+from agentflow.models.offline.classifier import EmbeddingClassifier
+from agentflow.models.offline.embedder import MiniLMEncoder, VectorEncoder
+from agentflow.models.offline.extractive import ExtractiveAnswerer, SupportJudge
+from agentflow.models.sampling import Sampling, SamplingPlan, plan_sampling
+from agentflow.models.types import (
+    ChatRequest,
+    ChatResponse,
+    Classification,
+    PromptInputs,
+    Usage,
+)
+
+NO_LLM = (
+    "the offline profile has no language model, so it cannot follow a free-form prompt without a "
+    "query and documents; choose a profile with one (openai, anthropic, ollama, self-hosted)"
+)
+
+
+class OfflineModel:
+    """Classifier, extractive answerer and support judge behind the :class:`ChatModel` protocol."""
+
+    name = "offline"
+    kind = "offline"
+    reads_inputs = True
+
+    def __init__(
+        self,
+        encoder: VectorEncoder | None = None,
+        *,
+        answerer: ExtractiveAnswerer | None = None,
+        judge: SupportJudge | None = None,
+        max_classifiers: int = 32,
+    ) -> None:
+        self.encoder: VectorEncoder = encoder or MiniLMEncoder()
+        self.answerer = answerer or ExtractiveAnswerer(self.encoder)
+        self.judge = judge or SupportJudge(self.encoder)
+        self._classifiers: OrderedDict[str, EmbeddingClassifier] = OrderedDict()
+        self._max_classifiers = max_classifiers
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"OfflineModel(encoder={self.encoder.name!r})"
+
+    def sampling_plan(self, sampling: Sampling) -> SamplingPlan:
+        return plan_sampling(sampling, "offline")
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        inputs = request.inputs
+        if inputs is None:
+            raise ModelError(
+                "offline backends answer from the structured fields a prompt was rendered from, "
+                "and this request has none; call the model through a classify, generate or llm "
+                "node, or pass inputs=PromptInputs(...) to the router"
+            )
+        started = time.perf_counter()
+        response = await asyncio.to_thread(self._answer, inputs, request)
+        n = request.sampling.n or 1
+        return response.model_copy(
+            update={
+                "choices": (response.text,) * n if n > 1 else (),
+                "latency_s": time.perf_counter() - started,
+                "usage": Usage(
+                    prompt_tokens=estimate_messages(request.messages),
+                    completion_tokens=estimate_tokens(response.text),
+                    estimated=True,
+                ),
+            }
+        )
+
+    def _answer(self, inputs: PromptInputs, request: ChatRequest) -> ChatResponse:
+        if inputs.task == "classify":
+            return self._classify(inputs)
+        if inputs.task == "judge":
+            verdict = self.judge.judge(inputs.claim or inputs.query, inputs.documents)
+            return ChatResponse(
+                text=verdict.model_dump_json(), parsed=verdict, model="offline/judge",
+                finish_reason="stop",
+            )
+        if request.response_schema is not None:
+            raise ModelError(
+                "the offline extractive answerer writes text only and cannot fill the output "
+                f"schema {request.schema_name!r}; use a profile with a language model"
+            )
+        if inputs.task == "prompt" and not inputs.query:
+            raise ModelError(NO_LLM)
+        answer = self.answerer.answer(inputs.query, inputs.numbered_documents())
+        return ChatResponse(
+            text=answer.text, model="offline/extractive",
+            finish_reason="abstain" if answer.abstained else "stop",
+        )
+
+    def _classify(self, inputs: PromptInputs) -> ChatResponse:
+        if not inputs.query:
+            raise ModelError("a classify request needs the text to classify in inputs.query")
+        classifier = self.classifier(inputs)
+        threshold = inputs.threshold
+        if threshold is None and inputs.out_of_scope is not None:
+            threshold = classifier.default_threshold()
+        prediction = classifier.predict([inputs.query], threshold=threshold)[0]
+        label = prediction.label if prediction.label is not None else inputs.out_of_scope
+        if label is None:  # no out-of-scope label: the best label wins whatever its score
+            label = prediction.top[0][0]
+        parsed = Classification(
+            label=label, score=round(prediction.score, 6),
+            scores={name: round(score, 6) for name, score in prediction.top},
+        )
+        return ChatResponse(
+            text=label, parsed=parsed, model="offline/classifier", finish_reason="stop"
+        )
+
+    def classifier(self, inputs: PromptInputs) -> EmbeddingClassifier:
+        """The classifier fitted to this request's labels (fitted once, then reused)."""
+        labels = [label.model_dump(mode="json") for label in inputs.labels]
+        if not labels:
+            raise ModelError("a classify request needs at least one label in inputs.labels")
+        key = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()
+        with self._lock:
+            classifier = self._classifiers.get(key)
+            if classifier is not None:
+                self._classifiers.move_to_end(key)
+                return classifier
+        classifier = EmbeddingClassifier(self.encoder).fit(inputs.labels)
+        with self._lock:
+            self._classifiers[key] = classifier
+            while len(self._classifiers) > self._max_classifiers:
+                self._classifiers.popitem(last=False)
+        return classifier

@@ -1,0 +1,58 @@
+"""Plain-text helpers of the offline backends: sentences, content words, lexical overlap."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n{2,}|\n(?=[-*\d])")
+_ABBREVIATION = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Prof|St|vs|etc|e\.g|i\.e|Fig|No|approx|al)\.$", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-]*")
+_CITATION = re.compile(r"\s*\[DOC\s*\d+\]", re.IGNORECASE)
+_STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself yourselves
+    tell please give know want like get also may might must shall one ever""".split()
+)
+
+
+def sentences(text: str, *, min_words: int = 3) -> list[str]:
+    """Split a passage into sentences; fragments under ``min_words`` words are dropped."""
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    parts: list[str] = []
+    for part in _SENTENCE_END.split(body):
+        part = " ".join(part.split()).lstrip("*- ").strip()
+        if parts and _ABBREVIATION.search(parts[-1]):
+            parts[-1] = f"{parts[-1]} {part}"
+        elif part:
+            parts.append(part)
+    return [p for p in parts if len(p.split()) >= min_words]
+
+
+def strip_citations(text: str) -> str:
+    """Remove ``[DOC n]`` markers (before scoring an answer against its sources)."""
+    return " ".join(_CITATION.sub("", text).split())
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper, enough to match "uses"/"used"/"using" with "use"."""
+    for suffix in ("ies", "ing", "ed", "es", "s", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased, stemmed words of ``text`` without stop words."""
+    return {stem(w) for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOPWORDS}
+
+
+def containment(needle: Iterable[str] | set[str], haystack: set[str]) -> float:
+    """Share of the words of ``needle`` found in ``haystack`` (0 when ``needle`` is empty)."""
+    words = set(needle)
+    return len(words & haystack) / len(words) if words else 0.0

@@ -1,0 +1,337 @@
+"""Model configuration: aliases, profiles, and which profile is in force.
+
+Nodes name aliases only (``small``, ``large``, ``judge``, ``embed`` or one a user adds); a profile
+maps each alias to one or more concrete models, the later ones being fallbacks. Raw provider model
+strings live here and in ``agentflow.yaml``, never in node configs::
+
+    # agentflow.yaml
+    profile: self-hosted
+    models:
+      timeout_s: 30
+      cache: {mode: write, path: .agentflow/model_cache.db}
+      profiles:
+        self-hosted:
+          api_base: http://gpu-box:8000/v1
+          price: {per_gpu_second: 0.0007}
+          aliases:
+            large: [hosted_vllm/qwen2.5-7b, {model: openai/gpt-4.1-mini, api_base: null}]
+
+The profile in force is, first match wins: ``--profile`` on the command line, the environment
+variable ``AGENTFLOW_PROFILE``, the workflow's ``profile:``, ``agentflow.yaml``'s ``profile:``, and
+finally ``offline``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agentflow.errors import ConfigError, did_you_mean, known
+from agentflow.models.sampling import ProviderKind
+
+PROFILE_ENV = "AGENTFLOW_PROFILE"
+API_BASE_ENV = "AGENTFLOW_API_BASE"
+"""Fallback ``api_base`` for the ``self-hosted`` profile."""
+DEFAULT_PROFILE = "offline"
+CacheMode = Literal["off", "read", "write", "replay"]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class Price(_Config):
+    """What a model costs, in USD. Overrides the provider's price list (self-hosted models)."""
+
+    input_per_million: float = Field(0.0, ge=0.0)
+    """Per million prompt tokens."""
+    output_per_million: float = Field(0.0, ge=0.0)
+    """Per million generated tokens."""
+    per_gpu_second: float = Field(0.0, ge=0.0)
+    """Per second of GPU time; a call is billed its wall time on ``gpus`` GPUs."""
+    gpus: int = Field(1, ge=1)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int, latency_s: float) -> float:
+        """The cost of one call."""
+        return (
+            prompt_tokens * self.input_per_million / 1e6
+            + completion_tokens * self.output_per_million / 1e6
+            + latency_s * self.per_gpu_second * self.gpus
+        )
+
+
+class ModelEntry(_Config):
+    """One concrete model an alias can resolve to."""
+
+    model: str
+    """LiteLLM model string (``openai/gpt-4.1-mini``, ``hosted_vllm/my-model``) or ``offline``."""
+    api_base: str | None = None
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key (never the key itself)."""
+    kind: ProviderKind | None = None
+    """How sampling reaches it; inferred from ``model`` and ``api_base`` when not given."""
+    context_window: int | None = Field(None, ge=256)
+    """Prompt + completion tokens; taken from LiteLLM's model list when not given."""
+    price: Price | None = None
+    timeout_s: float | None = Field(None, gt=0)
+    mock_response: str | None = None
+    """Answer with this text through LiteLLM's ``mock_response`` (tests, benchmarks; no network)."""
+
+    def provider_kind(self) -> ProviderKind:
+        """The entry's :data:`ProviderKind`, explicit or inferred."""
+        return self.kind or infer_kind(self.model, self.api_base)
+
+
+def infer_kind(model: str, api_base: str | None) -> ProviderKind:
+    """Guess how a model receives sampling from its LiteLLM model string."""
+    provider, _, name = model.partition("/")
+    if model == "offline" or provider == "offline":
+        return "offline"
+    if provider == "anthropic" or model.startswith("claude"):
+        return "anthropic"
+    if provider in ("ollama", "ollama_chat"):
+        return "ollama"
+    if provider in ("hosted_vllm", "vllm", "agentflow"):
+        return "openai-compatible"
+    if provider == "openai" and name and api_base:
+        return "openai-compatible"
+    return "openai"
+
+
+AliasSpec = ModelEntry | str | list[ModelEntry | str]
+
+
+class ProfileConfig(_Config):
+    """A named set of aliases. ``api_base``, ``api_key_env`` and ``price`` apply to every entry
+    that does not set its own."""
+
+    extends: str | None = None
+    """Start from this profile's aliases (a profile of the same name as a built-in extends it)."""
+    api_base: str | None = None
+    api_key_env: str | None = None
+    price: Price | None = None
+    aliases: dict[str, AliasSpec] = Field(default_factory=dict)
+
+
+class RetryConfig(_Config):
+    """Retries of transient failures (rate limit, timeout, 5xx, connection) on one model."""
+
+    max_attempts: int = Field(3, ge=1, le=10)
+    """Tries per model, the first included."""
+    initial_wait_s: float = Field(0.5, ge=0.0)
+    max_wait_s: float = Field(20.0, ge=0.0)
+    """Cap of the exponential backoff (with full jitter)."""
+    max_retry_after_s: float = Field(60.0, ge=0.0)
+    """Cap on a provider's ``Retry-After``; a longer one fails the model over to its fallback."""
+
+
+class CacheConfig(_Config):
+    """The response cache: ``off``; ``read`` (hits only, nothing stored); ``write`` (hits served,
+    misses stored: recording); ``replay`` (hits only; a miss is an error)."""
+
+    mode: CacheMode = "off"
+    path: str = ".agentflow/model_cache.db"
+
+
+class ModelsConfig(_Config):
+    """The ``models:`` section of ``agentflow.yaml`` plus the top-level ``profile:``."""
+
+    profile: str | None = None
+    profiles: dict[str, ProfileConfig] = Field(default_factory=dict)
+    timeout_s: float = Field(60.0, gt=0)
+    """Per-call timeout, unless a model entry sets its own."""
+    retries: RetryConfig = Field(default_factory=RetryConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+
+    @field_validator("profiles")
+    @classmethod
+    def _no_self_extension(cls, value: dict[str, ProfileConfig]) -> dict[str, ProfileConfig]:
+        for name, profile in value.items():
+            if profile.extends == name and name not in BUILTIN_PROFILES:
+                raise ValueError(f"profile {name!r} extends itself")
+        return value
+
+    @classmethod
+    def from_project(cls, data: Mapping[str, Any] | None, *, source: str = "agentflow.yaml") -> ModelsConfig:
+        """Read the whole parsed ``agentflow.yaml`` (its ``profile`` and ``models`` keys)."""
+        data = dict(data or {})
+        section = dict(data.get("models") or {})
+        if "profile" in data:
+            section.setdefault("profile", data["profile"])
+        try:
+            return cls.model_validate(section)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in ("models", *err["loc"]))
+            raise ConfigError(f"{source} ({where}): {err['msg']}") from exc
+
+    def profile_names(self) -> list[str]:
+        return sorted(set(BUILTIN_PROFILES) | set(self.profiles))
+
+    def aliases_of(self, profile: str, *, env: Mapping[str, str] | None = None) -> dict[str, list[ModelEntry]]:
+        """Every alias of ``profile`` with its model entries, fallbacks last."""
+        return _resolve(self, profile, env=os.environ if env is None else env, seen=())
+
+
+def _profile(config: ModelsConfig, name: str) -> tuple[ProfileConfig | None, ProfileConfig | None]:
+    user = config.profiles.get(name)
+    builtin = BUILTIN_PROFILES.get(name)
+    if user is None and builtin is None:
+        raise ConfigError(
+            f"unknown model profile {name!r}.{did_you_mean(name, config.profile_names())} "
+            f"Known profiles: {known(config.profile_names())}"
+        )
+    return user, builtin
+
+
+def _layers(config: ModelsConfig, name: str, seen: tuple[str, ...]) -> list[ProfileConfig]:
+    if name in seen:
+        raise ConfigError(f"model profiles extend each other in a cycle: {' -> '.join((*seen, name))}")
+    user, builtin = _profile(config, name)
+    if user is not None and user.extends and user.extends != name:
+        base = _layers(config, user.extends, (*seen, name))
+    else:
+        base = [builtin] if builtin is not None else []
+    return base + ([user] if user is not None else [])
+
+
+def _resolve(
+    config: ModelsConfig, name: str, *, env: Mapping[str, str], seen: tuple[str, ...]
+) -> dict[str, list[ModelEntry]]:
+    layers = _layers(config, name, seen)
+    api_base = next((p.api_base for p in reversed(layers) if p.api_base), None)
+    if name == "self-hosted" and api_base is None:
+        api_base = env.get(API_BASE_ENV) or None
+    api_key_env = next((p.api_key_env for p in reversed(layers) if p.api_key_env), None)
+    price = next((p.price for p in reversed(layers) if p.price is not None), None)
+    aliases: dict[str, list[ModelEntry]] = {}
+    for layer in layers:
+        for alias, spec in layer.aliases.items():
+            aliases[alias] = [_fill(e, api_base, api_key_env, price) for e in _entries(spec)]
+    for alias, entries in aliases.items():
+        for entry in entries:
+            if entry.provider_kind() == "openai-compatible" and not entry.api_base:
+                raise ConfigError(
+                    f"model {entry.model!r} of alias {alias!r} (profile {name!r}) needs an api_base: "
+                    f"set models.profiles.{name}.api_base in agentflow.yaml"
+                    + (f" or the environment variable {API_BASE_ENV}" if name == "self-hosted" else "")
+                )
+    return aliases
+
+
+def _entries(spec: AliasSpec) -> list[ModelEntry]:
+    items = spec if isinstance(spec, list) else [spec]
+    return [ModelEntry(model=i) if isinstance(i, str) else i for i in items]
+
+
+def _fill(
+    entry: ModelEntry, api_base: str | None, api_key_env: str | None, price: Price | None
+) -> ModelEntry:
+    if entry.provider_kind() == "offline":
+        return entry
+    updates: dict[str, Any] = {}
+    if "api_base" not in entry.model_fields_set and api_base:
+        updates["api_base"] = api_base
+    if entry.api_key_env is None and api_key_env:
+        updates["api_key_env"] = api_key_env
+    if entry.price is None and price is not None:
+        updates["price"] = price
+    return entry.model_copy(update=updates) if updates else entry
+
+
+def _profile_of(aliases: dict[str, AliasSpec], **kwargs: Any) -> ProfileConfig:
+    return ProfileConfig(aliases=aliases, **kwargs)
+
+
+BUILTIN_PROFILES: dict[str, ProfileConfig] = {
+    "offline": _profile_of(
+        {"small": "offline", "large": "offline", "judge": "offline", "embed": "offline/minilm"}
+    ),
+    "openai": _profile_of(
+        {
+            "small": "openai/gpt-4.1-mini",
+            "large": ["openai/gpt-4.1", "openai/gpt-4.1-mini"],
+            "judge": "openai/gpt-4.1-mini",
+            "embed": "openai/text-embedding-3-small",
+        },
+        api_key_env="OPENAI_API_KEY",
+    ),
+    "anthropic": _profile_of(
+        {
+            "small": "anthropic/claude-haiku-4-5",
+            "large": ["anthropic/claude-sonnet-4-5", "anthropic/claude-haiku-4-5"],
+            "judge": "anthropic/claude-haiku-4-5",
+            "embed": "offline/minilm",
+        },
+        api_key_env="ANTHROPIC_API_KEY",
+    ),
+    "ollama": _profile_of(
+        {
+            "small": "ollama_chat/llama3.2:3b",
+            "large": "ollama_chat/llama3.1:8b",
+            "judge": "ollama_chat/llama3.2:3b",
+            "embed": "ollama/nomic-embed-text",
+        },
+        api_base="http://localhost:11434",
+    ),
+    "self-hosted": _profile_of(
+        {
+            "small": "hosted_vllm/default",
+            "large": "hosted_vllm/default",
+            "judge": "hosted_vllm/default",
+            "embed": "offline/minilm",
+        },
+        # an on-demand H100 at about 2.50 USD an hour; set your own in agentflow.yaml
+        price=Price(per_gpu_second=0.0007),
+    ),
+}
+"""The profiles that exist without any configuration. ``offline`` is the default."""
+
+
+def resolve_profile(
+    *,
+    cli: str | None = None,
+    workflow: str | None = None,
+    config: ModelsConfig | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """The profile in force and where it came from (``--profile``, the environment, ...)."""
+    env = os.environ if env is None else env
+    candidates = (
+        (cli, "--profile"),
+        (env.get(PROFILE_ENV) or None, f"environment variable {PROFILE_ENV}"),
+        (workflow, "the workflow's profile"),
+        (config.profile if config else None, "agentflow.yaml"),
+    )
+    for name, source in candidates:
+        if name:
+            names = (config or ModelsConfig()).profile_names()
+            if name not in names:
+                raise ConfigError(
+                    f"unknown model profile {name!r} (from {source}).{did_you_mean(name, names)} "
+                    f"Known profiles: {known(names)}"
+                )
+            return name, source
+    return DEFAULT_PROFILE, "default"
+
+
+def load_models_config(path: str | Path | None = "agentflow.yaml") -> ModelsConfig:
+    """Read ``agentflow.yaml`` (a missing file means all defaults)."""
+    if path is None:
+        return ModelsConfig()
+    file = Path(path)
+    if not file.exists():
+        return ModelsConfig()
+    import yaml  # only when there is a file to read
+
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{file}: expected a mapping at the top level, got {type(data).__name__}")
+    return ModelsConfig.from_project(data, source=str(file))

@@ -1,0 +1,393 @@
+"""The model router: the one path every model call takes.
+
+``await router.complete(alias, messages, ...)`` resolves the alias to its models, then: the response
+cache, the call with retries (tenacity) and a per-call timeout, fallbacks to the alias's next model,
+structured-output validation with one repair, token and cost accounting, and one ``model_call``
+span in the trace. Nodes name aliases only; :func:`~agentflow.models.factory.build_router` makes a
+router from ``agentflow.yaml`` and the profile in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from agentflow.errors import ConfigError, ModelError, did_you_mean, known
+from agentflow.models.backends import Backends
+from agentflow.models.budget import estimate_messages, estimate_tokens, prompt_limit
+from agentflow.models.cache import CacheKey, ResponseCache, normalised_request
+from agentflow.models.cost import UsageLedger, call_cost
+from agentflow.models.profiles import ModelEntry, RetryConfig
+from agentflow.models.retry import Attempts, with_retries
+from agentflow.models.sampling import Sampling, SamplingWarning
+from agentflow.models.structured import OutputInvalid, OutputSchema, output_schema
+from agentflow.models.types import (
+    ChatModel,
+    ChatRequest,
+    ChatResponse,
+    Embedder,
+    Message,
+    PromptInputs,
+    ProviderError,
+    Usage,
+)
+
+_NO_SAMPLING = Sampling()
+DEFAULT_WINDOW = 8192
+"""The window assumed for a model nobody describes (not in LiteLLM's list, none configured)."""
+
+
+class CallTracer(Protocol):
+    """What the router needs of a tracer: the node tracer of :mod:`agentflow.nodes.context`."""
+
+    def record(self, kind: Any, name: str, *, data: dict[str, Any] | None = ..., started: float | None = ...,
+               status: str | None = ..., error: str | None = ...) -> Any: ...
+
+
+@dataclass(slots=True)
+class RoutedModel:
+    """A model of an alias: its configuration and the backend that serves it."""
+
+    entry: ModelEntry
+    model: ChatModel
+
+
+@dataclass(slots=True)
+class _Call:
+    """What one ``complete`` did, for the trace and the ledger."""
+
+    alias: str
+    cache: str = "off"
+    retries: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    repaired: bool = False
+
+
+class ModelRouter:
+    """Aliases to models, and the call path; see the module docstring.
+
+    Build one with :func:`~agentflow.models.factory.build_router`, or directly from entries
+    (``{"large": [ModelEntry(model="openai/gpt-4.1"), ...]}``) or ready backends
+    (``models={"small": FakeChatModel([...])}``), which win over entries of the same alias.
+    """
+
+    def __init__(
+        self,
+        entries: Mapping[str, Sequence[ModelEntry]] | None = None,
+        *,
+        models: Mapping[str, ChatModel | Sequence[ChatModel]] | None = None,
+        embedders: Mapping[str, Embedder] | None = None,
+        profile: str = "custom",
+        retries: RetryConfig | None = None,
+        cache: ResponseCache | None = None,
+        timeout_s: float = 60.0,
+        backends: Backends | None = None,
+    ) -> None:
+        self.profile = profile
+        self.retries = retries or RetryConfig()
+        self.cache = cache if cache is not None and cache.mode != "off" else None
+        self.timeout_s = timeout_s
+        self.backends = backends or Backends(timeout_s=timeout_s)
+        self.usage = UsageLedger()
+        self._entries = {alias: list(chain) for alias, chain in (entries or {}).items()}
+        self._chains: dict[str, list[RoutedModel]] = {}
+        self._given: set[str] = set(models or {})
+        for alias, given in (models or {}).items():
+            chain = [given] if not isinstance(given, Sequence) else list(given)
+            self._chains[alias] = [RoutedModel(_entry_of(m), m) for m in chain]
+            self._entries[alias] = [r.entry for r in self._chains[alias]]
+        self._embedders: dict[str, Embedder] = dict(embedders or {})
+        self._warned: set[tuple[str, str, tuple[str, ...]]] = set()
+
+    # -- aliases ---------------------------------------------------------------------------
+
+    @property
+    def aliases(self) -> list[str]:
+        """Every alias this router knows."""
+        return sorted(set(self._entries) | set(self._embedders))
+
+    def check_alias(self, alias: str, *, where: str | None = None) -> None:
+        """Raise a :class:`ConfigError` naming the alias, the place and the known aliases."""
+        if alias in self._entries or alias in self._embedders:
+            return
+        at = f" at {where}" if where else ""
+        raise ConfigError(
+            f"Unknown model alias {alias!r}{at} (profile {self.profile!r}); known: "
+            f"{known(self.aliases)}.{did_you_mean(alias, self.aliases)}"
+        )
+
+    def chain(self, alias: str) -> list[RoutedModel]:
+        """The models of ``alias``, fallbacks last (backends are built on first use)."""
+        chain = self._chains.get(alias)
+        if chain is None:
+            self.check_alias(alias)
+            chain = [RoutedModel(e, self.backends.chat(e)) for e in self._entries[alias]]
+            self._chains[alias] = chain
+        return chain
+
+    def models_of(self, alias: str) -> list[str]:
+        """The model strings of ``alias``, fallbacks last."""
+        self.check_alias(alias)
+        return [e.model for e in self._entries.get(alias, [])]
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def context_window(self, alias: str) -> int:
+        """The smallest window among the alias's models, so a prompt fits every fallback."""
+        self.check_alias(alias)
+        if alias in self._given:
+            windows = [getattr(r.model, "context_window", None) or DEFAULT_WINDOW
+                       for r in self._chains[alias]]
+        else:
+            windows = [self.backends.context_window(e) or DEFAULT_WINDOW
+                       for e in self._entries[alias]]
+        return min(windows) if windows else DEFAULT_WINDOW
+
+    def prompt_limit(self, alias: str, sampling: Sampling | None = None) -> int:
+        """Tokens a prompt to ``alias`` may use: its window minus the tokens kept for the answer."""
+        return prompt_limit(self.context_window(alias), (sampling or _NO_SAMPLING).max_tokens)
+
+    def count_tokens(self, alias: str, messages: Sequence[Message]) -> int:
+        """Prompt tokens by the alias's first model's tokenizer (an estimate when there is none)."""
+        self.check_alias(alias)
+        counted = self._count(alias, list(messages))
+        return counted if counted is not None else estimate_messages(messages)
+
+    def count_text(self, alias: str, text: str) -> int:
+        """Tokens of a piece of text (a chunk, a turn) for the alias's first model."""
+        counted = self._count(alias, [{"role": "user", "content": text}])
+        return max(0, counted - 7) if counted is not None else estimate_tokens(text)
+
+    def _count(self, alias: str, messages: list[Message]) -> int | None:
+        if alias in self._given:  # test doubles and custom backends: the estimate
+            return None
+        return self.backends.count_tokens(self._entries[alias][0], messages)
+
+    # -- calls -----------------------------------------------------------------------------
+
+    async def complete(
+        self,
+        alias: str,
+        messages: Sequence[Message],
+        *,
+        sampling: Sampling | None = None,
+        inputs: PromptInputs | None = None,
+        schema: type[BaseModel] | Mapping[str, Any] | None = None,
+        timeout_s: float | None = None,
+        tracer: CallTracer | None = None,
+        node: str | None = None,
+        trace_data: Mapping[str, Any] | None = None,
+    ) -> ChatResponse:
+        """Answer ``messages`` with the model(s) of ``alias``; see the module docstring.
+
+        With ``schema`` (a Pydantic model or a JSON Schema), ``response.parsed`` is the validated
+        object. Raises :class:`ModelError` when every model fails or the output stays invalid.
+        """
+        chain = self.chain(alias)
+        sampling = sampling or _NO_SAMPLING
+        out = output_schema(schema)
+        self._warn_dropped(chain, sampling, node)
+        request = ChatRequest(
+            messages=list(messages), sampling=sampling, inputs=inputs,
+            response_schema=out.json_schema if out else None,
+            schema_name=out.name if out else "output", timeout_s=timeout_s,
+        )
+        call = _Call(alias)
+        started, clock = time.time(), time.perf_counter()
+        try:
+            response, model = await self._answer(chain, request, call)
+            if out is not None:
+                response = await self._structured(chain, request, response, out, call)
+        except ModelError as exc:
+            self.usage.record(alias, chain[0].model.name, latency_s=time.perf_counter() - clock,
+                              retries=call.retries, failed=True)
+            if tracer is not None:
+                tracer.record("model_call", alias, data=self._trace(call, chain, request, None, None,
+                              trace_data), started=started, status="error", error=str(exc))
+            raise
+        latency = time.perf_counter() - clock
+        cost, source = (0.0, "cache") if call.cache == "hit" else call_cost(
+            price=model.entry.price, usage=response.usage, latency_s=response.latency_s or latency,
+            provider_cost=response.cost, offline=model.model.kind == "offline",
+        )
+        response = response.model_copy(update={"cost": cost})
+        self.usage.record(alias, response.model or model.model.name, usage=response.usage, cost=cost,
+                          latency_s=latency, retries=call.retries, cache_hit=call.cache == "hit")
+        if tracer is not None:
+            data = self._trace(call, chain, request, response, source, trace_data)
+            tracer.record("model_call", alias, data=data, started=started)
+        return response
+
+    async def _answer(
+        self, chain: list[RoutedModel], request: ChatRequest, call: _Call
+    ) -> tuple[ChatResponse, RoutedModel]:
+        primary = chain[0]
+        key: CacheKey | None = None
+        if self.cache is not None:
+            key = CacheKey.of(normalised_request(primary.model.name, request,
+                                                 with_inputs=primary.model.reads_inputs))
+            hit = self.cache.get(key.key)
+            if hit is not None:
+                call.cache = "hit"
+                return hit, primary
+            call.cache = "miss"
+            if self.cache.mode == "replay":
+                raise self.cache.miss(key.key, primary.model.name, request.messages)
+        for index, routed in enumerate(chain):
+            attempts = Attempts()
+            try:
+                response = await with_retries(lambda r=routed: self._once(r, request),
+                                              self.retries, attempts)
+            except ProviderError as exc:
+                call.retries += attempts.retries
+                call.failures.append({"model": routed.model.name, "error": str(exc)})
+                if index == len(chain) - 1:
+                    raise ModelError(_all_failed(call)) from exc
+                continue
+            call.retries += attempts.retries
+            if self.cache is not None and key is not None:
+                self.cache.put(key, response)
+                call.cache = "stored" if self.cache.writes else "miss"
+            return response, routed
+        raise ModelError(f"model alias {call.alias!r} has no models")  # an empty chain
+
+    async def _once(self, routed: RoutedModel, request: ChatRequest) -> ChatResponse:
+        timeout = request.timeout_s or routed.entry.timeout_s or self.timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                return await routed.model.complete(request)
+        except TimeoutError as exc:
+            raise ProviderError(
+                f"{routed.model.name}: timeout: no answer within {timeout:g} s",
+                reason="timeout", model=routed.model.name,
+            ) from exc
+
+    async def _structured(
+        self, chain: list[RoutedModel], request: ChatRequest, response: ChatResponse,
+        out: OutputSchema, call: _Call,
+    ) -> ChatResponse:
+        try:
+            return _validated(response, out)
+        except OutputInvalid as first:
+            call.repaired = True
+            repair = ChatRequest(
+                messages=[*request.messages, *out.repair_messages(response.text, str(first))],
+                sampling=request.sampling, inputs=request.inputs,
+                response_schema=request.response_schema, schema_name=request.schema_name,
+                timeout_s=request.timeout_s,
+            )
+            again, _ = await self._answer(chain, repair, call)
+            again = _with_spent(again, response)  # the first reply's tokens were spent too
+            try:
+                return _validated(again, out)
+            except OutputInvalid as second:
+                raise ModelError(
+                    f"model alias {call.alias!r} ({again.model or chain[0].model.name}) returned "
+                    f"output that does not match the schema {out.name!r}, even after one repair "
+                    f"request: {second}"
+                ) from second
+
+    async def embed(self, alias: str, texts: Sequence[str]) -> list[list[float]]:
+        """Embed ``texts`` with the alias's embedding model (e.g. ``embed``), with retries."""
+        embedder = self._embedders.get(alias)
+        if embedder is None:
+            self.check_alias(alias)
+            embedder = self.backends.embedder(self._entries[alias][0])
+            self._embedders[alias] = embedder
+        attempts = Attempts()
+        try:
+            return await with_retries(lambda: embedder.embed(list(texts)), self.retries, attempts)
+        except ProviderError as exc:
+            raise ModelError(f"embedding with alias {alias!r} failed: {exc}") from exc
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _warn_dropped(self, chain: list[RoutedModel], sampling: Sampling, node: str | None) -> None:
+        if sampling is _NO_SAMPLING:
+            return
+        for routed in chain:
+            dropped = routed.model.sampling_plan(sampling).dropped
+            key = (node or "", routed.model.name, dropped)
+            if dropped and key not in self._warned:
+                self._warned.add(key)
+                warnings.warn(
+                    f"{'node ' + repr(node) if node else 'a direct call'}: {routed.model.name} "
+                    f"({routed.model.kind}) does not accept {', '.join(dropped)}; "
+                    f"{'it is' if len(dropped) == 1 else 'they are'} not sent",
+                    SamplingWarning, stacklevel=3,
+                )
+
+    def _trace(
+        self, call: _Call, chain: list[RoutedModel], request: ChatRequest,
+        response: ChatResponse | None, cost_source: str | None, extra: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        plan = chain[0].model.sampling_plan(request.sampling)
+        data: dict[str, Any] = {
+            "alias": call.alias, "profile": self.profile,
+            "models": [r.model.name for r in chain],
+            "messages": [dict(m) for m in request.messages],
+            "sampling": request.sampling.provided(),
+            "dropped_params": list(plan.dropped), "ignored_params": list(plan.ignored),
+            "cache": call.cache, "cache_hit": call.cache == "hit",
+            "retries": call.retries, "failures": call.failures, "repaired": call.repaired,
+        }
+        if request.response_schema is not None:
+            data["schema"] = request.schema_name
+        if response is not None:
+            data.update(
+                model=response.model, response=response.text, finish_reason=response.finish_reason,
+                tokens={"prompt": response.usage.prompt_tokens,
+                        "completion": response.usage.completion_tokens,
+                        "total": response.usage.total_tokens, "estimated": response.usage.estimated},
+                cost=response.cost, cost_source=cost_source, latency_s=response.latency_s,
+            )
+            if response.choices:
+                data["choices"] = list(response.choices)
+        data.update(extra or {})
+        return data
+
+
+def _validated(response: ChatResponse, out: OutputSchema) -> ChatResponse:
+    if response.parsed is not None:
+        parsed = out.validate(_plain(response.parsed))
+    else:
+        parsed = out.parse(response.text)
+    return response.model_copy(update={"parsed": parsed})
+
+
+def _with_spent(response: ChatResponse, earlier: ChatResponse) -> ChatResponse:
+    """``response`` with the tokens, cost and time of an earlier reply of the same call added."""
+    usage = Usage(
+        prompt_tokens=response.usage.prompt_tokens + earlier.usage.prompt_tokens,
+        completion_tokens=response.usage.completion_tokens + earlier.usage.completion_tokens,
+        estimated=response.usage.estimated or earlier.usage.estimated,
+    )
+    costs = [c for c in (response.cost, earlier.cost) if c is not None]
+    return response.model_copy(update={
+        "usage": usage,
+        "cost": sum(costs) if costs else None,
+        "latency_s": response.latency_s + earlier.latency_s,
+    })
+
+
+def _plain(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if callable(dump) else value
+
+
+def _all_failed(call: _Call) -> str:
+    tried = "; ".join(f"{f['model']}: {f['error']}" for f in call.failures)
+    return f"every model of alias {call.alias!r} failed ({len(call.failures)} tried): {tried}"
+
+
+def _entry_of(model: ChatModel) -> ModelEntry:
+    kind = model.kind if model.kind in ("openai", "anthropic", "ollama", "openai-compatible",
+                                        "offline") else None
+    window = getattr(model, "context_window", None)
+    return ModelEntry(model=model.name, kind=kind, context_window=window)  # type: ignore[arg-type]

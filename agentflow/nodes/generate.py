@@ -1,0 +1,113 @@
+"""The ``generate`` node type: answer from retrieved documents, citing them as ``[DOC n]``.
+
+.. code-block:: yaml
+
+    - name: answer
+      type: generate
+      query: question
+      documents: chunks
+      history: messages
+      output: answer
+      model: large
+      chain_of_thought: true
+      few_shot_k: 2            # examples retrieved from the example store by similarity
+      sampling: {temperature: 0.2, max_tokens: 512}
+
+The node assembles the augmented prompt (:mod:`agentflow.prompts.augmented`) within the model's
+context budget, sends it, and writes the answer with any scratchpad removed. ``[DOC n]`` refers to
+the n-th chunk of the ``documents`` field, whatever the budget dropped. With ``history_output`` the
+node also writes the new turn (the question, and the answer without reasoning) as langchain-core
+messages, for a history field with LangGraph's ``add_messages`` reducer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from agentflow.documents import Example
+from agentflow.errors import ModelError
+from agentflow.models.sampling import Sampling
+from agentflow.nodes.context import RunContext
+from agentflow.nodes.llm import chunks_of, read_state
+from agentflow.nodes.registry import NodeConfig, node
+from agentflow.prompts.augmented import DEFAULT_TEMPLATE, AugmentedPrompt, assemble
+from agentflow.prompts.examples import select_examples
+from agentflow.prompts.messages import split_reasoning
+
+
+class GenerateConfig(NodeConfig):
+    query: str = "question"
+    """State field holding the user's question."""
+    documents: str | None = "chunks"
+    """State field holding the retrieved chunks, best first; ``null`` for none."""
+    history: str | None = None
+    """State field holding the conversation so far (messages); ``null`` for none."""
+    output: str = "answer"
+    """State field written with the answer."""
+    model: str = "large"
+    """Model alias."""
+    sampling: Sampling = Field(default_factory=Sampling)
+    """Sampling controls; ``max_tokens`` is also what the context budget keeps free."""
+    prompt: str = DEFAULT_TEMPLATE
+    """Template of the augmented prompt (blocks ``system``, ``user``, ``example_*``)."""
+    instructions: str = ""
+    """Extra system instructions, appended to the template's."""
+    examples: list[Example] = Field(default_factory=list)
+    """Fixed few-shot examples."""
+    few_shot_k: int = Field(0, ge=0, le=20)
+    """How many more examples to retrieve from the example store by similarity to the query."""
+    chain_of_thought: bool = False
+    """Ask for reasoning in a scratchpad first; it is kept out of the answer and the history."""
+    history_share: float = Field(0.25, ge=0.0, le=1.0)
+    """Share of the free context that recent history may take before documents are placed."""
+    history_output: str | None = None
+    """State field that receives the new turn (question, answer) as messages."""
+    samples_output: str | None = None
+    """With ``sampling.n > 1``: state field that receives every sampled answer."""
+
+
+def _writes(cfg: GenerateConfig) -> tuple[str, ...]:
+    extra = tuple(f for f in (cfg.history_output, cfg.samples_output) if f)
+    return (cfg.output, *extra)
+
+
+def _reads(cfg: GenerateConfig) -> tuple[str, ...]:
+    return tuple(f for f in (cfg.query, cfg.documents, cfg.history) if f)
+
+
+@node("generate", reads=_reads, writes=_writes)
+async def generate(state: Any, cfg: GenerateConfig, ctx: RunContext) -> dict[str, Any]:
+    """Answer the question from the documents with [DOC n] citations, within the context budget."""
+    query = str(read_state(state, cfg.query, ctx.node))
+    documents = chunks_of(read_state(state, cfg.documents, ctx.node), ctx.node) if cfg.documents else []
+    history = (read_state(state, cfg.history, ctx.node) or []) if cfg.history else []
+    store = ctx.examples if cfg.few_shot_k else None
+    examples = await select_examples(cfg.examples, store, query, cfg.few_shot_k)
+    prompt = AugmentedPrompt(
+        query=query, documents=documents, history=history, examples=examples,
+        instructions=cfg.instructions, chain_of_thought=cfg.chain_of_thought, template=cfg.prompt,
+    )
+    messages, inputs, report = assemble(
+        prompt, ctx.prompts, ctx.models, cfg.model, cfg.sampling, history_share=cfg.history_share
+    )
+    response = await ctx.models.complete(
+        cfg.model, messages, sampling=cfg.sampling, inputs=inputs,
+        tracer=ctx.tracer, node=ctx.node,
+        trace_data={"context_budget": report.as_dict(), "few_shot": len(examples)},
+    )
+    answers = [split_reasoning(text)[0] for text in response.all_choices()]
+    if not answers[0]:
+        raise ModelError(
+            f"node {ctx.node!r}: model alias {cfg.model!r} ({response.model}) returned no answer "
+            "outside its scratchpad; raise max_tokens or turn chain_of_thought off"
+        )
+    out: dict[str, Any] = {cfg.output: answers[0]}
+    if cfg.samples_output:
+        out[cfg.samples_output] = answers
+    if cfg.history_output:
+        from langchain_core.messages import AIMessage, HumanMessage  # the history's message types
+
+        out[cfg.history_output] = [HumanMessage(content=query), AIMessage(content=answers[0])]
+    return out
