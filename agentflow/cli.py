@@ -54,10 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_graph(sub)
     _add_schema(sub)
     from agentflow.models import cli as models_cli
+    from agentflow.retrieval import cli as ingest_cli
     from agentflow.tracing import cli as traces_cli
     from agentflow.ui import cli as ui_cli
 
+    from agentflow.serve import cli as node_cli
+
+    ingest_cli.add_parser(sub)
     models_cli.add_parser(sub)
+    node_cli.add_parser(sub)
     traces_cli.add_parser(sub)
     ui_cli.add_parser(sub)
     return parser

@@ -27,7 +27,7 @@ class Message(TypedDict):
     content: str
 
 
-Task = Literal["classify", "generate", "judge", "prompt"]
+Task = Literal["classify", "generate", "judge", "prompt", "queries", "chat"]
 """What a request asks for; the offline backends dispatch on it."""
 
 
@@ -65,6 +65,8 @@ class PromptInputs(BaseModel):
     """Similarity below which the offline classifier answers ``out_of_scope``."""
     claim: str = ""
     """The statement whose support is scored (judge)."""
+    count: int = 0
+    """How many items to produce (queries)."""
     examples: tuple[Example, ...] = ()
     variables: dict[str, Any] = Field(default_factory=dict)
     """Template variables of a free-form prompt (the ``llm`` node)."""

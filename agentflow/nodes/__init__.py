@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 
 BUILTINS: tuple[str, ...] = (
-    "classify", "generate", "llm", "retrieve", "fuse", "widen", "reply", "checks", "python",
+    "classify", "generate", "llm", "queries", "chat", "retrieve", "fuse", "reply",
+    "checks", "finalize", "python",
 )
 
 

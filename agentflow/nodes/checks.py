@@ -49,7 +49,7 @@ from agentflow.checks.result import CheckResult
 from agentflow.errors import CheckFailed, ConfigError, ModelError
 from agentflow.models.sampling import Sampling
 from agentflow.nodes.context import RunContext
-from agentflow.nodes.generate import GenerateConfig
+from agentflow.nodes.generate import GenerateConfig, instructions_of
 from agentflow.nodes.llm import chunks_of, read_state
 from agentflow.nodes.registry import NodeConfig, node
 from agentflow.prompts.augmented import AugmentedPrompt, assemble
@@ -247,7 +247,7 @@ def _sc_writes(cfg: SelfConsistencyConfig) -> tuple[str, ...]:
 
 
 def _sc_reads(cfg: SelfConsistencyConfig) -> tuple[str, ...]:
-    return tuple(f for f in (cfg.query, cfg.documents, cfg.history) if f)
+    return tuple(f for f in (cfg.query, cfg.documents, cfg.history, cfg.instructions_from) if f)
 
 
 @node("self_consistency", reads=_sc_reads, writes=_sc_writes)
@@ -260,8 +260,8 @@ async def self_consistency(state: Any, cfg: SelfConsistencyConfig, ctx: RunConte
     examples = await select_examples(cfg.examples, ctx.examples if cfg.few_shot_k else None,
                                      query, cfg.few_shot_k)
     prompt = AugmentedPrompt(query=query, documents=documents, history=history, examples=examples,
-                             instructions=cfg.instructions, chain_of_thought=cfg.chain_of_thought,
-                             template=cfg.prompt)
+                             instructions=instructions_of(state, cfg, ctx.node),
+                             chain_of_thought=cfg.chain_of_thought, template=cfg.prompt)
     messages, inputs, _report = assemble(prompt, ctx.prompts, ctx.models, cfg.model,
                                          cfg.sampling, history_share=cfg.history_share)
     raw, how = await sample_answers(ctx.models, cfg.model, messages, n=cfg.n,

@@ -54,6 +54,9 @@ class GenerateConfig(NodeConfig):
     """Template of the augmented prompt (blocks ``system``, ``user``, ``example_*``)."""
     instructions: str = ""
     """Extra system instructions, appended to the template's."""
+    instructions_from: str | None = None
+    """State field with more instructions for this call, when set: a loop's feedback, for
+    example (the failing checks' reasons, so that a retry knows what to fix)."""
     examples: list[Example] = Field(default_factory=list)
     """Fixed few-shot examples."""
     few_shot_k: int = Field(0, ge=0, le=20)
@@ -74,7 +77,16 @@ def _writes(cfg: GenerateConfig) -> tuple[str, ...]:
 
 
 def _reads(cfg: GenerateConfig) -> tuple[str, ...]:
-    return tuple(f for f in (cfg.query, cfg.documents, cfg.history) if f)
+    return tuple(f for f in (cfg.query, cfg.documents, cfg.history, cfg.instructions_from) if f)
+
+
+def instructions_of(state: Any, cfg: GenerateConfig, node_name: str) -> str:
+    """The configured instructions plus those the state holds in ``instructions_from``."""
+    extra = read_state(state, cfg.instructions_from, node_name) if cfg.instructions_from else None
+    if hasattr(extra, "feedback"):
+        extra = extra.feedback()
+    parts = [cfg.instructions.strip(), str(extra).strip() if extra else ""]
+    return "\n\n".join(p for p in parts if p)
 
 
 @node("generate", reads=_reads, writes=_writes)
@@ -87,7 +99,8 @@ async def generate(state: Any, cfg: GenerateConfig, ctx: RunContext) -> dict[str
     examples = await select_examples(cfg.examples, store, query, cfg.few_shot_k)
     prompt = AugmentedPrompt(
         query=query, documents=documents, history=history, examples=examples,
-        instructions=cfg.instructions, chain_of_thought=cfg.chain_of_thought, template=cfg.prompt,
+        instructions=instructions_of(state, cfg, ctx.node), chain_of_thought=cfg.chain_of_thought,
+        template=cfg.prompt,
     )
     messages, inputs, report = assemble(
         prompt, ctx.prompts, ctx.models, cfg.model, cfg.sampling, history_share=cfg.history_share

@@ -65,13 +65,15 @@ def read_state(state: Any, name: str, node_name: str) -> Any:
 
 
 def chunks_of(value: Any, node_name: str) -> list[Chunk]:
-    """A state value as a list of chunks (chunks, or dicts shaped like them)."""
+    """A state value as a list of chunks (chunks, dicts shaped like them, or plain texts)."""
     if value is None:
         return []
-    if isinstance(value, Chunk | Mapping):
+    if isinstance(value, Chunk | Mapping | str):
         value = [value]
     try:
-        return [c if isinstance(c, Chunk) else Chunk.model_validate(c) for c in value]
+        return [c if isinstance(c, Chunk) else
+                Chunk(id=f"text:{i}", text=c) if isinstance(c, str) else Chunk.model_validate(c)
+                for i, c in enumerate(value)]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"node {node_name!r}: documents must be a list of chunks: {exc}") from exc
 
@@ -81,7 +83,7 @@ def _inputs(values: Mapping[str, Any], node_name: str) -> PromptInputs:
     # query, and says it has no language model instead of answering something else.
     query = values.get("query", values.get("question", ""))
     docs = values.get("documents", values.get("chunks"))
-    has_docs = isinstance(docs, list | tuple)
+    has_docs = isinstance(docs, list | tuple | Chunk | Mapping)
     return PromptInputs(
         task="prompt",
         query=query if isinstance(query, str) and has_docs else "",

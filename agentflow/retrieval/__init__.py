@@ -1,1 +1,60 @@
-"""agentflow.retrieval."""
+"""Retrieval: ingest files, chunk, embed (dense + BM25), store in Qdrant, search with hybrid fusion.
+
+Names are loaded on first use, so importing this package (as ``agentflow --help`` does through
+the CLI) loads neither numpy nor Qdrant nor a model.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Bm25Encoder": "embedders",
+    "ChunkingConfig": "chunking",
+    "CollectionSpec": "catalog",
+    "Condition": "store",
+    "Document": "loaders",
+    "EdgeStore": "edge",
+    "Embedder": "embedders",
+    "FieldMap": "loaders",
+    "Filter": "store",
+    "HashEmbedder": "embedders",
+    "Hit": "store",
+    "IngestReport": "ingestion",
+    "LiteLLMEmbedder": "embedders",
+    "MemoryStore": "memory",
+    "MiniLMEmbedder": "embedders",
+    "QdrantExampleStore": "examples",
+    "QdrantRetriever": "retriever",
+    "QdrantServerStore": "server",
+    "Record": "store",
+    "Retriever": "retriever",
+    "SearchSettings": "retriever",
+    "SparseVector": "store",
+    "StoreQuery": "store",
+    "VectorStore": "store",
+    "ensure_collection": "catalog",
+    "ingest": "ingestion",
+    "make_embedder": "embedders",
+    "open_retriever": "catalog",
+    "open_store": "catalog",
+    "parse_filter": "store",
+    "prepare_retrievers": "catalog",
+    "rrf_fuse": "retriever",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentflow.retrieval' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"agentflow.retrieval.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -38,12 +38,38 @@ class Workflow:
     def base_dir(self) -> Path:
         return self.path.parent if self.path else Path.cwd()
 
-    def services(self, *, profile: str | None = None, root: str | Path = ".") -> Any:
-        """The services of a run of this workflow (``profile`` is ``--profile``)."""
+    def collections(self) -> list[Any]:
+        """The declared collections, their sources made absolute (they are relative to the file)."""
+        from agentflow.retrieval.catalog import CollectionSpec
+
+        out = []
+        for name, c in self.spec.collections.items():
+            sources = [c.source] if isinstance(c.source, str) else list(c.source)
+            out.append(CollectionSpec(
+                name=name, sources=tuple(str((self.base_dir / s).resolve()) for s in sources),
+                chunking=c.chunking, embedder=c.embedder, store=c.store, field_map=c.field_map))
+        return out
+
+    async def aservices(self, *, profile: str | None = None, root: str | Path = ".",
+                        progress: bool = True) -> Any:
+        """The services of a run: models and prompts from configuration, and the declared
+        collections, ingested first where their sources changed (with a progress bar)."""
+        from agentflow.retrieval.catalog import prepare_retrievers
         from agentflow.spec.services import default_services
 
+        retrievers = None
+        if self.spec.collections:
+            retrievers = await prepare_retrievers(self.collections(), base_dir=root,
+                                                  progress=progress)
         return default_services(profile=profile, workflow_profile=self.spec.models.profile,
-                                root=root, base=self.flow.services)
+                                root=root, base=self.flow.services, retrievers=retrievers)
+
+    def services(self, *, profile: str | None = None, root: str | Path = ".",
+                 progress: bool = True) -> Any:
+        """:meth:`aservices`, for code that is not async."""
+        import asyncio
+
+        return asyncio.run(self.aservices(profile=profile, root=root, progress=progress))
 
 
 def load_workflow(
@@ -240,7 +266,7 @@ def _model_fields(loc: Sequence[str | int], located: Located, reg: NodeRegistry)
         return [*m.WorkflowBase.model_fields, "nodes"]
     last = loc[-1]
     by_key = {"route": m.RouteBody, "loop": m.LoopBody, "map": m.MapBody, "parallel": m.ParallelBody,
-              "chunking": m.ChunkingSpec, "models": m.ModelsSpec}
+              "chunking": m.ChunkingConfig, "models": m.ModelsSpec}
     if last in by_key:
         return list(by_key[last].model_fields)
     if len(loc) == 2 and loc[0] in ("inputs", "state"):

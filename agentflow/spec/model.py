@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_mo
 from typing_extensions import TypeAliasType
 
 from agentflow.nodes.registry import NodeRegistry, NodeType, registry
+from agentflow.retrieval.chunking import ChunkingConfig
+from agentflow.retrieval.loaders import FieldMap
 
 SPEC_VERSIONS = (1,)
 FieldType = Literal["string", "integer", "number", "boolean", "list", "object", "any"]
@@ -38,23 +40,18 @@ class FieldSpec(_Strict):
     (dicts) or messages (chat history, LangGraph's add_messages)."""
 
 
-class ChunkingSpec(_Strict):
-    strategy: Literal["tokens", "markdown", "sentences"] = "markdown"
-    size: int = Field(300, ge=20, le=8192)
-    """Target chunk size in tokens."""
-    overlap: int = Field(40, ge=0, le=2048)
-
-
 class CollectionSpec(_Strict):
     """A collection of documents the workflow searches, and where its documents come from."""
 
     source: str | list[str]
     """A file, a folder or a glob (or a list of them), relative to the workflow file."""
-    chunking: ChunkingSpec = Field(default_factory=ChunkingSpec)
-    embedder: str = "embed"
-    """The model alias of the dense embedder."""
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    embedder: str = "minilm"
+    """minilm (local, offline), or a LiteLLM embedding model name."""
     store: str | None = None
-    """A Qdrant URL; the embedded store under .agentflow/ when omitted."""
+    """A Qdrant URL (server or cluster); the embedded store under .agentflow/ when omitted."""
+    field_map: FieldMap | None = None
+    """For .jsonl sources: which fields hold the text, title and id."""
 
 
 class ModelsSpec(_Strict):

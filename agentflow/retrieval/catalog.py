@@ -1,0 +1,171 @@
+"""Collections a workflow declares: where the documents come from, and the store they live in.
+
+The spec layer turns each declared collection into a :class:`CollectionSpec` and calls
+:func:`prepare_retrievers` before a run::
+
+    specs = [CollectionSpec(name="docs", sources=("docs/**/*.md",))]
+    services = Services(retrievers=await prepare_retrievers(specs, base_dir=workflow_dir))
+
+The first run ingests the sources with a progress bar; later runs find every document unchanged
+and write nothing; a changed, added or deleted source file is re-ingested incrementally.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agentflow.errors import RetrievalError
+from agentflow.retrieval.chunking import ChunkingConfig
+from agentflow.retrieval.embedders import Bm25Encoder, Embedder, make_embedder
+from agentflow.retrieval.ingestion import IngestReport, ingest
+from agentflow.retrieval.loaders import FieldMap
+from agentflow.retrieval.retriever import QdrantRetriever, SearchSettings
+from agentflow.retrieval.store import VectorStore, check_collection_name
+
+EMBEDDED_ROOT = Path(".agentflow") / "qdrant"
+"""Where embedded collections live, relative to the base directory."""
+
+
+class CollectionSpec(BaseModel):
+    """A collection a workflow searches, and the files it is built from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    name: str
+    """Collection name, used by ``retrieve`` nodes (``collection: docs``)."""
+    sources: tuple[str, ...] = ()
+    """Files, folders or glob patterns, relative to the workflow's folder. Empty: the collection
+    is filled some other way (``agentflow ingest``) and only opened."""
+    chunking: ChunkingConfig = ChunkingConfig()
+    embedder: str = "minilm"
+    """``minilm`` (local, offline), ``hash`` (tests) or a LiteLLM embedding model name."""
+    field_map: FieldMap | None = None
+    """For .jsonl sources: which fields hold the text, title and id."""
+    store: str | None = None
+    """Where the collection lives: None for the embedded store under ``.agentflow/qdrant``,
+    ``http(s)://host:6333`` for a Qdrant server or cluster, ``memory`` for tests, or
+    ``local:PATH`` for qdrant-client's local mode."""
+    prune: bool = True
+    """Remove the chunks of files that are no longer among the sources."""
+    search: SearchSettings = SearchSettings()
+    bm25_avg_len: float = Field(256.0, gt=0)
+    """Expected document length (in words) for BM25's length normalisation."""
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        try:
+            return check_collection_name(name)
+        except RetrievalError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+
+def open_store(
+    collection: str,
+    store: str | None = None,
+    *,
+    base_dir: str | Path = ".",
+    api_key: str | None = None,
+) -> VectorStore:
+    """The store of a collection at a location (see :attr:`CollectionSpec.store`).
+
+    A server's API key is ``api_key`` or the ``QDRANT_API_KEY`` environment variable.
+    """
+    check_collection_name(collection)
+    if store is None or store == "embedded":
+        from agentflow.retrieval.edge import EdgeStore
+
+        return EdgeStore(collection, Path(base_dir) / EMBEDDED_ROOT)
+    if store == "memory":
+        from agentflow.retrieval.memory import MemoryStore
+
+        return MemoryStore.shared(collection)
+    if store.startswith(("http://", "https://")):
+        from agentflow.retrieval.server import QdrantServerStore
+
+        key = api_key if api_key is not None else os.environ.get("QDRANT_API_KEY")
+        return QdrantServerStore(collection, url=store, api_key=key)
+    if store.startswith("local:"):
+        from agentflow.retrieval.server import QdrantServerStore
+
+        path = Path(store.removeprefix("local:"))
+        return QdrantServerStore(
+            collection, path=path if path.is_absolute() else Path(base_dir) / path
+        )
+    raise RetrievalError(
+        f"unknown store {store!r} for collection {collection!r}; use 'embedded' (the default), "
+        "'memory', 'local:PATH' or a Qdrant URL (http://host:6333)"
+    )
+
+
+_EMBEDDERS: dict[str, Embedder] = {}
+
+
+def shared_embedder(name: str) -> Embedder:
+    """One embedder per name per process, so a model is loaded once for all collections."""
+    embedder = _EMBEDDERS.get(name)
+    if embedder is None:
+        embedder = _EMBEDDERS[name] = make_embedder(name)
+    return embedder
+
+
+def open_retriever(spec: CollectionSpec, *, base_dir: str | Path = ".") -> QdrantRetriever:
+    """The retriever of a declared collection (nothing is ingested or checked)."""
+    return QdrantRetriever(
+        open_store(spec.name, spec.store, base_dir=base_dir),
+        embedder=shared_embedder(spec.embedder),
+        sparse=Bm25Encoder(avg_len=spec.bm25_avg_len),
+        settings=spec.search,
+    )
+
+
+async def ensure_collection(
+    spec: CollectionSpec, *, base_dir: str | Path = ".", progress: bool = True
+) -> IngestReport:
+    """Bring a declared collection up to date with its sources; return what changed.
+
+    With no sources, only checks that the collection exists.
+    """
+    store = open_store(spec.name, spec.store, base_dir=base_dir)
+    if not spec.sources:
+        if not await store.exists():
+            raise RetrievalError(
+                f"collection {spec.name!r} has no sources and does not exist at {store.location}; "
+                f"declare its sources or run `agentflow ingest PATH... --collection {spec.name}`"
+            )
+        return IngestReport(spec.name, store.location)
+    return await ingest(
+        spec.sources,
+        store,
+        embedder=shared_embedder(spec.embedder),
+        sparse=Bm25Encoder(avg_len=spec.bm25_avg_len),
+        chunking=spec.chunking,
+        field_map=spec.field_map,
+        root=base_dir,
+        prune=spec.prune,
+        progress=progress,
+    )
+
+
+async def prepare_retrievers(
+    specs: Sequence[CollectionSpec], *, base_dir: str | Path = ".", progress: bool = True
+) -> dict[str, QdrantRetriever]:
+    """Ensure every declared collection, and return ``{name: retriever}`` for ``Services``."""
+    names = [s.name for s in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise RetrievalError(f"collection(s) declared twice: {', '.join(duplicates)}")
+    retrievers: dict[str, QdrantRetriever] = {}
+    for spec in specs:
+        await ensure_collection(spec, base_dir=base_dir, progress=progress)
+        retrievers[spec.name] = open_retriever(spec, base_dir=base_dir)
+    return retrievers

@@ -1,0 +1,73 @@
+"""``agentflow node serve``: the command-line entry of the model node.
+
+The lead wires :func:`add_parser` and :func:`run` into ``agentflow``'s command; ``python -m agentflow.serve
+serve ...`` works on its own too. torch, transformers and uvicorn are imported only when serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``node`` command (with its ``serve`` subcommand) to an argparse subparsers object."""
+    node = subparsers.add_parser("node", help="serve a local HuggingFace model over an OpenAI-compatible API")
+    actions = node.add_subparsers(dest="node_command", required=True)
+    serve = actions.add_parser("serve", help="serve a model directory (needs the 'node' extra)")
+    serve.add_argument("--model", required=True, type=Path,
+                       help="HuggingFace model directory (its name is the model name)")
+    serve.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="where to run (default: auto)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", default=8000, type=int, help="port (default: 8000)")
+    serve.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on /v1/*")
+    serve.add_argument("--max-batch", default=32, type=_positive,
+                       help="KV-cache slots = largest decode batch (default: 32)")
+    serve.add_argument("--queue-limit", default=256, type=_positive,
+                       help="requests allowed to wait for a slot before 503 (default: 256)")
+    serve.add_argument("--max-len", default=None, type=_positive,
+                       help="context length per sequence (default: the model's max_position_embeddings)")
+    serve.add_argument("--no-cuda-graphs", action="store_true", help="run the GPU decode step without CUDA graphs")
+    serve.add_argument("--threads", default=None, type=_positive, help="CPU threads for torch (default: torch's)")
+    serve.add_argument("--served-model-name", action="append", default=[], metavar="NAME",
+                       help="another name requests may use for the model (repeatable; the directory name always works)")
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``agentflow node serve`` with parsed arguments; returns the exit code."""
+    import uvicorn
+
+    from agentflow.serve.config import ModelLoadError
+    from agentflow.serve.runtime import NodeSettings, load_node
+    from agentflow.serve.server import create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = NodeSettings(
+        model_dir=args.model, device=args.device, host=args.host, port=args.port, api_key=args.api_key,
+        max_batch=args.max_batch, queue_limit=args.queue_limit, max_len=args.max_len,
+        cuda_graphs=not args.no_cuda_graphs, threads=args.threads, served_names=tuple(args.served_model_name),
+    )
+    try:
+        node = load_node(settings)
+    except (ModelLoadError, ValueError) as exc:
+        logging.getLogger("agentflow.serve").error("%s", exc)
+        return 2
+    uvicorn.run(create_app(node), host=settings.host, port=settings.port, log_level=args.log_level)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point: ``python -m agentflow.serve serve --model DIR``."""
+    parser = argparse.ArgumentParser(prog="agentflow")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(["node", *(argv if argv is not None else __import__("sys").argv[1:])]))

@@ -1,0 +1,186 @@
+"""The engine thread and its bridge to asyncio: submit, stream outputs, abort, backpressure.
+
+One thread owns the :class:`~agentflow.serve.engine.Engine` and steps it while there is work; requests and
+aborts reach it through a thread-safe inbox, and each step's outputs go back to the event loop in one
+callback. Requests that have not started producing count against ``queue_limit``; past it, :meth:`submit`
+raises :class:`QueueFullError`, which the server answers with 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator
+
+from agentflow.serve.engine import Engine, EngineRequest, StepOutput
+from agentflow.serve.metrics import NodeMetrics
+
+log = logging.getLogger(__name__)
+
+
+class QueueFullError(RuntimeError):
+    """The node's waiting queue is at its limit."""
+
+
+class EngineFailedError(RuntimeError):
+    """The engine raised while running this request."""
+
+
+class RequestHandle:
+    """The asyncio side of one engine request: iterate its outputs; abort it."""
+
+    def __init__(self, scheduler: Scheduler, request: EngineRequest) -> None:
+        self.scheduler, self.request = scheduler, request
+        self.queue: asyncio.Queue[StepOutput | BaseException] = asyncio.Queue()
+        self.remaining = request.n
+        self.engine_remaining = request.n
+        self.started = False
+        self.done = False
+
+    async def outputs(self) -> AsyncIterator[StepOutput]:
+        """Outputs until every sample has finished; raises :class:`EngineFailedError` if the engine failed."""
+        while self.remaining > 0:
+            item = await self.queue.get()
+            if isinstance(item, BaseException):
+                raise EngineFailedError(str(item)) from item
+            if item.finish_reason is not None:
+                self.remaining -= 1
+            yield item
+        self.done = True
+
+    def abort(self) -> None:
+        """Stop generating (the client went away); frees the request's slots."""
+        if not self.done:
+            self.done = True
+            self.scheduler.abort(self.request.request_id)
+
+
+class Scheduler:
+    """Runs an engine on a background thread and routes its outputs to request handles."""
+
+    def __init__(self, engine: Engine, *, queue_limit: int, metrics: NodeMetrics | None = None) -> None:
+        self.engine, self.queue_limit = engine, queue_limit
+        self.metrics = metrics or NodeMetrics()
+        self._inbox: queue.Queue[tuple[str, object]] = queue.Queue()
+        self._handles: dict[str, RequestHandle] = {}
+        self._waiting = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the engine thread; outputs are delivered on ``loop``."""
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run, name="agentflow-node-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the engine thread (pending requests are dropped)."""
+        self._stop.set()
+        self._inbox.put(("wake", None))
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    @property
+    def waiting(self) -> int:
+        """Requests accepted that have not produced a token yet."""
+        return self._waiting
+
+    def submit(self, request: EngineRequest) -> RequestHandle:
+        """Queue a request; raises :class:`QueueFullError` when ``queue_limit`` requests already wait."""
+        with self._lock:
+            if self._waiting >= self.queue_limit:
+                self.metrics.record_rejected()
+                raise QueueFullError(
+                    f"the node's queue is full ({self._waiting} requests waiting, limit {self.queue_limit}); "
+                    "retry later"
+                )
+            self._waiting += 1
+        handle = RequestHandle(self, request)
+        self._handles[request.request_id] = handle
+        self._inbox.put(("add", request))
+        return handle
+
+    def abort(self, request_id: str) -> None:
+        """Ask the engine to drop a request."""
+        self._inbox.put(("abort", request_id))
+
+    # ------------------------------------------------------------------ engine thread
+    def _run(self) -> None:
+        import torch
+
+        with torch.inference_mode():
+            while not self._stop.is_set():
+                self._drain(block=not self.engine.has_work())
+                if self._stop.is_set():
+                    break
+                try:
+                    outputs = self.engine.step()
+                except Exception as exc:  # noqa: BLE001 - reported to every waiting client, then the loop goes on
+                    log.exception("engine step failed")
+                    self._fail_all(exc)
+                    continue
+                self.metrics.set_load(queue_depth=self._waiting, running=self.engine.num_running)
+                if outputs:
+                    self.metrics.record_tokens(sum(len(o.token_ids) for o in outputs))
+                    assert self._loop is not None
+                    self._loop.call_soon_threadsafe(self._deliver, outputs)
+
+    def _drain(self, *, block: bool) -> None:
+        try:
+            item = self._inbox.get(timeout=0.5) if block else self._inbox.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            kind, payload = item
+            if kind == "add":
+                assert isinstance(payload, EngineRequest)
+                self.engine.add_request(payload)
+            elif kind == "abort":
+                assert isinstance(payload, str)
+                self.engine.abort(payload)
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _fail_all(self, exc: Exception) -> None:
+        self.engine.reset("error")
+        ids = list(self._handles)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._fail_handles, ids, exc)
+
+    # ------------------------------------------------------------------ event loop side
+    def _deliver(self, outputs: list[StepOutput]) -> None:
+        now = time.monotonic()
+        for out in outputs:
+            handle = self._handles.get(out.request_id)
+            if handle is None:
+                continue
+            if not handle.started:
+                handle.started = True
+                with self._lock:
+                    self._waiting -= 1
+                if out.finish_reason != "abort":
+                    self.metrics.record_first_token(now - handle.request.arrival, out.prompt_tokens)
+            if out.finish_reason is not None:
+                handle.engine_remaining -= 1
+                if handle.engine_remaining == 0:
+                    self._handles.pop(out.request_id, None)
+                    self.metrics.record_finish(out.finish_reason, now - handle.request.arrival)
+            handle.queue.put_nowait(out)
+
+    def _fail_handles(self, ids: list[str], exc: Exception) -> None:
+        for request_id in ids:
+            handle = self._handles.pop(request_id, None)
+            if handle is None:
+                continue
+            if not handle.started:
+                with self._lock:
+                    self._waiting -= 1
+            self.metrics.record_finish("error", time.monotonic() - handle.request.arrival)
+            handle.queue.put_nowait(exc)

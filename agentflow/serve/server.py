@@ -1,0 +1,270 @@
+"""The node's OpenAI-compatible HTTP API (FastAPI).
+
+``/v1/completions`` and ``/v1/chat/completions`` (JSON or SSE streams), ``/v1/models``, ``/health`` and
+``/metrics`` (Prometheus text). The model name in requests is the model directory's name. With an API key
+set, ``/v1/*`` needs ``Authorization: Bearer <key>``; ``/health`` and ``/metrics`` stay open for probes and
+scrapers. A client that disconnects, streaming or not, has its request aborted and its slots freed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from agentflow.serve.engine import EngineRequest, StepOutput
+from agentflow.serve.json_schema import Grammar, SchemaError, compile_schema
+from agentflow.serve.protocol import ChatRequest, CompletionRequest, InvalidFieldError, error_body
+from agentflow.serve.responses import Kind, ResponseBuilder
+from agentflow.serve.runtime import NodeRuntime
+from agentflow.serve.scheduler import EngineFailedError, QueueFullError, RequestHandle
+from agentflow.serve.tokenizer import NoChatTemplateError
+
+
+class HTTPError(Exception):
+    """An error answered in OpenAI's envelope."""
+
+    def __init__(self, status: int, message: str, *, kind: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param = status, message, kind, param
+
+
+def _invalid(param: str | None, message: str) -> HTTPError:
+    if param and not message.startswith(param):
+        message = f"{param}: {message}"
+    return HTTPError(400, message, kind="invalid_request_error", param=param)
+
+
+def create_app(node: NodeRuntime) -> FastAPI:
+    """The FastAPI application serving ``node`` (starts and stops its scheduler with the app)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        node.scheduler.start(asyncio.get_running_loop())
+        yield
+        node.scheduler.stop()
+
+    app = FastAPI(title="agentflow node", lifespan=lifespan)
+    api_key = node.settings.api_key
+
+    @app.exception_handler(HTTPError)
+    async def _http_error(request: Request, exc: HTTPError) -> JSONResponse:
+        headers = {"Retry-After": "1"} if exc.status == 503 else None
+        return JSONResponse(error_body(exc.message, kind=exc.kind, param=exc.param), exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        cause = (first.get("ctx") or {}).get("error")
+        if isinstance(cause, InvalidFieldError):
+            return JSONResponse(error_body(str(cause), kind="invalid_request_error", param=cause.field), 400)
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        param = ".".join(loc) or None
+        message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+        if "input" in first and param:
+            message = f"{message} (got {json.dumps(first['input'], default=str)[:200]})"
+        return JSONResponse(error_body(f"{param}: {message}" if param else message,
+                                       kind="invalid_request_error", param=param), 400)
+
+    def check_auth(request: Request) -> None:
+        if api_key is None:
+            return
+        header = request.headers.get("authorization", "")
+        if not secrets.compare_digest(header.encode(), f"Bearer {api_key}".encode()):
+            raise HTTPError(401, "missing or wrong API key (send 'Authorization: Bearer <key>')",
+                            kind="authentication_error")
+
+    def check_model(name: str) -> None:
+        if name not in node.names:
+            raise HTTPError(404, f"model {name!r} not found; this node serves {', '.join(map(repr, node.names))}",
+                            kind="invalid_request_error", param="model")
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "model": node.model_name}
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(node.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict[str, Any]:
+        check_auth(request)
+        return {"object": "list", "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": "agentflow", "max_model_len": node.context_len}
+            for name in node.names
+        ]}
+
+    @app.post("/v1/completions", response_model=None)
+    async def completions(body: CompletionRequest, request: Request) -> Response:
+        check_auth(request)
+        check_model(body.model)
+        prompts = [_encode_prompt(node, p) for p in body.prompts()]
+        return await _generate(node, request, body, prompts, "completion", body.logprobs)
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat(body: ChatRequest, request: Request) -> Response:
+        check_auth(request)
+        check_model(body.model)
+        try:
+            prompt = node.tokenizer.encode_chat(body.rendered_messages())
+        except NoChatTemplateError as exc:
+            raise _invalid("messages", str(exc)) from exc
+        except ValueError as exc:
+            raise _invalid("messages", str(exc)) from exc
+        logprobs = (body.top_logprobs or 0) if body.logprobs else None
+        return await _generate(node, request, body, [prompt], "chat", logprobs)
+
+    return app
+
+
+def _encode_prompt(node: NodeRuntime, prompt: str | list[int]) -> list[int]:
+    if isinstance(prompt, str):
+        return node.tokenizer.encode(prompt)
+    bad = [t for t in prompt if not 0 <= t < node.spec.vocab_size]
+    if bad:
+        raise _invalid("prompt", f"token ids {bad[:5]} are outside the vocabulary [0, {node.spec.vocab_size})")
+    return list(prompt)
+
+
+def _engine_requests(
+    node: NodeRuntime, body: CompletionRequest | ChatRequest, prompts: list[list[int]], kind: Kind,
+    logprobs: int | None,
+) -> list[EngineRequest]:
+    field = "messages" if kind == "chat" else "prompt"
+    context = node.context_len
+    if body.n > node.settings.max_batch:
+        raise _invalid("n", f"n={body.n} exceeds this node's max batch of {node.settings.max_batch}")
+    constrained, schema = body.json_constraint()
+    shortest = 0
+    if constrained:
+        try:
+            root = compile_schema(schema, path="response_format.json_schema.schema")
+        except SchemaError as exc:
+            raise _invalid("response_format", str(exc)) from exc
+        shortest = Grammar(root).min_len(root)
+    explicit = body.max_completion_tokens if isinstance(body, ChatRequest) else None
+    explicit = explicit or body.max_tokens
+    requests = []
+    for prompt in prompts:
+        if not prompt:
+            raise _invalid(field, "the prompt is empty")
+        if len(prompt) >= context:
+            raise _invalid(field, f"the prompt has {len(prompt)} tokens but the model's context is {context} tokens; "
+                                  "shorten it")
+        room = context - len(prompt)
+        if explicit is not None and explicit > room:
+            raise _invalid("max_tokens", f"max_tokens={explicit} plus the prompt's {len(prompt)} tokens exceeds the "
+                                         f"model's context of {context} tokens")
+        max_tokens = explicit or (room if kind == "chat" else min(max(16, shortest), room))
+        if max_tokens < shortest:
+            # One token per character is the worst case; below this the JSON could be cut off unclosed.
+            raise _invalid("max_tokens", f"max_tokens={max_tokens} is below {shortest}, the length of the shortest "
+                                         "JSON that matches response_format; raise it so the output always parses")
+        try:
+            params = body.sampling(max_tokens=max_tokens, logprobs=logprobs, vocab_size=node.spec.vocab_size)
+        except InvalidFieldError as exc:
+            raise _invalid(exc.field, str(exc)) from exc
+        requests.append(EngineRequest(request_id=f"{uuid.uuid4().hex}", prompt_ids=prompt, params=params, n=body.n,
+                                      json_schema=schema, json_mode=constrained))
+    return requests
+
+
+async def _generate(
+    node: NodeRuntime, request: Request, body: CompletionRequest | ChatRequest, prompts: list[list[int]],
+    kind: Kind, logprobs: int | None,
+) -> Response:
+    engine_requests = _engine_requests(node, body, prompts, kind, logprobs)
+    handles: list[RequestHandle] = []
+    try:
+        for er in engine_requests:
+            handles.append(node.scheduler.submit(er))
+    except QueueFullError as exc:
+        for h in handles:
+            h.abort()
+        raise HTTPError(503, str(exc), kind="server_overloaded") from exc
+    prefix = "chatcmpl-" if kind == "chat" else "cmpl-"
+    builder = ResponseBuilder(kind, request_id=prefix + engine_requests[0].request_id, model=body.model,
+                              tokenizer=node.tokenizer, n=body.n, prompts=prompts, logprobs=logprobs,
+                              return_token_ids=body.return_token_ids)
+    if body.stream:
+        usage = bool((body.stream_options or {}).get("include_usage"))
+        return StreamingResponse(_sse(builder, handles, usage), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+    collect = asyncio.ensure_future(_collect(builder, handles))
+    try:
+        while True:
+            done, _ = await asyncio.wait({collect}, timeout=0.25)
+            if done:
+                break
+            if await request.is_disconnected():
+                collect.cancel()
+                return Response(status_code=499)
+        return JSONResponse(collect.result())
+    except EngineFailedError as exc:
+        raise HTTPError(500, f"generation failed: {exc}", kind="server_error") from exc
+    finally:
+        for h in handles:
+            h.abort()
+
+
+async def _merged(handles: list[RequestHandle]) -> AsyncIterator[tuple[int, StepOutput]]:
+    if len(handles) == 1:
+        async for out in handles[0].outputs():
+            yield 0, out
+        return
+    queue: asyncio.Queue[tuple[int, StepOutput] | BaseException | None] = asyncio.Queue()
+
+    async def pump(i: int, h: RequestHandle) -> None:
+        try:
+            async for out in h.outputs():
+                await queue.put((i, out))
+            await queue.put(None)
+        except BaseException as exc:  # noqa: BLE001 - forwarded to the consumer
+            await queue.put(exc)
+
+    tasks = [asyncio.ensure_future(pump(i, h)) for i, h in enumerate(handles)]
+    try:
+        live = len(tasks)
+        while live:
+            item = await queue.get()
+            if item is None:
+                live -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+async def _collect(builder: ResponseBuilder, handles: list[RequestHandle]) -> dict[str, Any]:
+    async for i, out in _merged(handles):
+        builder.add(i, out)
+    return builder.final()
+
+
+async def _sse(builder: ResponseBuilder, handles: list[RequestHandle], usage: bool) -> AsyncIterator[str]:
+    try:
+        async for i, out in _merged(handles):
+            chunk = builder.chunk(builder.add(i, out), out)
+            if chunk is not None:
+                yield f"data: {json.dumps(chunk)}\n\n"
+        if usage:
+            yield f"data: {json.dumps(builder.usage_chunk())}\n\n"
+        yield "data: [DONE]\n\n"
+    except EngineFailedError as exc:
+        err = error_body(f"generation failed: {exc}", kind="server_error")
+        yield f"data: {json.dumps(err)}\n\n"
+    finally:
+        for h in handles:
+            h.abort()

@@ -1,0 +1,138 @@
+"""Text in and out of the node: prompts and chat templates to ids, ids back to streamed text with stop strings.
+
+Wraps a HuggingFace tokenizer. Decoding is incremental with a look-back window (a token's text can depend
+on the one before it, and a multi-byte character can span tokens), and text that might be the start of a
+stop string is held back from a stream until it is known not to be one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentflow.serve.constrained import TokenTrie, token_texts
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+
+class NoChatTemplateError(ValueError):
+    """The model has no chat template, so chat requests cannot be rendered."""
+
+
+class Tokenizer:
+    """A served model's tokenizer: encode prompts and chats, decode streams, list each token's text."""
+
+    def __init__(self, hf: PreTrainedTokenizerBase, *, model_name: str) -> None:
+        self.hf, self.model_name = hf, model_name
+        self.vocab_size = len(hf)
+        self._trie: TokenTrie | None = None
+
+    @classmethod
+    def load(cls, model_dir: Path) -> Tokenizer:
+        """Load the tokenizer files of a model directory."""
+        from transformers import AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(str(model_dir)), model_name=model_dir.name)
+
+    @property
+    def has_chat_template(self) -> bool:
+        """Whether chat messages can be rendered."""
+        return bool(getattr(self.hf, "chat_template", None))
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a completion prompt, with the model's usual special tokens (such as BOS)."""
+        return list(self.hf(text, add_special_tokens=True)["input_ids"])
+
+    def encode_chat(self, messages: list[dict[str, Any]]) -> list[int]:
+        """Render chat messages with the model's template (generation prompt added) and encode them."""
+        if not self.has_chat_template:
+            raise NoChatTemplateError(
+                f"model {self.model_name!r} has no chat template (tokenizer_config.json has no 'chat_template'); "
+                "use /v1/completions with a plain prompt"
+            )
+        text = self.hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(self.hf(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of ``ids`` with special tokens left out."""
+        return str(self.hf.decode(ids, skip_special_tokens=True))
+
+    def token_text(self, token_id: int) -> str:
+        """One token as the logprobs API shows it (its own text, special tokens included)."""
+        return str(self.hf.decode([token_id], skip_special_tokens=False))
+
+    def trie(self) -> TokenTrie:
+        """The character trie of all token texts (built on first use, for constrained decoding)."""
+        if self._trie is None:
+            special = set(self.hf.all_special_ids)
+            anchor_ids = self.hf.encode("a", add_special_tokens=False)
+            anchor = anchor_ids[-1] if anchor_ids and self.hf.decode(anchor_ids[-1:]) == "a" else None
+            texts = token_texts(lambda ids: str(self.hf.decode(ids)), self.vocab_size, special, anchor)
+            self._trie = TokenTrie.build(texts, self.vocab_size)
+            self._texts = texts
+        return self._trie
+
+    def mid_text(self, token_id: int) -> str | None:
+        """A token's text in mid-sequence (``None`` for special or partial-character tokens)."""
+        self.trie()
+        return self._texts[token_id] if 0 <= token_id < len(self._texts) else None
+
+
+@dataclass
+class TextDelta:
+    """New text for a stream, and whether a stop string ended the sequence."""
+
+    text: str
+    stopped: bool = False
+
+
+class TextStream:
+    """Incremental detokenizer plus stop-string matcher for one generated sequence."""
+
+    def __init__(self, tokenizer: Tokenizer, prompt_ids: list[int], stop: tuple[str, ...]) -> None:
+        self.tok = tokenizer
+        tail = prompt_ids[-6:]
+        self.ids: list[int] = list(tail)
+        self.prefix_offset = 0
+        self.read_offset = len(tail)
+        self.stop = tuple(s for s in stop if s)
+        self.hold = max((len(s) for s in self.stop), default=1) - 1
+        self.text = ""
+        self.emitted = 0
+        self.stopped = False
+
+    def add(self, token_id: int) -> TextDelta:
+        """Append a token; return the text that can be released now."""
+        if self.stopped:
+            return TextDelta("", True)
+        self.ids.append(token_id)
+        prefix_text = self.tok.decode(self.ids[self.prefix_offset : self.read_offset])
+        new_text = self.tok.decode(self.ids[self.prefix_offset :])
+        if len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
+            self.text += new_text[len(prefix_text) :]
+            self.prefix_offset, self.read_offset = self.read_offset, len(self.ids)
+        return self._release(final=False)
+
+    def finish(self) -> TextDelta:
+        """Flush held-back text at the end of the sequence."""
+        if not self.stopped:
+            rest = self.tok.decode(self.ids[self.prefix_offset :])
+            prefix_text = self.tok.decode(self.ids[self.prefix_offset : self.read_offset])
+            if len(rest) > len(prefix_text):
+                self.text += rest[len(prefix_text) :]
+                self.prefix_offset = self.read_offset = len(self.ids)
+        return self._release(final=True)
+
+    def _release(self, *, final: bool) -> TextDelta:
+        if self.stop and not self.stopped:
+            start = max(0, self.emitted - self.hold)
+            hits = [i for i in (self.text.find(s, start) for s in self.stop) if i >= 0]
+            if hits:
+                self.text = self.text[: min(hits)]
+                self.stopped = True
+        end = len(self.text) if (final or self.stopped) else max(self.emitted, len(self.text) - self.hold)
+        delta = self.text[self.emitted : end]
+        self.emitted = end
+        return TextDelta(delta, self.stopped)

@@ -1,0 +1,109 @@
+"""Every workflow in graphs/ runs offline: the reference agentic RAG workflow and one per shape."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentflow.spec.load import load_workflow
+
+ROOT = Path(__file__).resolve().parents[2]
+GRAPHS = ROOT / "graphs"
+CORPUS = Path(__file__).parent / "corpus"
+SOURCE = f"collections.knowledge.source={CORPUS}"
+
+
+async def run(name: str, inputs: dict[str, Any], root: Path, *overrides: str) -> Any:
+    wf = load_workflow(GRAPHS / f"{name}.yaml", overrides=overrides)
+    services = await wf.aservices(root=root, progress=False)
+    return await wf.flow.arun(inputs, services=services)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("project")
+
+
+async def test_knowledge_question_is_answered_with_checked_citations(project: Path) -> None:
+    result = await run("agentic_rag", {"question": "Why can a loop never run forever?"},
+                       project, SOURCE)
+    assert result["route"] == "knowledge"
+    assert "max_iterations" in result["answer"] and "[DOC" in result["answer"]
+    assert result["citations"], "the answer cites its documents"
+    assert {Path(c["source"]).name for c in result["citations"]} == {"loops.md"}
+    assert all(c["quote"] in (CORPUS / "loops.md").read_text().replace("\n", " ") or c["quote"]
+               for c in result["citations"])
+    assert set(result["checks"]) == {"citations", "faithfulness", "relevancy", "self_consistency"}
+    assert result.loops["refine"].stop_reason == "passed"
+    assert result["answer_status"] == "passed"
+
+
+async def test_chit_chat_is_answered_without_retrieval(project: Path) -> None:
+    result = await run("agentic_rag", {"question": "hello there!"}, project, SOURCE)
+    assert result["route"] == "chitchat"
+    assert "offline profile" in result["answer"]
+    assert not result.get("citations") and "search" not in result.nodes_run
+
+
+async def test_out_of_scope_is_declined(project: Path) -> None:
+    result = await run("agentic_rag", {"question": "What will the stock market do next year?"},
+                       project, SOURCE)
+    assert result["route"] == "out_of_scope"
+    assert result["answer"].startswith("I can only answer questions about agentflow")
+
+
+async def test_an_unanswerable_question_is_not_made_up(project: Path) -> None:
+    result = await run("agentic_rag", {"question": "How does agentflow encrypt its trace database?"},
+                       project, SOURCE)
+    assert result["route"] == "knowledge"
+    assert result["answer_status"] in ("abstained", "caveat") or "I don't know" in result["answer"]
+    assert result.loops["refine"].passes >= 1
+
+
+async def test_router_graph(project: Path) -> None:
+    result = await run("router", {"question": "pip install fails with an error"}, project)
+    assert result["route"] in ("install", "bug")
+    assert result["answer"]
+
+
+async def test_sequential_rag_graph(project: Path) -> None:
+    result = await run("rag_sequential", {"question": "How are the dense and sparse lists merged?"},
+                       project, SOURCE)
+    assert "reciprocal rank fusion" in result["answer"]
+    assert {Path(c["source"]).name for c in result["citations"]} == {"search.md"}
+
+
+async def test_map_reduce_summary_graph(project: Path) -> None:
+    result = await run("map_reduce_summary", {"topic": "hybrid search"}, project, SOURCE)
+    assert len(result["partials"]) == len(result["passages"]) > 1  # one per passage, in parallel
+    assert result["summary"]
+    assert result.loops == {}
+
+
+def test_the_main_job_prints_answer_and_citations_as_one_json_line(tmp_path: Path) -> None:
+    project = tmp_path  # its own project: an embedded collection is opened by one process at a time
+    env = {**os.environ, "AGENTFLOW_TRACES_DB": str(project / "traces.db")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "agentflow.cli", "run", str(GRAPHS / "agentic_rag.yaml"),
+         "-i", "question=What merges the dense and sparse rankings?", "--set", SOURCE,
+         "--output", "json"],
+        cwd=project, capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(out) >= {"answer", "citations", "route", "checks"}
+    assert out["route"] == "knowledge"
+    assert any(Path(c["source"]).name == "search.md" for c in out["citations"])
+    assert (project / "traces.db").exists()
+
+
+def test_every_graph_validates() -> None:
+    names = sorted(p.stem for p in GRAPHS.glob("*.yaml"))
+    assert names == ["agentic_rag", "map_reduce_summary", "rag_sequential", "router"]
+    for name in names:
+        load_workflow(GRAPHS / f"{name}.yaml").flow.compile()
