@@ -92,6 +92,7 @@ def load_workflow(
         spec = workflow_model(reg).model_validate(located.data)
     except ValidationError as exc:
         raise _spec_error(exc, located, reg) from None
+    check_references(spec, located)
     flow = build_flow(spec, located, reg)
     path = Path(source) if text is None else None
     return Workflow(spec=spec, flow=flow, path=path, located=located)
@@ -126,6 +127,54 @@ def build_flow(spec: WorkflowBase, located: Located, reg: NodeRegistry) -> Flow:
             loc = ("nodes", exc.step)
         raise located.error(str(exc), loc or ("flow",)) from None
     return flow
+
+
+ALIAS_FIELDS = ("model", "embed_model")
+
+
+def check_references(spec: WorkflowBase, located: Located, root: str | Path = ".") -> None:
+    """Model aliases, prompt files and template variables the nodes name must exist.
+
+    Aliases are those of the workflow's profile (``agentflow.yaml`` and the built-in profiles);
+    prompts are looked up like at run time (the project, then agentflow's own templates).
+    """
+    from agentflow.errors import ConfigError
+    from agentflow.models import build_router
+    from agentflow.prompts import PromptStore
+    from agentflow.prompts.templates import unknown_variables
+
+    nodes = getattr(spec, "nodes", {})
+    if not nodes:
+        return
+    try:
+        router = build_router(Path(root) / "agentflow.yaml", workflow_profile=spec.models.profile,
+                              root=root)
+    except ConfigError as exc:
+        raise located.error(str(exc), ("models", "profile")) from None
+    prompts = PromptStore.for_project(root)
+    for name, node_spec in nodes.items():
+        for field_name in ALIAS_FIELDS:
+            alias = getattr(node_spec, field_name, None)
+            if isinstance(alias, str):
+                try:
+                    router.check_alias(alias)
+                except ConfigError as exc:
+                    raise located.error(str(exc), ("nodes", name, field_name)) from None
+        prompt = getattr(node_spec, "prompt", None)
+        if not isinstance(prompt, str) or "{" in prompt:
+            continue
+        try:
+            prompts.template(prompt)
+        except ConfigError as exc:
+            raise located.error(str(exc), ("nodes", name, "prompt")) from None
+        variables = getattr(node_spec, "variables", None)
+        if isinstance(variables, dict):
+            missing, _unused = unknown_variables(prompt, list(variables), root=root)
+            if missing:
+                raise located.error(
+                    f"template {prompt!r} uses variable(s) {known(missing)}, which the node does "
+                    f"not give; variables given: {known(variables)}. Map each to a state field "
+                    "under variables:", ("nodes", name, "variables"))
 
 
 def _maps(step: Any) -> Iterable[Any]:

@@ -146,3 +146,46 @@ def test_set_overrides_any_field_for_one_run(tmp_path: Path) -> None:
     assert result.loops["refine"].stop_reason == "exhausted"
     e = err(tmp_path, GOOD, "nodes.wirte.prefix=x")
     assert "no field 'wirte' at nodes. Did you mean 'write'?" in str(e)
+
+
+REAL = textwrap.dedent("""\
+    version: 1
+    name: real
+    inputs:
+      question: {type: string}
+    nodes:
+      summary:
+        type: llm
+        prompt: prompts/summarize.j2
+        variables: {question: question, documents: question}
+        model: small
+    flow: [summary]
+""")
+
+
+def _real(tmp_path: Path, text: str) -> SpecError:
+    path = tmp_path / "real.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_workflow(path)
+    return info.value
+
+
+def test_unknown_model_alias(tmp_path: Path) -> None:
+    e = _real(tmp_path, REAL.replace("model: small", "model: smal"))
+    assert e.path == "nodes.summary.model" and e.line == 10
+    assert "Unknown model alias 'smal'" in str(e) and "Did you mean 'small'?" in str(e)
+
+
+def test_unknown_prompt_file(tmp_path: Path) -> None:
+    e = _real(tmp_path, REAL.replace("prompts/summarize.j2", "prompts/sumarize.j2"))
+    assert e.path == "nodes.summary.prompt" and e.line == 8
+    assert "prompt template 'prompts/sumarize.j2' not found" in str(e)
+    assert "Did you mean 'prompts/summarize.j2'?" in str(e)
+
+
+def test_unknown_template_variable(tmp_path: Path) -> None:
+    e = _real(tmp_path, REAL.replace("variables: {question: question, documents: question}",
+                                      "variables: {question: question}"))
+    assert e.path == "nodes.summary.variables"
+    assert "uses variable(s) 'documents', which the node does not give" in str(e)
