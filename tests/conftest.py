@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# the on-disk embedding cache of this test session, not the developer's .agentflow/
+os.environ.setdefault("AGENTFLOW_EMBEDDING_CACHE",
+                      os.path.join(tempfile.mkdtemp(prefix="agentflow-tests-"), "embeddings.db"))
 
 _real_connect = socket.socket.connect
 

@@ -70,16 +70,12 @@ class MiniLMEmbedder:
         """Embed synchronously (normalised float32 vectors)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        model = self.model()
+        from agentflow.local_models import available, encode
+
+        if not available():
+            self.model()  # raises the RetrievalError that says which package to install
         with self._lock:  # one encode at a time: torch already uses every core
-            vectors = model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.asarray(vectors, dtype=np.float32)
+            return encode(list(texts), device=self.device, batch_size=self.batch_size)
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         return await asyncio.to_thread(self.encode, texts)

@@ -161,3 +161,18 @@ print("litellm" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_minilm_vectors_are_cached_on_disk_across_processes(tmp_path, monkeypatch) -> None:
+    """A second process finds the vectors on disk and never loads the model."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("AGENTFLOW_EMBEDDING_CACHE", str(tmp_path / "emb.db"))
+    code = ("import sys; from agentflow.local_models import encode; v = encode(['a loop is bounded', "
+            "'hybrid search']); print(v.shape, round(float(v[0] @ v[0]), 3), "
+            "'sentence_transformers' in sys.modules)")
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert first.stdout.split() == ["(2,", "384)", "1.0", "True"]
+    assert second.stdout.split() == ["(2,", "384)", "1.0", "False"]  # from disk, no model loaded

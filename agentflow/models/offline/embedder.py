@@ -60,13 +60,7 @@ class MiniLMEncoder:
         """Unit-length embeddings of ``texts``; repeated texts come from the cache."""
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
-            vectors = self._load().encode(
-                missing,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            vectors = self._encode(missing)
             with self._lock:
                 for text, vector in zip(missing, vectors, strict=True):
                     self._cache[text] = vector.astype(np.float32)
@@ -79,8 +73,15 @@ class MiniLMEncoder:
     def _cached(self, text: str) -> np.ndarray:
         vector = self._cache.get(text)
         if vector is None:  # evicted since the batch (a tiny cache, or other threads): alone
-            vector = self._load().encode([text], normalize_embeddings=True)[0].astype(np.float32)
+            vector = self._encode([text])[0]
         return vector
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        from agentflow.local_models import available, encode
+
+        if not available():
+            self._load()  # raises the ModelError that says which package to install
+        return encode(texts, device=self.device, batch_size=self.batch_size)
 
 
 class HashingEncoder:
