@@ -360,9 +360,32 @@ def to_jsonable(value: Any) -> Any:
 
 
 def _print_state(state: dict[str, Any]) -> None:
-    for key, value in state.items():
-        text = value if isinstance(value, str) else json.dumps(to_jsonable(value), ensure_ascii=False)
-        print(f"{key}: {text}")
+    """The final state for a person: the answer first, citations and checks one line each."""
+    plain = to_jsonable(state)
+    if "answer" in plain:
+        print(plain["answer"], end="\n\n")
+    for key, value in plain.items():
+        if key == "answer":
+            continue
+        if key == "citations" and isinstance(value, list):
+            print("citations:")
+            for c in value:
+                print(f"  [DOC {c.get('doc')}] {c.get('source')}: {_short(c.get('quote', ''), 110)}")
+        elif key == "checks" and isinstance(value, dict):
+            print("checks:")
+            for name, r in value.items():
+                mark = "passed" if r.get("passed") else "FAILED"
+                score = r.get("score")
+                shown = f"{score:.2f}" if isinstance(score, (int, float)) else "-"
+                print(f"  {name:<18} {mark} ({shown}) {_short(r.get('reason') or '', 90)}")
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            print(f"{key}: {_short(text, 300)}")
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ CLI) loads neither pydantic models nor LiteLLM, tenacity, numpy or torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from agentflow._lazy import lazy_exports
+
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # what type checkers and editors see
     from agentflow.models.budget import BudgetReport, estimate_tokens, fit, prompt_limit
@@ -87,15 +88,6 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))

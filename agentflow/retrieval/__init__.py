@@ -6,8 +6,8 @@ the CLI) loads neither numpy nor Qdrant nor a model.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from agentflow._lazy import lazy_exports
+
 
 _EXPORTS = {
     "Bm25Encoder": "embedders",
@@ -46,15 +46,6 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agentflow.retrieval' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"agentflow.retrieval.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, {k: f".{v}" for k, v in _EXPORTS.items()})
 
 
-def __dir__() -> list[str]:
-    return __all__

@@ -20,8 +20,8 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from agentflow._lazy import lazy_exports
+
 
 _EXPORTS = {
     "FakeChatModel": "agentflow.testing.models",
@@ -34,11 +34,6 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agentflow.testing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+

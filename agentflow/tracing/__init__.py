@@ -9,8 +9,9 @@ Names are imported on first use so that importing the events (every run does) st
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from agentflow._lazy import lazy_exports
+
+from typing import TYPE_CHECKING
 
 _EXPORTS: dict[str, str] = {
     "Event": "agentflow.tracing.events",
@@ -33,14 +34,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agentflow.tracing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:

@@ -27,10 +27,12 @@ _FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
 def sentences(text: str, *, min_words: int = 3) -> list[str]:
     """Split a passage into sentences; fragments under ``min_words`` words are dropped.
 
-    Headings and fenced code blocks are not sentences: they are never quoted as an answer.
+    Headings, table rows and fenced code blocks are not sentences: they are never quoted as an
+    answer.
     """
     text = _FENCE.sub("\n\n", text)
-    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    body = "\n".join("" if line.lstrip().startswith("|") else line  # table rows end sentences
+                     for line in text.splitlines() if not line.lstrip().startswith("#"))
     parts: list[str] = []
     for part in _SENTENCE_END.split(body):
         part = " ".join(part.split()).lstrip("*- ").strip()
