@@ -27,11 +27,11 @@ _FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
 def sentences(text: str, *, min_words: int = 3) -> list[str]:
     """Split a passage into sentences; fragments under ``min_words`` words are dropped.
 
-    Headings, table rows and fenced code blocks are not sentences: they are never quoted as an
+    Headings, table rows, images and fenced code blocks are not sentences: they are never quoted as an
     answer.
     """
     text = _FENCE.sub("\n\n", text)
-    body = "\n".join("" if line.lstrip().startswith("|") else line  # table rows end sentences
+    body = "\n".join("" if line.lstrip().startswith(("|", "![")) else line  # tables, images
                      for line in text.splitlines() if not line.lstrip().startswith("#"))
     parts: list[str] = []
     for part in _SENTENCE_END.split(body):
