@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_graph(sub)
     _add_schema(sub)
+    from agentflow.eval import cli as eval_cli
     from agentflow.models import cli as models_cli
     from agentflow.retrieval import cli as ingest_cli
     from agentflow.tracing import cli as traces_cli
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from agentflow.serve import cli as node_cli
 
+    eval_cli.add_parser(sub)
     ingest_cli.add_parser(sub)
     models_cli.add_parser(sub)
     node_cli.add_parser(sub)
@@ -131,6 +133,9 @@ def _add_schema(sub: Any) -> None:
     p = sub.add_parser("schema", help="print the JSON Schema of YAML workflows",
                        description="Print the JSON Schema that editors use to check workflows.")
     p.add_argument("-o", "--out", help="write to this file instead of stdout")
+    p.add_argument("--format", choices=("json", "markdown"), default="json",
+                   help="json: the JSON Schema (graphs/schema.json); markdown: the YAML reference "
+                        "(docs/reference/yaml.md)")
     p.add_argument("--allow-module", action="append", default=[], metavar="MODULE",
                    help="include node types registered by MODULE")
     p.set_defaults(handler=cmd_schema)
@@ -196,7 +201,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     load_builtins()
     import_allowed(args.allow_module)
-    _write(json.dumps(json_schema(), indent=2) + "\n", args.out)
+    if args.format == "markdown":
+        from agentflow.spec.reference import render_markdown
+
+        _write(render_markdown(json_schema()), args.out)
+    else:
+        _write(json.dumps(json_schema(), indent=2) + "\n", args.out)
     return EXIT_OK
 
 

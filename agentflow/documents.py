@@ -34,10 +34,13 @@ class Chunk(BaseModel):
 class Example(BaseModel):
     """A solved question/answer pair, for few-shot prompts."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     question: str
+    """The example's question."""
     answer: str
+    """Its answer, as the model should write it."""
     reasoning: str = ""
     """Optional worked reasoning, shown only when chain-of-thought is on."""
     metadata: dict[str, Any] = Field(default_factory=dict)
+    """Anything else to keep with the example (its source, say)."""

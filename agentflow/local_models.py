@@ -2,6 +2,11 @@
 
 The offline model backends (classifier, answerer, judge) and the retrieval embedder use the same
 all-MiniLM-L6-v2 weights; loading them once saves a second or two and ~90 MB per process.
+
+Two forward passes give the same vectors (to 1e-6): sentence-transformers on torch, fastest in
+bulk (ingestion), and :mod:`agentflow.minilm` in NumPy, which loads in a tenth of a second where
+importing torch takes seconds. :func:`encode` sends a few texts (a run's question and queries) to
+NumPy and many to torch, so a warm run never imports torch.
 """
 
 from __future__ import annotations
@@ -12,6 +17,11 @@ from typing import Any
 
 _lock = threading.Lock()
 _models: dict[str, Any] = {}
+
+FEW_TOKENS = 4096
+"""Texts not in the cache that add up to at most this many word pieces are encoded by the NumPy
+model on the CPU (a few seconds at most, less than importing torch); more go to torch, about
+three times faster in bulk."""
 
 
 def minilm(device: str = "cpu") -> Any:
@@ -31,6 +41,25 @@ def minilm(device: str = "cpu") -> Any:
 
             model = _models[device] = load_model(device=device)
         return model
+
+
+def numpy_minilm() -> Any:
+    """The NumPy all-MiniLM-L6-v2 (:class:`agentflow.minilm.NumpyMiniLM`), loaded on first use."""
+    with _lock:
+        model = _models.get("numpy")
+        if model is None:
+            from agentflow.minilm import load
+
+            model = _models["numpy"] = load()
+        return model
+
+
+def _few(texts: list[str]) -> bool:
+    """Whether ``texts`` are few enough for the NumPy model (a word-count estimate first, so a
+    bulk batch never loads it)."""
+    if sum(len(t.split()) for t in texts) > FEW_TOKENS:
+        return False
+    return numpy_minilm().token_count(texts) <= FEW_TOKENS
 
 
 class EmbeddingCache:
@@ -118,8 +147,11 @@ def encode(texts: list[str], *, device: str = "cpu", batch_size: int = 32) -> An
     found = cache.get_many(unique) if cache is not None else {}
     missing = [t for t in unique if t not in found]
     if missing:
-        vectors = minilm(device).encode(missing, batch_size=batch_size, normalize_embeddings=True,
-                                        convert_to_numpy=True, show_progress_bar=False)
+        if device == "cpu" and "cpu" not in _models and _few(missing):
+            vectors = numpy_minilm().encode(missing, batch_size=batch_size)
+        else:
+            vectors = minilm(device).encode(missing, batch_size=batch_size, normalize_embeddings=True,
+                                            convert_to_numpy=True, show_progress_bar=False)
         vectors = np.asarray(vectors, dtype=np.float32)
         found.update(zip(missing, vectors, strict=True))
         if cache is not None:

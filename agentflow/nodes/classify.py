@@ -35,10 +35,12 @@ from agentflow.nodes.registry import NodeConfig, node
 class LabelSpec(BaseModel):
     """A label's meaning, for the model: a description and example inputs."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     description: str = ""
+    """What inputs with this label are about."""
     examples: list[str] = Field(default_factory=list)
+    """Example inputs with this label (the offline classifier embeds them)."""
 
 
 class ClassifyConfig(NodeConfig):

@@ -35,16 +35,24 @@ from agentflow.nodes.registry import NodeConfig, node
 class FieldMatch(BaseModel):
     """Conditions on one payload field; all given ones must hold."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     eq: str | int | bool | None = None
+    """Equal to this value."""
     ne: str | int | bool | None = None
+    """Not equal to this value."""
     any: list[str | int] | None = None
+    """Equal to one of these values."""
     none: list[str | int] | None = None
+    """Equal to none of these values."""
     gt: float | None = None
+    """Greater than."""
     gte: float | None = None
+    """Greater than or equal to."""
     lt: float | None = None
+    """Less than."""
     lte: float | None = None
+    """Less than or equal to."""
 
 
 FilterValue = str | int | bool | list[str | int] | FieldMatch

@@ -22,6 +22,10 @@ ChunkerName = Literal["auto", "tokens", "markdown", "sentences"]
 CHUNKERS: tuple[ChunkerName, ...] = ("auto", "tokens", "markdown", "sentences")
 
 
+CHUNKING_VERSION = 2
+"""Bumped when a chunker cuts differently, so stores built by the old one re-ingest."""
+
+
 class ChunkingConfig(BaseModel):
     """How documents are cut into chunks."""
 
@@ -45,7 +49,7 @@ class ChunkingConfig(BaseModel):
 
     def fingerprint(self) -> str:
         """A stable string for content hashing: changing the chunking re-ingests."""
-        return f"{self.chunker}:{self.size}:{self.overlap}"
+        return f"{self.chunker}:{self.size}:{self.overlap}:{CHUNKING_VERSION}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +104,8 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 def by_markdown(text: str, config: ChunkingConfig) -> list[Piece]:
-    """One piece per heading section, with its heading path; long sections are windowed.
+    """One piece per heading section, with its heading path; long sections are cut into whole
+    sentences packed up to ``size`` words (so a quoted sentence is never half in one chunk).
 
     A heading with no text of its own before the next heading is folded into the next section.
     Headings inside fenced code blocks are not headings.
@@ -137,7 +142,7 @@ def by_markdown(text: str, config: ChunkingConfig) -> list[Piece]:
             lead = len(section) - len(section.lstrip())
             pieces.append(Piece(section.strip(), s + lead, heading))
         else:
-            pieces.extend(by_tokens(section, config, offset=s, heading=heading))
+            pieces.extend(by_sentences(section, config, offset=s, heading=heading))
     return pieces
 
 
@@ -174,7 +179,9 @@ def sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def by_sentences(text: str, config: ChunkingConfig) -> list[Piece]:
+def by_sentences(
+    text: str, config: ChunkingConfig, *, offset: int = 0, heading: str = ""
+) -> list[Piece]:
     """Whole sentences packed up to ``size`` words; the next piece repeats the last sentences that
     fit in ``overlap`` words. A sentence longer than ``size`` is windowed on its own."""
     spans = sentences(text)
@@ -184,7 +191,7 @@ def by_sentences(text: str, config: ChunkingConfig) -> list[Piece]:
     while i < len(spans):
         if counts[i] > config.size:
             s, e = spans[i]
-            pieces.extend(by_tokens(text[s:e], config, offset=s))
+            pieces.extend(by_tokens(text[s:e], config, offset=offset + s, heading=heading))
             i += 1
             continue
         j, words = i, 0
@@ -192,7 +199,7 @@ def by_sentences(text: str, config: ChunkingConfig) -> list[Piece]:
             words += counts[j]
             j += 1
         s, e = spans[i][0], spans[j - 1][1]
-        pieces.append(Piece(text[s:e], s))
+        pieces.append(Piece(text[s:e], offset + s, heading))
         if j >= len(spans):
             break
         back, kept = j, 0

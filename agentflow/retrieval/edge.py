@@ -5,7 +5,7 @@ Each collection is one edge shard in its own directory (by default
 :meth:`EdgeStore.optimize` has run, an inverted index with IDF for the sparse vectors, prefetch
 with reciprocal rank fusion and MMR, payload indexes and a write-ahead log, so one update is
 applied whole or not at all. qdrant-client's local mode, by contrast, scans every vector in
-Python; see docs/retrieval.md for the measurements behind this choice.
+Python; see docs/concepts/retrieval.md for the measurements behind this choice.
 
 An edge shard is opened once per process (its WAL is locked); stores on the same directory share
 the open shard.

@@ -57,12 +57,16 @@ class FieldMap(BaseModel):
     fields become chunk metadata unless ``metadata`` lists the ones to keep.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     text: str = "text"
+    """The field with the document's text."""
     title: str | None = None
+    """The field with the document's title, if any."""
     id: str | None = None
+    """The field with the record's id; its line number when omitted."""
     metadata: tuple[str, ...] | None = None
+    """The fields kept as chunk metadata; every other scalar field when omitted."""
 
     @classmethod
     def parse(cls, spec: str | Mapping[str, Any] | FieldMap | None) -> FieldMap:

@@ -3,7 +3,7 @@
 It owns its decode loop (static KV cache per slot, continuous batching, CUDA graphs and Triton kernels on a
 GPU, batched per-request sampling, JSON-schema-constrained decoding). It imports nothing from the rest of
 agentflow, which talks to it over HTTP through the ``self-hosted`` profile. Install with the ``node`` extra;
-run with ``agentflow node serve --model DIR``. See docs/node.md.
+run with ``agentflow node serve --model DIR``. See docs/reference/model-node.md.
 
 (design.md calls this package ``node/``; it is ``serve/`` so that it cannot shadow ``agentflow.node``,
 the decorator that declares node types.)

@@ -41,6 +41,7 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument("--served-model-name", action="append", default=[], metavar="NAME",
                        help="another name requests may use for the model (repeatable; the directory name always works)")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.set_defaults(handler=run)  # what `agentflow node serve` calls
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from typing_extensions import TypeAliasType
 
 from agentflow.nodes.registry import NodeRegistry, NodeType, registry
@@ -30,7 +30,9 @@ class FieldSpec(_Strict):
     """A field of the workflow's state."""
 
     type: FieldType = "any"
+    """The field's type; `any` accepts every value."""
     description: str = ""
+    """What the field holds."""
     default: Any = None
     """The value a run starts with when the field is not given (inputs without one are required)."""
     required: bool | None = None
@@ -55,44 +57,68 @@ class CollectionSpec(_Strict):
 
 
 class ModelsSpec(_Strict):
+    """The workflow's model settings."""
+
     profile: str | None = None
     """The model profile (offline, openai, anthropic, ollama, self-hosted or one of yours)."""
 
 
 # flow steps -------------------------------------------------------------------------------------
 class RouteBody(_Strict):
+    """Run one case, chosen by the label that a state field holds."""
+
     on: str
     """The state field whose value picks the case."""
     cases: dict[str, StepSpec | None]
+    """Label -> the step that runs when `on` holds that label."""
     default: StepSpec | None = None
+    """The step for a label that has no case; without one, such a label fails the run."""
     name: str | None = None
+    """The name traces and the trace viewer show (route_1, route_2, ... when omitted)."""
 
 
 class LoopBody(_Strict):
+    """Repeat a body until a state field passes, at most max_iterations times."""
+
     body: StepSpec
+    """The step that runs on every pass."""
     until: str
     """A state field: the loop stops when it is truthy (or has `passed: true`)."""
     max_iterations: int = Field(ge=1, le=1000)
     """Required: loops are bounded."""
     name: str | None = None
+    """The name traces and the trace viewer show (loop_1, loop_2, ... when omitted)."""
 
 
 class ParallelBody(_Strict):
+    """Run branches concurrently and wait for all of them."""
+
     branches: list[StepSpec] = Field(min_length=1)
+    """The steps that run concurrently; the next step waits for all of them."""
     name: str | None = None
+    """The name traces and the trace viewer show (parallel_1, ... when omitted)."""
 
 
 class MapBody(_Strict):
+    """Run a step once per element of a list field, at most max_concurrency at a time."""
+
     over: str
     """The list field to map over."""
     node: StepSpec
+    """The step that runs once per element (a node name, or any step)."""
     item: str = "item"
     """The field each run sees its element in."""
     max_concurrency: int | None = Field(None, ge=1)
+    """How many elements run at once at most; unlimited when omitted."""
     on_error: Literal["fail_fast", "continue", "collect"] = "fail_fast"
+    """A failing element: fail_fast fails the run; continue drops it and keeps the others'
+    results; collect does the same and records the failures."""
     into: str | None = None
+    """A list field that receives one entry per successful element, in element order."""
     errors: str | None = None
+    """With on_error collect: a field that receives the failed elements."""
     name: str | None = None
+    """The name traces and the trace viewer show (map_1, map_2, ... when omitted)."""
 
 
 class RouteStep(_Strict):
@@ -167,27 +193,45 @@ class WorkflowBase(_Strict):
     version: Literal[1]
     """The spec version; 1 is the only one so far."""
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    """The workflow's name, shown in traces and in `agentflow traces list`."""
     description: str = ""
+    """What the workflow does, in a sentence or two."""
     inputs: dict[str, FieldSpec] = Field(default_factory=dict)
+    """The fields a run is given (-i key=value); required unless they have a default."""
     outputs: list[str] = Field(default_factory=list)
     """The fields `--output json` prints (all fields when empty)."""
     state: dict[str, FieldSpec] = Field(default_factory=dict)
     """Other state fields that need a type, default or reducer; fields nodes write are added."""
     models: ModelsSpec = Field(default_factory=ModelsSpec)
+    """Model settings of the workflow: the profile its aliases resolve through."""
     collections: dict[str, CollectionSpec] = Field(default_factory=dict)
+    """The document collections retrieve nodes search, ingested before a run when changed."""
     flow: StepSpec
+    """The steps: a node name, a list of steps (a sequence), or route, loop, parallel or map."""
+
+
+def _subclass(base: type[BaseModel], name: str, doc: str | None, **fields: tuple[Any, Any]) -> type[BaseModel]:
+    """``create_model(name, __base__=base, **fields)``, minus the attribute-docstring lookup.
+
+    The base classes' docstrings are already read; for a class built at run time pydantic would
+    walk the stack and parse source it cannot find (a third of a second for the node types).
+    """
+    namespace: dict[str, Any] = {
+        "__module__": __name__, "__qualname__": name, "__doc__": doc,
+        "__annotations__": {key: annotation for key, (annotation, _) in fields.items()},
+        "model_config": ConfigDict(use_attribute_docstrings=False),
+    }
+    namespace.update({key: default for key, (_, default) in fields.items()})
+    return type(base)(name, (base,), namespace)
 
 
 def node_model(node_type: NodeType) -> type[BaseModel]:
     """The YAML form of a node type: its config plus ``type``."""
     title = "".join(p.capitalize() for p in node_type.name.replace("-", "_").split("_")) + "Node"
-    model = create_model(
-        title,
-        __base__=node_type.config,
+    return _subclass(
+        node_type.config, title, node_type.description or f"A node of type {node_type.name!r}.",
         type=(Literal[node_type.name], Field(description=node_type.description or None)),  # type: ignore[valid-type]
     )
-    model.__doc__ = node_type.description or f"A node of type {node_type.name!r}."
-    return model
 
 
 def workflow_model(reg: NodeRegistry | None = None) -> type[WorkflowBase]:
@@ -204,10 +248,11 @@ def _workflow_model(reg: NodeRegistry, names: tuple[str, ...]) -> type[WorkflowB
     else:
         union = Union[tuple(models)] if len(models) > 1 else models[0]  # type: ignore[valid-type]
         node_union = dict[str, Annotated[union, Field(discriminator="type")]]  # type: ignore[valid-type]
-    return create_model(
-        "WorkflowSpec",
-        __base__=WorkflowBase,
-        nodes=(node_union, Field(default_factory=dict)),
+    return _subclass(  # type: ignore[return-value]
+        WorkflowBase, "WorkflowSpec", WorkflowBase.__doc__,
+        nodes=(node_union, Field(default_factory=dict, description=(
+            "The named nodes: each is a mapping with a `type` (a registered node type) and "
+            "that type's fields."))),
     )
 
 

@@ -164,15 +164,32 @@ print("litellm" in sys.modules)
 
 
 def test_minilm_vectors_are_cached_on_disk_across_processes(tmp_path, monkeypatch) -> None:
-    """A second process finds the vectors on disk and never loads the model."""
+    """A few new texts are encoded in NumPy (torch is never imported); a second process finds
+    the vectors on disk and loads no model at all."""
     import subprocess
     import sys
 
     monkeypatch.setenv("AGENTFLOW_EMBEDDING_CACHE", str(tmp_path / "emb.db"))
-    code = ("import sys; from agentflow.local_models import encode; v = encode(['a loop is bounded', "
-            "'hybrid search']); print(v.shape, round(float(v[0] @ v[0]), 3), "
-            "'sentence_transformers' in sys.modules)")
+    code = ("import sys; from agentflow.local_models import encode, _models; v = encode(['a loop is bounded', "
+            "'hybrid search']); print(v.shape, round(float(v[0] @ v[0]), 3), sorted(_models), "
+            "'torch' in sys.modules)")
     first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert first.stdout.split() == ["(2,", "384)", "1.0", "True"]
-    assert second.stdout.split() == ["(2,", "384)", "1.0", "False"]  # from disk, no model loaded
+    assert first.stdout.split() == ["(2,", "384)", "1.0", "['numpy']", "False"]
+    assert second.stdout.split() == ["(2,", "384)", "1.0", "[]", "False"]  # from disk, no model loaded
+
+
+def test_numpy_minilm_gives_the_vectors_of_sentence_transformers() -> None:
+    """The NumPy forward pass (warm runs) and torch (bulk ingestion) agree, so vectors from
+    either can share one index and one cache."""
+    import numpy as np
+
+    from agentflow.local_models import minilm as torch_minilm
+    from agentflow.minilm import load
+
+    texts = ["How does agentflow keep loops bounded?", "ok",
+             "Hybrid search fuses the dense and the BM25 results by reciprocal rank fusion. " * 12]
+    ours = load().encode(texts, batch_size=2)  # two batches, padded: masks must hold
+    theirs = torch_minilm().encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    assert ours.shape == (3, 384) and ours.dtype == np.float32
+    assert np.abs(ours - theirs).max() < 1e-5

@@ -72,6 +72,18 @@ def test_markdown_folds_a_bare_heading_into_the_next_section_and_windows_long_on
     assert all(len(p.text.split()) <= 12 for p in pieces)
 
 
+def test_markdown_cuts_long_sections_between_sentences() -> None:
+    body = " ".join(f"Sentence {i} of the section has seven words." for i in range(12))
+    text = "# Guide\n\n## Maps\n\n" + body + "\n"
+    pieces = by_markdown(text, ChunkingConfig(chunker="markdown", size=20, overlap=7))
+    assert len(pieces) > 3
+    for p in pieces:
+        assert p.heading == "Guide > Maps"
+        assert p.text.rstrip().endswith(".")  # no sentence is cut in half
+        assert text[p.start : p.start + len(p.text)] == p.text
+    assert "Sentence 11 of the section" in pieces[-1].text
+
+
 def test_sentence_splitter_handles_abbreviations_and_blank_lines() -> None:
     text = "Dr. Smith met Mr. Jones, e.g. at noon. They talked! Did it rain?\n\nNew paragraph here"
     found = [text[s:e] for s, e in sentences(text)]
@@ -117,4 +129,4 @@ def test_invalid_chunking_is_rejected() -> None:
         ChunkingConfig(size=10, overlap=10)
     with pytest.raises(ValidationError):
         ChunkingConfig(chunker="paragraphs")  # type: ignore[arg-type]
-    assert ChunkingConfig(size=100, overlap=10).fingerprint() == "auto:100:10"
+    assert ChunkingConfig(size=100, overlap=10).fingerprint() == "auto:100:10:2"

