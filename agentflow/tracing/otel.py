@@ -22,7 +22,7 @@ from agentflow.errors import ConfigError
 from agentflow.tracing.buffer import BackgroundSink
 from agentflow.tracing.events import Event
 from agentflow.tracing.sanitize import Sanitizer
-from agentflow.tracing.spans import SpanAssembler, SpanRecord, total_tokens
+from agentflow.tracing.spans import SpanAssembler, SpanRecord, token_counts
 
 try:
     from opentelemetry.sdk.resources import Resource
@@ -116,20 +116,19 @@ def _model_attributes(data: Mapping[str, Any], attrs: dict[str, Any]) -> None:
         attrs["llm.output_messages.0.message.role"] = "assistant"
         attrs["llm.output_messages.0.message.content"] = attrs["output.value"] = text
         attrs["gen_ai.output.messages"] = _json([{"role": "assistant", "content": text}])
-    tokens = data.get("tokens")
-    if isinstance(tokens, Mapping):
-        prompt = tokens.get("prompt_tokens", tokens.get("input_tokens"))
-        completion = tokens.get("completion_tokens", tokens.get("output_tokens"))
-        if isinstance(prompt, int):
-            attrs["gen_ai.usage.input_tokens"] = attrs["llm.token_count.prompt"] = prompt
-        if isinstance(completion, int):
-            attrs["gen_ai.usage.output_tokens"] = attrs["llm.token_count.completion"] = completion
-    total = total_tokens(tokens)
+    prompt, completion, total = token_counts(data.get("tokens"))
+    if prompt is not None:
+        attrs["gen_ai.usage.input_tokens"] = attrs["llm.token_count.prompt"] = prompt
+    if completion is not None:
+        attrs["gen_ai.usage.output_tokens"] = attrs["llm.token_count.completion"] = completion
     if total is not None:
         attrs["llm.token_count.total"] = total
     if isinstance(data.get("cost"), (int, float)):
         attrs["llm.cost.total"] = attrs["gen_ai.usage.cost"] = float(data["cost"])
-    for key in ("latency", "retries", "cache_hit"):
+    latency = data.get("latency", data.get("latency_s"))  # nodes' spelling, the router's
+    if _scalar(latency):
+        attrs["agentflow.model.latency"] = latency
+    for key in ("retries", "cache_hit"):
         if _scalar(data.get(key)):
             attrs[f"agentflow.model.{key}"] = data[key]
 

@@ -72,23 +72,59 @@ def is_secret_key(key: str) -> bool:
 _MIN_PATTERN = 15
 """No credential pattern above matches fewer characters: shorter strings skip the regex."""
 
+_GITHUB = re.compile(r"gh[pousr]_")
+
+
+def _may_hold_secret_value(text: str) -> bool:
+    """Whether :data:`_SECRET_VALUE` may match in ``text``: each of its alternatives starts with
+    a fixed, case-sensitive literal, and a few C-level scans for those are much cheaper than the
+    regex (which tries every position of a long prompt)."""
+    return ("sk-" in text or "Bearer" in text or "Basic" in text or "AKIA" in text
+            or "xox" in text or "hf_" in text or "AIza" in text
+            or ("gh" in text and _GITHUB.search(text) is not None))
+
+
 def _may_hold_secrets(text: str) -> bool:
     """Whether a payload's JSON text may hold something to redact (cheap, C-level scans).
 
     True wherever a key matching :data:`_SECRET_KEY` or a value matching :data:`_SECRET_VALUE`
-    could be, and more often: token counts (``"prompt_tokens"``) pass, since a secret key named
-    after a token ends in ``token"``. A payload for which this is False needs no redaction.
+    could be, and more often: a key named after a token ends in ``token"`` (token counts such as
+    ``"prompt_tokens"`` do not). A payload for which this is False needs no redaction.
     """
     low = text.lower()
     return ("key" in low or "secret" in low or "passw" in low or "pwd" in low or "auth" in low
             or "bearer" in low or "cookie" in low or "credential" in low or "headers" in low
-            or 'token"' in low or "sk-" in text or "basic" in low or "akia" in low
-            or "ghp_" in text or "gho_" in text or "ghu_" in text or "ghs_" in text
-            or "ghr_" in text or "xox" in text or "hf_" in text or "aiza" in low)
+            or 'token"' in low or "sk-" in text or "Basic" in text or "AKIA" in text
+            or "xox" in text or "hf_" in text or "AIza" in text
+            or ("gh" in text and _GITHUB.search(text) is not None))
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False,
-                            default=lambda v: _plain_or_fail(v))
+def _make_encoder() -> Any:
+    """``value -> JSON text``, compact, non-ASCII kept, NaN refused, objects converted by
+    :func:`_plain` (or refused): the C encoder built once, rather than once per call as
+    :meth:`json.JSONEncoder.encode` does (that set-up costs as much as encoding a small payload)."""
+    encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                               default=lambda v: _plain_or_fail(v))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    basestring = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or basestring is None:  # pragma: no cover - CPython always has them
+        return encoder.encode
+    try:
+        chunks = make(None, encoder.default, basestring, None, ":", ",", False, False, False)
+    except TypeError:  # pragma: no cover - another interpreter's signature
+        return encoder.encode
+    join = "".join
+
+    def encode(value: Any) -> str:
+        if isinstance(value, str):
+            return basestring(value)
+        return join(chunks(value, 0))
+
+    return encode
+
+
+_encode = _make_encoder()
+"""Compact JSON text of plain data; raises TypeError, ValueError (NaN) or RecursionError (cycles)."""
 
 
 class Sanitizer:
@@ -121,7 +157,7 @@ class Sanitizer:
         for secret in self.secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
-        if len(value) >= _MIN_PATTERN:
+        if len(value) >= _MIN_PATTERN and _may_hold_secret_value(value):
             value = _SECRET_VALUE.sub(REDACTED, value)
         if len(value) > self.max_chars:
             cut = len(value) - self.max_chars
@@ -199,13 +235,14 @@ class Sanitizer:
         encoder call and three scans of its text replace walking the payload value by value.
         """
         try:
-            text = _ENCODER.encode(value)
+            text = _encode(value)
         except (TypeError, ValueError, RecursionError):
             return None
         if len(text) > self.max_chars or _may_hold_secrets(text):
             return None
-        if self.secrets and any(secret in text for secret in self.secrets):
-            return None
+        for secret in self.secrets:  # as it is, and as JSON writes it (quotes, backslashes)
+            if secret in text or _encode(secret)[1:-1] in text:
+                return None
         return text
 
 

@@ -8,7 +8,8 @@ work on spans, so the pairing lives here, once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,8 +24,20 @@ SpanStatus = Literal["running", "ok", "error", "skipped", "incomplete"]
 STARTED_SUFFIX, FINISHED_SUFFIX = "_started", "_finished"
 
 
+_SPAN_KINDS: dict[str, str] = {}
+
+
 def span_kind(event_kind: str) -> str:
     """``node_started`` -> ``node``; single events keep their kind."""
+    kind = _SPAN_KINDS.get(event_kind)
+    if kind is None:
+        kind = _strip_suffix(event_kind)
+        if len(_SPAN_KINDS) < 256:  # event kinds are a small set; custom ones are not cached
+            _SPAN_KINDS[event_kind] = kind
+    return kind
+
+
+def _strip_suffix(event_kind: str) -> str:
     for suffix in (STARTED_SUFFIX, FINISHED_SUFFIX):
         if event_kind.endswith(suffix):
             return event_kind[: -len(suffix)]
@@ -91,7 +104,7 @@ class SpanRecord:
 
 
 _SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
-    "model_call": ("alias", "model", "cost", "latency", "retries", "cache_hit"),
+    "model_call": ("alias", "model", "cost", "latency", "latency_s", "retries", "cache_hit"),
     "retrieval": ("collection", "top_k"),
     "check": ("score", "verdict", "passed", "threshold"),
     "loop": ("max_iterations", "stop_reason", "passes"),
@@ -105,39 +118,86 @@ _SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
 
 def summarize(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     """Small, display-ready facts of a span (``tokens``, ``cost``, ``verdict``, ``count``...)."""
-    out = {k: data[k] for k in _SUMMARY_KEYS.get(kind, ()) if data.get(k) is not None}
+    keys = _SUMMARY_KEYS.get(kind)
+    if keys is None:
+        return {}
+    get = data.get
+    out = {}
+    for k in keys:
+        value = get(k)
+        if value is not None:
+            out[k] = value
     if kind == "model_call":
-        tokens = total_tokens(data.get("tokens"))
+        tokens = total_tokens(get("tokens"))
         if tokens is not None:
             out["tokens"] = tokens
     elif kind == "retrieval":
-        hits = data.get("hits")
+        hits = get("hits")
         if isinstance(hits, list):
             out["hits"] = len(hits)
-        queries = data.get("queries")
+        queries = get("queries")
         if isinstance(queries, list):
             out["queries"] = len(queries)
-    for key in ("reason", "verdict"):
-        value = out.get(key)
-        if isinstance(value, str) and len(value) > 200:
-            out[key] = value[:200] + "…"
+    elif kind == "check" or kind == "loop_pass":
+        for key in ("reason", "verdict"):
+            value = out.get(key)
+            if isinstance(value, str) and len(value) > 200:
+                out[key] = value[:200] + "…"
     return out
 
 
-def total_tokens(tokens: Any) -> int | None:
-    """Total tokens from an int or a usage mapping (``prompt_tokens`` + ``completion_tokens``)."""
-    if isinstance(tokens, bool):
+TOKEN_KEYS = ("prompt", "completion", "total")
+"""The documented shape of a model call's ``tokens``: ``{"prompt": 812, "completion": 64,
+"total": 876}`` (what the model router records, with ``"estimated": true`` when the counts are
+estimates). Readers also accept a plain number and the provider spellings ``prompt_tokens`` /
+``completion_tokens`` / ``total_tokens`` and ``input_tokens`` / ``output_tokens``."""
+
+_PROMPT_KEYS = ("prompt", "prompt_tokens", "input_tokens", "input")
+_COMPLETION_KEYS = ("completion", "completion_tokens", "output_tokens", "output")
+_TOTAL_KEYS = ("total", "total_tokens")
+
+
+def _count(value: Any) -> int | None:
+    if value is None or value is True or value is False:
         return None
-    if isinstance(tokens, (int, float)):
-        return int(tokens)
-    if isinstance(tokens, dict):
-        if isinstance(tokens.get("total_tokens"), (int, float)):
-            return int(tokens["total_tokens"])
-        parts = [tokens.get(k) for k in ("prompt_tokens", "completion_tokens",
-                                         "input_tokens", "output_tokens", "input", "output")]
-        numbers = [int(p) for p in parts if isinstance(p, (int, float)) and not isinstance(p, bool)]
-        return sum(numbers) if numbers else None
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
     return None
+
+
+def _first(tokens: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
+    for key in keys:
+        value = tokens.get(key)
+        if value is not None:
+            return _count(value)
+    return None
+
+
+def token_counts(tokens: Any) -> tuple[int | None, int | None, int | None]:
+    """``(prompt, completion, total)`` of a model call's ``tokens`` (see :data:`TOKEN_KEYS`).
+
+    Any of them may be None when the call did not report it; the total is the reported total, or
+    prompt + completion when only those were reported.
+    """
+    if isinstance(tokens, Mapping):
+        prompt = _first(tokens, _PROMPT_KEYS)
+        completion = _first(tokens, _COMPLETION_KEYS)
+        total = _first(tokens, _TOTAL_KEYS)
+        if total is None and (prompt is not None or completion is not None):
+            total = (prompt or 0) + (completion or 0)
+        return prompt, completion, total
+    return None, None, _count(tokens)
+
+
+def total_tokens(tokens: Any) -> int | None:
+    """Total tokens of a model call's ``tokens``: a number or a mapping (:data:`TOKEN_KEYS`)."""
+    if type(tokens) is dict:  # the documented shape, fast: its total
+        total = tokens.get("total")
+        if type(total) is int:
+            return total
+    return token_counts(tokens)[2]
 
 
 class SpanAssembler:

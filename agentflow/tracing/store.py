@@ -13,7 +13,6 @@ is stale (see :mod:`agentflow.tracing.query`).
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sqlite3
@@ -25,8 +24,14 @@ from typing import Any
 from agentflow.errors import ConfigError
 from agentflow.tracing.buffer import BackgroundSink, log
 from agentflow.tracing.events import Event
-from agentflow.tracing.sanitize import Sanitizer
-from agentflow.tracing.spans import SpanAssembler, SpanRecord, summarize, total_tokens
+from agentflow.tracing.sanitize import Sanitizer, _encode
+from agentflow.tracing.spans import (
+    _SUMMARY_KEYS,
+    SpanAssembler,
+    SpanRecord,
+    summarize,
+    total_tokens,
+)
 
 SCHEMA_VERSION = 1
 HEARTBEAT_S = 5.0
@@ -79,13 +84,27 @@ CREATE TABLE IF NOT EXISTS spans (
 
 _SPAN_COLUMNS = ("run_id", "seq", "span_id", "parent_id", "kind", "name", "step_type", "start",
                  "end", "status", "error", "summary", "data", "branch", "pass_index", "item_index")
-_INSERT_SPAN = (f"INSERT OR IGNORE INTO spans ({', '.join(_SPAN_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_SPAN_COLUMNS))})")
-_FINISH_SPAN = ("UPDATE spans SET end = ?, status = ?, error = ?, summary = ?, data = ? "
-                "WHERE run_id = ? AND seq = ?")
+_NO_TEXT, _NO_TIME, _NO_INDEX = "", -1.0, -1
+"""What the store binds for a missing parent, end, error and branch / pass / item index, turned
+back into NULL by the statement: Python's sqlite3 binds None through its adapter look-up, which
+costs as much as the rest of a row's parameters together; these values never occur otherwise."""
+_NULLABLE = {"parent_id": _NO_TEXT, "end": _NO_TIME, "error": _NO_TEXT, "branch": _NO_INDEX,
+             "pass_index": _NO_INDEX, "item_index": _NO_INDEX}
+_ROW = "({})".format(", ".join(
+    f"NULLIF(?, {_NULLABLE[c]!r})" if c in _NULLABLE else "?" for c in _SPAN_COLUMNS))
+_INSERT_SPAN = f"INSERT INTO spans ({', '.join(_SPAN_COLUMNS)}) VALUES {_ROW}"
+_INSERT_SPAN_OR_IGNORE = _INSERT_SPAN.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
+"""Used only when a batch collides with rows already there (two stores given the same run): a
+plain INSERT is cheaper, as SQLite then checks the key while inserting rather than before."""
+_CHUNK = 60
+"""Rows per multi-row INSERT: one statement (one step, one release of the GIL) per 60 spans rather
+than one per span; 60 x 16 columns stays under SQLite's oldest limit of 999 variables."""
+_INSERT_SPANS_CHUNK = (f"INSERT INTO spans ({', '.join(_SPAN_COLUMNS)}) VALUES "
+                       + ", ".join([_ROW] * _CHUNK))
+_FINISH_SPAN = (f"UPDATE spans SET end = ?, status = ?, error = NULLIF(?, {_NO_TEXT!r}), "
+                "summary = ?, data = ? WHERE run_id = ? AND seq = ?")
 
-
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_ENCODE_ERRORS = (TypeError, ValueError, RecursionError)
 
 
 def connect(path: str | Path, *, timeout: float = 30.0) -> sqlite3.Connection:
@@ -110,6 +129,16 @@ def connect(path: str | Path, *, timeout: float = 30.0) -> sqlite3.Connection:
             "writable file, or AGENTFLOW_TRACES=off to run without traces"
         ) from exc
     return conn
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert span rows, ``_CHUNK`` per statement."""
+    n = len(rows)
+    full = n - n % _CHUNK
+    for i in range(0, full, _CHUNK):
+        conn.execute(_INSERT_SPANS_CHUNK, [v for row in rows[i:i + _CHUNK] for v in row])
+    if full < n:
+        conn.executemany(_INSERT_SPAN, rows[full:])
 
 
 @dataclass(slots=True)
@@ -180,29 +209,37 @@ class SQLiteTraceStore(BackgroundSink):
         singles: list[tuple[int, SpanRecord]] = []
         finished: list[tuple[int, SpanRecord]] = []
         ended: list[str] = []
+        add, written, stats, next_seq = (self._assembler.add, self._written, self._stats,
+                                         self._next_seq)
         for event in events:
-            if event.kind == "run_started":
+            kind = event.kind
+            if kind == "run_started":
                 runs.append(self._run_started(event))
                 continue
-            if event.kind == "run_finished":
+            if kind == "run_finished":
                 runs.append(self._run_finished(event))
                 ended.append(event.run_id)
                 continue
-            span, was_open = self._assembler.add(event)
-            key = (span.run_id, span.span_id)
+            span, was_open = add(event)
+            run_id = span.run_id
             if span.end is None:
-                pending[key] = (self._next_seq(span.run_id), span)
+                pending[(run_id, span.span_id)] = (next_seq(run_id), span)
                 continue
-            self._stats.setdefault(span.run_id, _RunStats()).count(span)
-            if was_open and key in pending:
-                continue  # opened and closed in this batch: inserted once, complete
-            if was_open and key in self._written:
-                finished.append(self._written.pop(key))
-            else:
-                singles.append((self._next_seq(span.run_id), span))
+            st = stats.get(run_id)
+            if st is None:
+                st = stats[run_id] = _RunStats()
+            st.count(span)
+            if was_open:
+                key = (run_id, span.span_id)
+                if key in pending:
+                    continue  # opened and closed in this batch: inserted once, complete
+                if key in written:
+                    finished.append(written.pop(key))
+                    continue
+            singles.append((next_seq(run_id), span))
         for key, (seq, span) in pending.items():
             if span.end is None:
-                self._written[key] = (seq, span)
+                written[key] = (seq, span)
         self._write(runs, [*pending.values(), *singles], finished)
         for run_id in ended:
             self._forget(run_id)
@@ -256,35 +293,51 @@ class SQLiteTraceStore(BackgroundSink):
         """
         s = self.sanitizer
         error = s.text(span.error) if span.error else None
-        if not span.data:
+        data = span.data
+        if not data:
             return error, "{}", "{}"
-        data = s.dumps_if_clean(span.data)
-        if data is not None:
-            summary = span.summary()
+        text = s.dumps_if_clean(data)
+        if text is not None:
+            if span.kind not in _SUMMARY_KEYS:
+                return error, "{}", text
+            summary = summarize(span.kind, data)
+            if not summary:
+                return error, "{}", text
             try:
-                return error, _json(summary) if summary else "{}", data
-            except ValueError:  # NaN in the summary: the careful path below turns it into text
+                return error, _encode(summary), text
+            except _ENCODE_ERRORS:  # NaN in the summary: the careful path turns it into text
                 pass
-        cleaned = s.clean(span.data)
+        cleaned = s.clean(data)
         summary = summarize(span.kind, cleaned) if isinstance(cleaned, dict) else {}
         return error, s.dumps(summary, cleaned=True), s.dumps(cleaned, cleaned=True)
 
     def _span_row(self, seq: int, span: SpanRecord) -> tuple[Any, ...]:
-        return (span.run_id, seq, span.span_id, span.parent_id, span.kind, span.name,
-                span.step_type, span.start, span.end, span.status, *self._payload(span),
-                span.branch, span.pass_index, span.item_index)
+        error, summary, data = self._payload(span)
+        end, branch, pass_index, item_index = (span.end, span.branch, span.pass_index,
+                                               span.item_index)
+        return (span.run_id, seq, span.span_id, span.parent_id or _NO_TEXT, span.kind, span.name,
+                span.step_type, span.start, _NO_TIME if end is None else end, span.status,
+                error or _NO_TEXT, summary, data, _NO_INDEX if branch is None else branch,
+                _NO_INDEX if pass_index is None else pass_index,
+                _NO_INDEX if item_index is None else item_index)
 
     def _write(self, runs: list[tuple[str, tuple[Any, ...]]],
                inserts: list[tuple[int, SpanRecord]], finished: list[tuple[int, SpanRecord]]) -> None:
         rows = [self._span_row(seq, span) for seq, span in inserts]
-        updates = [(span.end, span.status, *self._payload(span), span.run_id, seq)
-                   for seq, span in finished]
+        updates = []
+        for seq, span in finished:
+            error, summary, data = self._payload(span)
+            updates.append((span.end, span.status, error or _NO_TEXT, summary, data, span.run_id,
+                            seq))
         stats = self._dirty_stats()
 
         def write(conn: sqlite3.Connection) -> None:
             for sql, params in runs:
                 conn.execute(sql, params)
-            conn.executemany(_INSERT_SPAN, rows)
+            try:
+                _insert(conn, rows)
+            except sqlite3.IntegrityError:  # rows of this run are there already: keep those
+                conn.executemany(_INSERT_SPAN_OR_IGNORE, rows)
             conn.executemany(_FINISH_SPAN, updates)
             conn.executemany("UPDATE runs SET spans = ?, nodes = ?, errors = ?, model_calls = ?, "
                              "tokens = ?, cost = ? WHERE run_id = ?", stats)

@@ -52,7 +52,8 @@ async def _call(ctx: af.RunContext, alias: str, model: str, messages: list[dict[
         "alias": alias, "model": model, "messages": messages,
         "sampling": {"temperature": 0.0 if alias == "small" else 0.3, "top_p": 1.0, "seed": 7,
                      "max_tokens": 256},
-        "response": response, "tokens": {"prompt_tokens": prompt, "completion_tokens": completion},
+        "response": response,
+        "tokens": {"prompt": prompt, "completion": completion, "total": prompt + completion},
         "cost": cost, "latency": 0.004, "retries": extra.pop("retries", 0),
         "cache_hit": extra.pop("cache_hit", False),
         "headers": {"Authorization": f"Bearer {API_KEY}"}, "api_key": API_KEY, **extra})

@@ -292,3 +292,44 @@ def test_events_json_round_trips_through_the_summary_column(tmp_path: Path) -> N
     (summary,) = conn.execute("SELECT summary FROM spans").fetchone()
     assert json.loads(summary) == {"label": "x", "case": "__default__"}
     assert conn.execute("SELECT status, duration_s FROM runs").fetchone() == ("ok", 1.0)
+
+
+def test_missing_values_are_stored_as_null_in_batches_of_any_size(tmp_path: Path) -> None:
+    """Spans are inserted many per statement with placeholder values for missing ones (cheaper to
+    bind than None): what lands in the file is NULL, whatever the batch size."""
+    db = tmp_path / "t.db"
+    store = SQLiteTraceStore(db, flush_interval=60)
+    run_id = "e" * 32
+    events = synthetic_events(37, run_id=run_id)  # 1 + 5 * 37 = 186 spans: 3 full statements + 6
+    events[-3].error = ""  # an empty error is no error
+    for e in events[:-2]:  # the map and the run are still open at the first write
+        store.on_event(event=e)
+    store.flush()
+    conn = sqlite3.connect(db)
+    (open_map,) = conn.execute("SELECT end, status FROM spans WHERE kind = 'map'").fetchall()
+    assert open_map == (None, "running")
+    for e in events[-2:]:
+        store.on_event(event=e)
+    store.close()
+    rows = conn.execute("SELECT seq, kind, parent_id, end, error, branch, pass_index, item_index "
+                        "FROM spans WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
+    assert [r[0] for r in rows] == list(range(1 + 5 * 37))
+    assert all(r[3] is not None and r[4] is None and r[5] is None and r[6] is None for r in rows)
+    assert all(r[2] is not None for r in rows)
+    items = [r[7] for r in rows if r[1] == "model_call"]
+    assert items == list(range(37))  # child spans take their node's item index, 0 included
+    assert conn.execute("SELECT count(*) FROM spans WHERE item_index IS NULL").fetchone() == (1,)
+    assert conn.execute("SELECT typeof(end), typeof(item_index) FROM spans WHERE kind = 'node'"
+                        " LIMIT 1").fetchone() == ("real", "integer")
+
+
+def test_two_stores_given_the_same_run_keep_one_copy_of_each_span(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    first, second = SQLiteTraceStore(db), SQLiteTraceStore(db)
+    result = asyncio.run(make_flow().arun({"question": "What is a loop?"}, hooks=[first, second]))
+    first.close()
+    second.close()
+    with TraceReader(db) as reader:
+        run = reader.run(result.run_id)
+    assert run.summary.status == "ok" and len(run.spans) == run.summary.spans == 35
+    assert run.summary.tokens == 573

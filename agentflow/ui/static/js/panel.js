@@ -4,7 +4,7 @@
 import { api, fmtCost, fmtDuration, fmtInt, h, jsonBlock, statusBadge, fill } from "./util.js";
 
 const MODEL_KEYS = new Set(["alias", "model", "messages", "sampling", "response", "tokens", "cost",
-  "latency", "retries", "cache_hit", "duration_s"]);
+  "latency", "latency_s", "retries", "cache_hit", "duration_s"]);
 
 export class Panel {
   constructor(el, model) {
@@ -130,12 +130,14 @@ function modelCard(span) {
   const tokens = d.tokens && typeof d.tokens === "object" ? d.tokens : null;
   const chips = [chip("model", d.model || "?")];
   if (tokens) {
-    const p = tokens.prompt_tokens ?? tokens.input_tokens;
-    const c = tokens.completion_tokens ?? tokens.output_tokens;
-    chips.push(chip("tokens", `${fmtInt(p)} in · ${fmtInt(c)} out`));
+    // {prompt, completion, total} as the router records them; provider spellings also read
+    const p = tokens.prompt ?? tokens.prompt_tokens ?? tokens.input_tokens;
+    const c = tokens.completion ?? tokens.completion_tokens ?? tokens.output_tokens;
+    const est = tokens.estimated ? " (estimated)" : "";
+    chips.push(chip("tokens", `${fmtInt(p)} in · ${fmtInt(c)} out${est}`));
   } else if (typeof d.tokens === "number") chips.push(chip("tokens", fmtInt(d.tokens)));
   if (d.cost !== undefined) chips.push(chip("cost", fmtCost(d.cost)));
-  chips.push(chip("latency", fmtDuration(d.latency ?? d.duration_s)));
+  chips.push(chip("latency", fmtDuration(d.latency ?? d.latency_s ?? d.duration_s)));
   if (d.retries) chips.push(chip("retries", d.retries));
   if (d.cache_hit) chips.push(h("span.chip.hit", "cache hit"));
   const messages = Array.isArray(d.messages) ? d.messages : [];
