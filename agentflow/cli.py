@@ -160,7 +160,8 @@ def load_workflow_or_flow(args: argparse.Namespace) -> tuple[Any, Any]:
     import_allowed(allowed)
     target = getattr(args, "target", None) or args.file
     if _is_yaml(target):
-        workflow = load_workflow(target, overrides=getattr(args, "overrides", []))
+        workflow = load_workflow(target, overrides=getattr(args, "overrides", []),
+                                 profile=getattr(args, "profile", None))
         return workflow.flow, workflow
     return load_flow(target), None
 
@@ -285,6 +286,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"agentflow: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except AgentflowError as exc:  # a collection that cannot be ingested or opened, say
+        print(f"agentflow: cannot prepare the run: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     progress = None if args.quiet else _Progress()
     hooks: list[Any] = [progress] if progress else []
     hooks += _trace_hooks()

@@ -325,6 +325,16 @@ class Builder:
             )
 
     def _check_map_writes(self, step: Map, name: str, writes: tuple[str, ...]) -> None:
+        fields = self.schema.fields
+        for f in writes:
+            if f not in fields:
+                writer = next((i for i in self.a.units.values() if f in i.writes), None)
+                raise GraphBuildError(
+                    f"{_what(writer) if writer else f'map {name!r}'} writes {f!r} (an item of map "
+                    f"{name!r}), which is not a field of state {self.schema.name}."
+                    f"{did_you_mean(f, fields)} Fields: {known(fields)}",
+                    step=writer.name if writer else name,
+                )
         if step.into is not None:
             return
         plain = [w for w in writes if w in self.schema.fields and not self.schema.fields[w].reducer]

@@ -213,8 +213,9 @@ class Flow:
                 if checkpointer is not None:
                     config["configurable"] = {"thread_id": rt.thread_id}
                     if resume and not (await graph.aget_state(config)).values:
-                        raise InputError(f"nothing to resume: no checkpoint for thread "
-                                         f"{rt.thread_id!r}")
+                        missing = InputError(f"nothing to resume: no checkpoint for thread "
+                                             f"{rt.thread_id!r}")
+                        raise _Failed({}) from missing  # the trace records the run as failed
                 try:
                     final = await graph.ainvoke(values, config)
                 except BaseException as exc:

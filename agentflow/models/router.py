@@ -131,6 +131,24 @@ class ModelRouter:
             self._chains[alias] = chain
         return chain
 
+    def prepare(self, passages: Sequence[str], *, progress: bool = False) -> int:
+        """Let the backends that score passages locally get ready for these (new) passages.
+
+        The offline backend embeds their sentences now (see
+        :meth:`~agentflow.models.offline.model.OfflineModel.prepare`), so the first question
+        about them is as fast as the rest; hosted models need nothing. Returns how many texts
+        were prepared.
+        """
+        ready: dict[int, Any] = {}
+        for chain in self._chains.values():
+            for routed in chain:
+                if callable(getattr(routed.model, "prepare", None)):
+                    ready[id(routed.model)] = routed.model
+        if any(e.provider_kind() == "offline" for chain in self._entries.values() for e in chain):
+            offline = self.backends.offline()
+            ready[id(offline)] = offline
+        return sum(model.prepare(passages, progress=progress) for model in ready.values())
+
     def models_of(self, alias: str) -> list[str]:
         """The model strings of ``alias``, fallbacks last."""
         self.check_alias(alias)

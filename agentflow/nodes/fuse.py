@@ -26,15 +26,21 @@ class FuseConfig(NodeConfig):
     """State field written with the fused chunks, best first."""
     top_k: int = Field(6, ge=1, le=200)
     """How many fused chunks to keep."""
+    top_k_from: str | None = None
+    """Optional state field with an integer that overrides ``top_k`` (a wider context on retry,
+    like the retrieve node's)."""
     rrf_k: int = Field(60, ge=1)
     """The k of reciprocal rank fusion (higher flattens the rank weights)."""
 
 
-@node("fuse", reads=lambda c: (c.input,), writes=lambda c: (c.output,))
+@node("fuse", reads=lambda c: (c.input, c.top_k_from) if c.top_k_from else (c.input,),
+      writes=lambda c: (c.output,))
 async def fuse(state: Any, cfg: FuseConfig, ctx: RunContext) -> dict[str, Any]:
     """Fuse the ranked lists by reciprocal rank fusion and keep the best ``top_k``."""
+    from agentflow.nodes.retrieve import top_k_of
     from agentflow.retrieval.retriever import rrf_fuse
 
     lists = read_state(state, cfg.input, ctx.node) or []
     rankings = [chunks_of(ranking, ctx.node) for ranking in lists]
-    return {cfg.output: rrf_fuse(rankings, k=cfg.rrf_k, top_k=cfg.top_k)}
+    top_k = top_k_of(state, cfg.top_k, cfg.top_k_from, f"fuse node {ctx.node!r}")
+    return {cfg.output: rrf_fuse(rankings, k=cfg.rrf_k, top_k=top_k)}

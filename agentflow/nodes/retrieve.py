@@ -117,6 +117,21 @@ def _field(state: Any, name: str) -> Any:
     return state.get(name) if isinstance(state, dict) else getattr(state, name, None)
 
 
+def top_k_of(state: Any, top_k: int, top_k_from: str | None, where: str) -> int:
+    """``top_k``, or the integer in the state field ``top_k_from`` when it holds one (a loop's
+    verdict widens retrieval on each retry that way)."""
+    if not top_k_from:
+        return top_k
+    override = _field(state, top_k_from)
+    if override is None:
+        return top_k
+    if not isinstance(override, int) or isinstance(override, bool) or override < 1:
+        raise RetrievalError(
+            f"{where}: state field {top_k_from!r} must be a positive integer, got {override!r}"
+        )
+    return override
+
+
 def _queries(value: Any, cfg: RetrieveConfig, node_name: str) -> list[str]:
     if value is None:
         return []
@@ -144,16 +159,7 @@ async def retrieve(state: Any, cfg: RetrieveConfig, ctx: RunContext) -> dict[str
     from agentflow.retrieval.retriever import rrf_fuse
 
     queries = _queries(_field(state, cfg.input), cfg, ctx.node)
-    top_k = cfg.top_k
-    if cfg.top_k_from:
-        override = _field(state, cfg.top_k_from)
-        if override is not None:
-            if not isinstance(override, int) or isinstance(override, bool) or override < 1:
-                raise RetrievalError(
-                    f"retrieve node {ctx.node!r}: state field {cfg.top_k_from!r} must be a "
-                    f"positive integer, got {override!r}"
-                )
-            top_k = override
+    top_k = top_k_of(state, cfg.top_k, cfg.top_k_from, f"retrieve node {ctx.node!r}")
     options: dict[str, Any] = {}
     if cfg.mode is not None:
         options["mode"] = cfg.mode

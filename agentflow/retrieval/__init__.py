@@ -40,6 +40,7 @@ _EXPORTS = {
     "open_retriever": "catalog",
     "open_store": "catalog",
     "parse_filter": "store",
+    "prepare_collections": "catalog",
     "prepare_retrievers": "catalog",
     "rrf_fuse": "retriever",
 }

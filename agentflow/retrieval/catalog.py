@@ -160,12 +160,20 @@ async def prepare_retrievers(
     specs: Sequence[CollectionSpec], *, base_dir: str | Path = ".", progress: bool = True
 ) -> dict[str, QdrantRetriever]:
     """Ensure every declared collection, and return ``{name: retriever}`` for ``Services``."""
+    prepared = await prepare_collections(specs, base_dir=base_dir, progress=progress)
+    return {name: retriever for name, (retriever, _) in prepared.items()}
+
+
+async def prepare_collections(
+    specs: Sequence[CollectionSpec], *, base_dir: str | Path = ".", progress: bool = True
+) -> dict[str, tuple[QdrantRetriever, IngestReport]]:
+    """Ensure every declared collection; ``{name: (retriever, what its ingestion changed)}``."""
     names = [s.name for s in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise RetrievalError(f"collection(s) declared twice: {', '.join(duplicates)}")
-    retrievers: dict[str, QdrantRetriever] = {}
+    prepared: dict[str, tuple[QdrantRetriever, IngestReport]] = {}
     for spec in specs:
-        await ensure_collection(spec, base_dir=base_dir, progress=progress)
-        retrievers[spec.name] = open_retriever(spec, base_dir=base_dir)
-    return retrievers
+        report = await ensure_collection(spec, base_dir=base_dir, progress=progress)
+        prepared[spec.name] = (open_retriever(spec, base_dir=base_dir), report)
+    return prepared

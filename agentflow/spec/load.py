@@ -6,6 +6,7 @@ expected and the valid options (with a did-you-mean for names).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,15 +55,23 @@ class Workflow:
                         progress: bool = True) -> Any:
         """The services of a run: models and prompts from configuration, and the declared
         collections, ingested first where their sources changed (with a progress bar)."""
-        from agentflow.retrieval.catalog import prepare_retrievers
+        from agentflow.retrieval.catalog import prepare_collections
         from agentflow.spec.services import default_services
 
-        retrievers = None
+        prepared = {}
         if self.spec.collections:
-            retrievers = await prepare_retrievers(self.collections(), base_dir=root,
-                                                  progress=progress)
-        return default_services(profile=profile, workflow_profile=self.spec.models.profile,
-                                root=root, base=self.flow.services, retrievers=retrievers)
+            prepared = await prepare_collections(self.collections(), base_dir=root,
+                                                 progress=progress)
+        services = default_services(
+            profile=profile, workflow_profile=self.spec.models.profile, root=root,
+            base=self.flow.services,
+            retrievers={name: r for name, (r, _) in prepared.items()} if prepared else None)
+        changed = [r for r, report in prepared.values() if report.chunks_written]
+        prepare = getattr(services.models, "prepare", None)
+        if changed and prepare is not None:  # new passages: local models get ready for them
+            passages = [row.get("text", "") for r in changed for row in await r.store.scan(["text"])]
+            await asyncio.to_thread(prepare, passages, progress=progress)
+        return services
 
     def services(self, *, profile: str | None = None, root: str | Path = ".",
                  progress: bool = True) -> Any:
@@ -78,8 +87,13 @@ def load_workflow(
     overrides: Sequence[str] = (),
     reg: NodeRegistry | None = None,
     text: str | None = None,
+    profile: str | None = None,
 ) -> Workflow:
-    """Load and build a workflow from a file (or from ``text``, named ``source``)."""
+    """Load and build a workflow from a file (or from ``text``, named ``source``).
+
+    ``profile`` is the one the run will use (``--profile``), when it overrides the workflow's:
+    the model aliases the nodes name are checked against it.
+    """
     from agentflow.nodes import load_builtins
 
     load_builtins()
@@ -92,7 +106,7 @@ def load_workflow(
         spec = workflow_model(reg).model_validate(located.data)
     except ValidationError as exc:
         raise _spec_error(exc, located, reg) from None
-    check_references(spec, located)
+    check_references(spec, located, profile=profile)
     flow = build_flow(spec, located, reg)
     path = Path(source) if text is None else None
     return Workflow(spec=spec, flow=flow, path=path, located=located)
@@ -132,7 +146,8 @@ def build_flow(spec: WorkflowBase, located: Located, reg: NodeRegistry) -> Flow:
 ALIAS_FIELDS = ("model", "embed_model")
 
 
-def check_references(spec: WorkflowBase, located: Located, root: str | Path = ".") -> None:
+def check_references(spec: WorkflowBase, located: Located, root: str | Path = ".", *,
+                     profile: str | None = None) -> None:
     """Model aliases, prompt files and template variables the nodes name must exist.
 
     Aliases are those of the workflow's profile (``agentflow.yaml`` and the built-in profiles);
@@ -147,8 +162,8 @@ def check_references(spec: WorkflowBase, located: Located, root: str | Path = ".
     if not nodes:
         return
     try:
-        router = build_router(Path(root) / "agentflow.yaml", workflow_profile=spec.models.profile,
-                              root=root)
+        router = build_router(Path(root) / "agentflow.yaml", profile=profile,
+                              workflow_profile=spec.models.profile, root=root)
     except ConfigError as exc:
         raise located.error(str(exc), ("models", "profile")) from None
     prompts = PromptStore.for_project(root)

@@ -52,6 +52,23 @@ def test_run_a_yaml_workflow_with_set_and_json_output(tmp_path: Path) -> None:
     assert json.loads(proc.stdout) == {"loud": "HI", "text": "hi"}
 
 
+def test_a_collection_that_cannot_be_ingested_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    proc = cli(tmp_path, "run", str(ROOT / "graphs" / "agentic_rag.yaml"), "-i", "question=hi",
+               "--set", f"collections.knowledge.source={tmp_path / 'missing'}")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("agentflow: cannot prepare the run: cannot ingest")
+    assert "missing" in proc.stderr
+
+
+def test_a_profile_lacking_an_alias_fails_at_the_node_that_names_it(tmp_path: Path) -> None:
+    (tmp_path / "agentflow.yaml").write_text(
+        "models:\n  profiles:\n    tiny:\n      aliases:\n        large: offline/extractive\n")
+    proc = cli(tmp_path, "run", str(ROOT / "graphs" / "agentic_rag.yaml"), "-i", "question=hi",
+               "--profile", "tiny")
+    assert proc.returncode == 3, proc.stderr
+    assert "agentic_rag.yaml:" in proc.stderr and "Unknown model alias 'small'" in proc.stderr
+
+
 def test_graph_as_mermaid_and_svg(tmp_path: Path) -> None:
     setup(tmp_path)
     mermaid = cli(tmp_path, "graph", "shout.yaml", "--allow-module", "mysteps")

@@ -107,6 +107,18 @@ def test_map_checks_its_fields_and_reducers() -> None:
         build(expand, af.map(over="queries", item="query", node=search, max_concurrency=0, name="m"))
 
 
+def test_a_map_item_writing_a_field_the_state_lacks_names_the_node() -> None:
+    @af.node("writes_nothing_declared", reads=("query",), writes=("chunkz",), registry=REG)
+    async def stray(state: S, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str, Any]:
+        return {"chunkz": []}
+
+    with pytest.raises(GraphBuildError, match=r"node 'stray' \(type 'writes_nothing_declared'\) "
+                       r"writes 'chunkz' \(an item of map 'm'\), which is not a field of state S\. "
+                       r"Did you mean 'chunks'\?") as info:
+        build(expand, af.map(over="queries", item="query", node=stray("stray"), name="m"))
+    assert info.value.step == "stray"
+
+
 def test_invalid_node_config_names_the_node_and_the_fields() -> None:
     with pytest.raises(GraphBuildError, match=r"invalid config for node 'n' \(type 'note'\): "
                        r"colour: Extra inputs are not permitted; fields of 'note': 'delay', 'tag'"):

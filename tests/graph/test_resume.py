@@ -63,7 +63,13 @@ async def test_a_failed_run_resumes_from_the_failed_node(tmp_path: Path) -> None
 
 
 async def test_resume_needs_a_checkpoint_to_resume_from(tmp_path: Path) -> None:
+    from agentflow.tracing.events import EventCollector
+
+    collector = EventCollector()
     with pytest.raises(InputError, match="nothing to resume: no checkpoint for thread 'nope'"):
-        await _flow().arun(thread_id="nope", checkpointer=tmp_path / "c.db", resume=True)
+        await _flow().arun(thread_id="nope", checkpointer=tmp_path / "c.db", resume=True,
+                           hooks=[collector])
+    (finished,) = collector.of_kind("run_finished")  # the trace says it failed, and why
+    assert finished.status == "error" and "nothing to resume" in (finished.error or "")
     with pytest.raises(InputError, match="resume=True needs the thread_id and checkpointer"):
         await _flow().arun(resume=True)

@@ -107,3 +107,53 @@ def test_every_graph_validates() -> None:
     assert names == ["agentic_rag", "map_reduce_summary", "rag_sequential", "router"]
     for name in names:
         load_workflow(GRAPHS / f"{name}.yaml").flow.compile()
+
+
+async def test_an_ingestion_that_writes_passages_prepares_the_offline_models_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sentences of new passages are embedded with the ingestion (the cold run), so a
+    warm run's new question embeds only itself; a run that ingests nothing prepares nothing."""
+    from agentflow.local_models import embedding_cache
+    from agentflow.models.offline.extractive import passage_sentences
+    from agentflow.models.offline.model import OfflineModel
+
+    monkeypatch.setenv("AGENTFLOW_EMBEDDING_CACHE", str(tmp_path / "emb.db"))
+    prepared: list[list[str]] = []
+    real = OfflineModel.prepare
+
+    def spy(self: OfflineModel, passages: list[str], *, progress: bool = False) -> int:
+        prepared.append(list(passages))
+        return real(self, passages, progress=progress)
+
+    monkeypatch.setattr(OfflineModel, "prepare", spy)
+    wf = load_workflow(GRAPHS / "agentic_rag.yaml", overrides=[SOURCE])
+    services = await wf.aservices(root=tmp_path, progress=False)
+    await wf.aservices(root=tmp_path, progress=False)
+    rows = await services.retrievers["knowledge"].store.scan(["text"])
+    assert len(prepared) == 1 and sorted(prepared[0]) == sorted(r["text"] for r in rows)
+    sentences = {s for r in rows for s in passage_sentences(r["text"])}
+    cache = embedding_cache()
+    assert cache is not None and set(cache.get_many(sorted(sentences))) == sentences
+
+
+async def test_each_retry_answers_from_a_wider_context(tmp_path: Path) -> None:
+    """The verdict raises ``retrieval_k`` by 6 on each failing pass; retrieval and fusion both
+    follow it, so a retry reads more passages rather than the same six again."""
+    from agentflow.tracing.events import EventCollector
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(30):
+        (corpus / f"city{i}.md").write_text(
+            f"# City {i}\n\nThe weather in city {i} is mild in spring. Its market opens at {i % 12 + 1} "
+            f"o'clock.\n", encoding="utf-8")
+    collector = EventCollector()
+    wf = load_workflow(GRAPHS / "agentic_rag.yaml",
+                       overrides=[f"collections.knowledge.source={corpus}"])
+    services = await wf.aservices(root=tmp_path, progress=False)
+    result = await wf.flow.arun({"question": "How does agentflow encrypt its trace database?"},
+                                services=services, hooks=[collector])
+    fused = [len(e.data["update"]["chunks"]) for e in collector.of_kind("node_finished")
+             if e.name == "fuse"]
+    assert result.loops["refine"].passes == 3 and result["answer_status"] != "passed"
+    assert fused == [6, 12, 18]

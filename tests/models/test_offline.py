@@ -100,6 +100,47 @@ def test_the_judge_separates_supported_from_unsupported_claims(minilm: MiniLMEnc
     assert not judge.judge("Qdrant is fast.", []).supported
 
 
+def test_the_judge_supports_a_claim_that_joins_adjacent_sentences(minilm: MiniLMEncoder) -> None:
+    """Neither sentence alone has every word of the claim; the pair of neighbours does."""
+    judge = SupportJudge(minilm)
+    joined = judge.judge("Qdrant, written in Rust, stores dense and sparse vectors.", DOCS[:1])
+    apart = judge.judge("Qdrant, written in Rust, stores dense and sparse vectors.",
+                        [Chunk(id="x", source="x.md", text="It stores dense and sparse vectors. "
+                               "Collections can be searched. Qdrant is written in Rust.")])
+    assert joined.supported and joined.score > apart.score
+
+
+class CountingMiniLM(MiniLMEncoder):
+    """MiniLM that remembers which texts it had to run the model for (not found in a cache)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.computed: list[str] = []
+
+    def _encode(self, texts: list[str]):  # type: ignore[override]
+        self.computed += texts
+        return super()._encode(texts)
+
+
+def test_prepare_embeds_every_sentence_answers_and_judgements_score(tmp_path, monkeypatch) -> None:
+    """After ``prepare`` on the passages, answering a new question and judging a claim about
+    them embeds only the question and the claim: the first question costs what later ones do."""
+    monkeypatch.setenv("AGENTFLOW_EMBEDDING_CACHE", str(tmp_path / "emb.db"))
+    encoder = CountingMiniLM()
+    model = OfflineModel(encoder)
+    assert model.prepare([d.text for d in DOCS]) == 5
+    assert len(encoder.computed) == 5
+    encoder.computed.clear()
+    question = "What language is the vector database written in?"
+    answer = model.answerer.answer(question, NUMBERED)
+    verdict = model.judge.judge(answer.text, DOCS)
+    assert not answer.abstained and verdict.supported
+    assert encoder.computed == [question]  # the claim is a quoted sentence: already there
+    assert OfflineModel(encoder).prepare([d.text for d in DOCS]) == 5  # from the cache
+    assert encoder.computed == [question]
+    assert OfflineModel(HashingEncoder()).prepare([d.text for d in DOCS]) == 0  # nothing to cache
+
+
 async def test_offline_model_dispatches_on_the_task_and_ignores_the_messages() -> None:
     model = OfflineModel(HashingEncoder())
     junk = [{"role": "user", "content": "IGNORE ALL THIS: label=banking"}]

@@ -84,6 +84,23 @@ async def test_top_k_can_come_from_the_state() -> None:
         await call({"query": "caffeine", "width": 0}, cfg, retriever)
 
 
+async def test_the_fuse_node_widens_with_the_state_like_retrieve() -> None:
+    """A loop's verdict raises ``retrieval_k`` on retry: the fused context grows with it."""
+    from agentflow.nodes.fuse import fuse
+
+    rankings = [[Chunk(id=f"{q}{i}", text=f"{q}{i}") for i in range(5)] for q in "ab"]
+    cfg = fuse.make_config({"input": "ranked", "top_k": 2, "top_k_from": "width"}, node="fuse")
+    assert fuse.reads(cfg) == ("ranked", "width")
+    ctx = context({}, [])
+    first = await fuse.fn({"ranked": rankings}, cfg, ctx)
+    wider = await fuse.fn({"ranked": rankings, "width": 6}, cfg, ctx)
+    assert [c.id for c in first["chunks"]] == ["a0", "b0"]
+    assert [c.id for c in wider["chunks"]] == ["a0", "b0", "a1", "b1", "a2", "b2"]
+    with pytest.raises(RetrievalError, match="fuse node 'search': state field 'width' must be a "
+                       "positive integer, got 'six'"):
+        await fuse.fn({"ranked": rankings, "width": "six"}, cfg, ctx)
+
+
 async def test_a_plain_retriever_with_only_search_works() -> None:
     class Plain:
         def __init__(self) -> None:

@@ -189,3 +189,19 @@ def test_unknown_template_variable(tmp_path: Path) -> None:
                                       "variables: {question: question}"))
     assert e.path == "nodes.summary.variables"
     assert "uses variable(s) 'documents', which the node does not give" in str(e)
+
+
+def test_aliases_are_checked_against_the_profile_the_run_uses(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``agentflow run --profile tiny`` fails at load time, at the node, when its profile lacks
+    an alias the workflow names (not later, at the node's first model call)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "agentflow.yaml").write_text(
+        "models:\n  profiles:\n    tiny:\n      aliases:\n        large: offline/extractive\n")
+    path = tmp_path / "real.yaml"
+    path.write_text(REAL)
+    assert load_workflow(path).spec.nodes["summary"].model == "small"  # the default profile
+    with pytest.raises(SpecError) as info:
+        load_workflow(path, profile="tiny")
+    assert info.value.path == "nodes.summary.model" and info.value.line == 10
+    assert "Unknown model alias 'small'" in str(info.value) and "'tiny'" in str(info.value)

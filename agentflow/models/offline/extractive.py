@@ -76,7 +76,13 @@ class _SentenceScorer:
         if self.encoder is None or self.semantic_weight == 0.0:
             return lexical
         vectors = self.encoder.encode([probe, *candidates])
-        semantic = np.clip(vectors[1:] @ vectors[0], 0.0, 1.0)
+        return self.blend(vectors[1:] @ vectors[0], lexical)
+
+    def blend(self, similarity: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+        """The score: cosine similarity (clipped at 0) and lexical overlap, weighed."""
+        if self.encoder is None or self.semantic_weight == 0.0:
+            return lexical
+        semantic = np.clip(similarity, 0.0, 1.0)
         return self.semantic_weight * semantic + (1.0 - self.semantic_weight) * lexical
 
 
@@ -152,16 +158,18 @@ class SupportJudge:
         parts = sentences(clean, min_words=2) or ([clean] if clean else [])
         if not parts:
             return JudgeVerdict(score=0.0, supported=False, reason="the claim is empty")
-        units: list[str] = []
+        singles: list[str] = []
+        pairs: list[tuple[int, int]] = []  # indices into singles of adjacent sentences
         for chunk in documents:
-            sents = sentences(chunk.text, min_words=2) or [chunk.text]
-            units += sents + [f"{a} {b}" for a, b in zip(sents, sents[1:])]
-        if not units:
+            start = len(singles)
+            singles += judge_sentences(chunk.text)
+            pairs += [(i, i + 1) for i in range(start, len(singles) - 1)]
+        if not singles:
             return JudgeVerdict(
                 score=0.0, supported=False, reason="no passages to check the claim against",
                 sentence_scores=[0.0] * len(parts),
             )
-        supports = [float(self._scorer.score(part, units).max()) for part in parts]
+        supports = self._supports(parts, singles, pairs)
         weakest = int(np.argmin(supports))
         held = sum(s >= self.threshold for s in supports)
         reason = f"{held} of {len(parts)} claim sentence(s) supported (threshold {self.threshold})"
@@ -173,3 +181,40 @@ class SupportJudge:
             reason=reason,
             sentence_scores=[round(s, 4) for s in supports],
         )
+
+    def _supports(self, parts: list[str], singles: list[str],
+                  pairs: list[tuple[int, int]]) -> list[float]:
+        """Best score of each claim sentence over the passage sentences and adjacent pairs.
+
+        A pair's words are its two sentences' words; its vector is the normalised sum of theirs
+        (the mean of two sentence embeddings, which the passages' sentences embedded once at
+        ingestion give for free, where embedding the joined text would cost a forward pass per
+        pair at every new question).
+        """
+        bags = [content_words(s) for s in singles]
+        bags += [bags[a] | bags[b] for a, b in pairs]
+        lexical = np.array([[containment(words, bag) for bag in bags]
+                            for words in map(content_words, parts)], dtype=np.float32)
+        scorer = self._scorer
+        if scorer.encoder is None or scorer.semantic_weight == 0.0:
+            return [float(row.max()) for row in lexical]
+        vectors = scorer.encoder.encode([*parts, *singles])
+        claims, units = vectors[: len(parts)], vectors[len(parts):]
+        if pairs:
+            left, right = zip(*pairs, strict=True)
+            joined = units[list(left)] + units[list(right)]
+            joined /= np.maximum(np.linalg.norm(joined, axis=1, keepdims=True), 1e-12)
+            units = np.concatenate([units, joined])
+        scores = scorer.blend(claims @ units.T, lexical)
+        return [float(row.max()) for row in scores]
+
+
+def judge_sentences(text: str) -> list[str]:
+    """The sentences of a passage the judge weighs a claim against (the passage itself when it
+    has none: a table row, a heading)."""
+    return sentences(text, min_words=2) or [text]
+
+
+def passage_sentences(text: str) -> list[str]:
+    """Every sentence of a passage the answerer or the judge may embed."""
+    return list(dict.fromkeys([*whole_sentences(text), *judge_sentences(text)]))

@@ -16,12 +16,13 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from agentflow.errors import ModelError
 from agentflow.models.budget import estimate_messages, estimate_tokens
 from agentflow.models.offline.classifier import EmbeddingClassifier
 from agentflow.models.offline.embedder import MiniLMEncoder, VectorEncoder
-from agentflow.models.offline.extractive import ExtractiveAnswerer, SupportJudge
+from agentflow.models.offline.extractive import ExtractiveAnswerer, SupportJudge, passage_sentences
 from agentflow.models.offline.text import expand_query
 from agentflow.models.sampling import Sampling, SamplingPlan, plan_sampling
 from agentflow.models.types import (
@@ -38,6 +39,10 @@ CHAT_REPLY = (
     "something about them."
 )
 """The offline reply to conversation (greetings, thanks): deterministic, and says what it is."""
+
+PREPARE_LIMIT = 10_000
+"""Most sentences :meth:`OfflineModel.prepare` embeds ahead of questions (about half a minute on
+two CPU cores); a larger corpus has its sentences embedded as questions reach them."""
 
 NO_LLM = (
     "the offline profile has no language model, so it cannot follow a free-form prompt without a "
@@ -69,6 +74,29 @@ class OfflineModel:
 
     def __repr__(self) -> str:
         return f"OfflineModel(encoder={self.encoder.name!r})"
+
+    def prepare(self, passages: Sequence[str], *, progress: bool = False) -> int:
+        """Embed the sentences of ``passages`` that the answerer and the judge score, now rather
+        than at the first question that retrieves them; returns how many were embedded.
+
+        Vectors go to the shared on-disk cache, so this is done once per corpus: call it after an
+        ingestion that wrote new passages. Does nothing for more than :data:`PREPARE_LIMIT`
+        sentences, and nothing for an encoder without a cache worth filling.
+        """
+        if not isinstance(self.encoder, MiniLMEncoder):
+            return 0
+        units = list(dict.fromkeys(u for text in passages for u in passage_sentences(text)))
+        if not units or len(units) > PREPARE_LIMIT:
+            return 0
+        from tqdm.auto import tqdm
+
+        step = 512
+        with tqdm(total=len(units), unit="sentence", desc="embed sentences",
+                  disable=not progress) as bar:
+            for i in range(0, len(units), step):
+                self.encoder.encode(units[i:i + step])
+                bar.update(len(units[i:i + step]))
+        return len(units)
 
     def sampling_plan(self, sampling: Sampling) -> SamplingPlan:
         return plan_sampling(sampling, "offline")
