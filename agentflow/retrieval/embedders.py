@@ -53,7 +53,7 @@ class MiniLMEmbedder:
         self._lock = threading.Lock()
 
     def model(self) -> Any:
-        """The underlying SentenceTransformer (loaded once)."""
+        """The underlying torch MiniLM (:class:`agentflow.minilm.TorchMiniLM`, loaded once)."""
         with self._lock:
             if self._model is None:
                 from agentflow.local_models import minilm

@@ -27,8 +27,11 @@ from agentflow.tracing.events import Event
 from agentflow.tracing.sanitize import Sanitizer, _encode
 from agentflow.tracing.spans import (
     _SUMMARY_KEYS,
+    FINISHED_SUFFIX,
+    STARTED_SUFFIX,
     SpanAssembler,
     SpanRecord,
+    span_kind,
     summarize,
     total_tokens,
 )
@@ -96,6 +99,7 @@ _INSERT_SPAN = f"INSERT INTO spans ({', '.join(_SPAN_COLUMNS)}) VALUES {_ROW}"
 _INSERT_SPAN_OR_IGNORE = _INSERT_SPAN.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
 """Used only when a batch collides with rows already there (two stores given the same run): a
 plain INSERT is cheaper, as SQLite then checks the key while inserting rather than before."""
+_WIDTH = len(_SPAN_COLUMNS)
 _CHUNK = 60
 """Rows per multi-row INSERT: one statement (one step, one release of the GIL) per 60 spans rather
 than one per span; 60 x 16 columns stays under SQLite's oldest limit of 999 variables."""
@@ -131,14 +135,43 @@ def connect(path: str | Path, *, timeout: float = 30.0) -> sqlite3.Connection:
     return conn
 
 
-def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert span rows, ``_CHUNK`` per statement."""
-    n = len(rows)
-    full = n - n % _CHUNK
-    for i in range(0, full, _CHUNK):
-        conn.execute(_INSERT_SPANS_CHUNK, [v for row in rows[i:i + _CHUNK] for v in row])
+def _insert(conn: sqlite3.Connection, values: list[Any]) -> None:
+    """Insert span rows given as one flat list of their values, ``_CHUNK`` rows per statement."""
+    step = _CHUNK * _WIDTH
+    n = len(values)
+    full = n - n % step
+    for i in range(0, full, step):
+        conn.execute(_INSERT_SPANS_CHUNK, values[i:i + step])
     if full < n:
-        conn.executemany(_INSERT_SPAN, rows[full:])
+        conn.executemany(_INSERT_SPAN, _rows(values[full:]))
+
+
+def _rows(values: list[Any]) -> list[list[Any]]:
+    """A flat list of span row values cut into rows."""
+    return [values[i:i + _WIDTH] for i in range(0, len(values), _WIDTH)]
+
+
+_START, _FINISH, _SINGLE = "start", "finish", "single"
+_ROLES: dict[str, tuple[str, str]] = {}
+"""Event kind -> (what the event does to its span, the span's kind), filled by :func:`_role`."""
+
+
+def _role(event_kind: str) -> tuple[str, str]:
+    """``node_started`` -> (_START, "node"), ``node_finished`` -> (_FINISH, "node"),
+    ``model_call`` -> (_SINGLE, "model_call"): one dict look-up per event instead of suffix tests."""
+    if event_kind.endswith(STARTED_SUFFIX):
+        role = (_START, span_kind(event_kind))
+    elif event_kind.endswith(FINISHED_SUFFIX):
+        role = (_FINISH, span_kind(event_kind))
+    else:
+        role = (_SINGLE, event_kind)
+    if len(_ROLES) < 256:  # event kinds are a small set; custom ones are not cached
+        _ROLES[event_kind] = role
+    return role
+
+
+_ERROR_KINDS = frozenset({"node", "model_call", "retrieval", "check"})
+"""Kinds of spans whose failures count as the run's errors."""
 
 
 @dataclass(slots=True)
@@ -151,19 +184,20 @@ class _RunStats:
     cost: float | None = None
     dirty: bool = True
 
-    def count(self, span: SpanRecord) -> None:
-        self.dirty = True
+    def count(self, kind: str, status: str, data: dict[str, Any]) -> None:
+        """Count a finished span of ``kind`` with ``status`` and (merged) ``data``; the caller
+        marks the run ``dirty``."""
         self.spans += 1
-        if span.kind == "node":
+        if kind == "node":
             self.nodes += 1
-        if span.status == "error" and span.kind in ("node", "model_call", "retrieval", "check"):
-            self.errors += 1
-        if span.kind == "model_call":
+        elif kind == "model_call":
             self.model_calls += 1
-            self.tokens += total_tokens(span.data.get("tokens")) or 0
-            cost = span.data.get("cost")
+            self.tokens += total_tokens(data.get("tokens")) or 0
+            cost = data.get("cost")
             if isinstance(cost, (int, float)) and not isinstance(cost, bool):
                 self.cost = (self.cost or 0.0) + float(cost)
+        if status == "error" and kind in _ERROR_KINDS:
+            self.errors += 1
 
 
 class SQLiteTraceStore(BackgroundSink):
@@ -204,43 +238,113 @@ class SQLiteTraceStore(BackgroundSink):
 
     # batches ----------------------------------------------------------------------------------
     def process(self, events: list[Event]) -> None:
+        """Turn a batch of events into span rows, run rows and run totals, written in one go.
+
+        Most spans start and finish within one batch: those are paired here, straight from their
+        two events, into one complete row (building a :class:`SpanRecord` per span, then a tuple
+        from it, cost about as much as inserting the row). Finishes of spans opened in an earlier
+        batch, and finishes whose start was never seen, go through the :class:`SpanAssembler`;
+        spans still open at the end of the batch are written open and handed to it.
+        """
         runs: list[tuple[str, tuple[Any, ...]]] = []
-        pending: dict[tuple[str, str], tuple[int, SpanRecord]] = {}
-        singles: list[tuple[int, SpanRecord]] = []
+        # spans started in this batch, in start order: [seq, kind, start event, finish event,
+        # data of the two]
+        started: dict[tuple[str, str], list[Any]] = {}
+        singles: list[Any] = []  # the values of the rows of single events (and late finishes)
         finished: list[tuple[int, SpanRecord]] = []
         ended: list[str] = []
-        add, written, stats, next_seq = (self._assembler.add, self._written, self._stats,
-                                         self._next_seq)
+        open_spans, seqs, stats, roles = self._assembler.open, self._seq, self._stats, _ROLES
+        # the totals of the run of the last event, looked up again when the run changes (the
+        # first _RunStats is a placeholder: no run_id is None)
+        st_run, st = None, _RunStats()
         for event in events:
             kind = event.kind
-            if kind == "run_started":
-                runs.append(self._run_started(event))
+            if kind == "run_started" or kind == "run_finished":
+                st_run = None  # a run started (again) gets new totals
+                if kind == "run_started":
+                    runs.append(self._run_started(event))
+                else:
+                    runs.append(self._run_finished(event))
+                    ended.append(event.run_id)
                 continue
-            if kind == "run_finished":
-                runs.append(self._run_finished(event))
-                ended.append(event.run_id)
+            role, kind = roles.get(kind) or _role(kind)
+            run_id = event.run_id
+            if role == _START:
+                key = (run_id, event.span_id)
+                open_spans.pop(key, None)  # a span started again replaces the one open before
+                seq = seqs.get(run_id, 0)
+                seqs[run_id] = seq + 1
+                started[key] = [seq, kind, event, None, None]
                 continue
-            span, was_open = add(event)
-            run_id = span.run_id
-            if span.end is None:
-                pending[(run_id, span.span_id)] = (next_seq(run_id), span)
-                continue
-            st = stats.get(run_id)
-            if st is None:
-                st = stats[run_id] = _RunStats()
-            st.count(span)
-            if was_open:
-                key = (run_id, span.span_id)
-                if key in pending:
-                    continue  # opened and closed in this batch: inserted once, complete
-                if key in written:
-                    finished.append(written.pop(key))
+            if run_id != st_run:
+                st_run, st = run_id, stats.get(run_id)
+                if st is None:
+                    st = stats[run_id] = _RunStats()
+                st.dirty = True
+            if role == _FINISH:
+                key = (run_id, event.span_id)
+                entry = started.get(key)
+                if entry is not None and entry[3] is None:  # opened in this batch: one row
+                    data = entry[2].data
+                    if event.data:  # a new dict: the events' own payloads are never changed
+                        data = {**data, **event.data} if data else event.data
+                    entry[3], entry[4] = event, data
+                    st.count(kind, event.status or "ok", data)
                     continue
-            singles.append((next_seq(run_id), span))
-        for key, (seq, span) in pending.items():
-            if span.end is None:
-                written[key] = (seq, span)
-        self._write(runs, [*pending.values(), *singles], finished)
+                span, was_open = self._assembler.add(event)
+                st.count(span.kind, span.status, span.data)
+                if was_open and key in self._written:  # written open by an earlier batch
+                    finished.append(self._written.pop(key))
+                else:
+                    singles += self._span_row(self._next_seq(run_id), span)
+                continue
+            # a single event: a finished span of its own (a model call, a retrieval, a check)
+            data = event.data
+            duration = data.get("duration_s")
+            end = event.time + float(duration) if isinstance(duration, (int, float)) else event.time
+            status = event.status or "ok"
+            branch, pass_index, item_index = event.branch, event.pass_index, event.item_index
+            if branch is None or pass_index is None or item_index is None:
+                # child spans of a node take its branch, pass and item indices (while it is open)
+                parent_key = (run_id, event.parent_id or "")
+                entry = started.get(parent_key)
+                if entry is None:
+                    parent: Any = open_spans.get(parent_key)
+                else:
+                    parent = entry[2] if entry[3] is None else None
+                if parent is not None:
+                    if branch is None:
+                        branch = parent.branch
+                    if pass_index is None:
+                        pass_index = parent.pass_index
+                    if item_index is None:
+                        item_index = parent.item_index
+            st.count(kind, status, data)
+            seq = seqs.get(run_id, 0)
+            seqs[run_id] = seq + 1
+            error, summary, text = self._payload(kind, data, event.error)
+            singles += (run_id, seq, event.span_id, event.parent_id or _NO_TEXT, kind, event.name,
+                        event.step_type, event.time, end, status, error or _NO_TEXT, summary, text,
+                        _NO_INDEX if branch is None else branch,
+                        _NO_INDEX if pass_index is None else pass_index,
+                        _NO_INDEX if item_index is None else item_index)
+        rows: list[Any] = []  # the values of all rows, one after the other (see _insert)
+        for key, (seq, kind, start, finish, data) in started.items():
+            if finish is None:  # still open: written as it is, finished by a later batch
+                span = SpanRecord.opened(start)
+                open_spans[key] = span
+                self._written[key] = (seq, span)
+                rows += self._span_row(seq, span)
+                continue
+            error, summary, text = self._payload(kind, data, finish.error)
+            branch, pass_index, item_index = start.branch, start.pass_index, start.item_index
+            rows += (start.run_id, seq, start.span_id, start.parent_id or _NO_TEXT, kind,
+                     start.name, start.step_type, start.time, finish.time, finish.status or "ok",
+                     error or _NO_TEXT, summary, text, _NO_INDEX if branch is None else branch,
+                     _NO_INDEX if pass_index is None else pass_index,
+                     _NO_INDEX if item_index is None else item_index)
+        rows += singles
+        self._write(runs, rows, finished)
         for run_id in ended:
             self._forget(run_id)
 
@@ -285,22 +389,22 @@ class SQLiteTraceStore(BackgroundSink):
              self.sanitizer.dumps(state) if state is not None else None, time.time()),
         )
 
-    def _payload(self, span: SpanRecord) -> tuple[str | None, str, str]:
-        """The span's error, summary and data as stored: redacted and capped.
+    def _payload(self, kind: str, data: dict[str, Any],
+                 error: str | None) -> tuple[str | None, str, str]:
+        """A span's error, summary and data as stored: redacted and capped.
 
         The summary holds a few of the data's values under fixed keys: when the data needs no
         redaction neither does the summary, else the summary is taken from the redacted data.
         """
         s = self.sanitizer
-        error = s.text(span.error) if span.error else None
-        data = span.data
+        error = s.text(error) if error else None
         if not data:
             return error, "{}", "{}"
         text = s.dumps_if_clean(data)
         if text is not None:
-            if span.kind not in _SUMMARY_KEYS:
+            if kind not in _SUMMARY_KEYS:
                 return error, "{}", text
-            summary = summarize(span.kind, data)
+            summary = summarize(kind, data)
             if not summary:
                 return error, "{}", text
             try:
@@ -308,11 +412,11 @@ class SQLiteTraceStore(BackgroundSink):
             except _ENCODE_ERRORS:  # NaN in the summary: the careful path turns it into text
                 pass
         cleaned = s.clean(data)
-        summary = summarize(span.kind, cleaned) if isinstance(cleaned, dict) else {}
+        summary = summarize(kind, cleaned) if isinstance(cleaned, dict) else {}
         return error, s.dumps(summary, cleaned=True), s.dumps(cleaned, cleaned=True)
 
     def _span_row(self, seq: int, span: SpanRecord) -> tuple[Any, ...]:
-        error, summary, data = self._payload(span)
+        error, summary, data = self._payload(span.kind, span.data, span.error)
         end, branch, pass_index, item_index = (span.end, span.branch, span.pass_index,
                                                span.item_index)
         return (span.run_id, seq, span.span_id, span.parent_id or _NO_TEXT, span.kind, span.name,
@@ -321,12 +425,13 @@ class SQLiteTraceStore(BackgroundSink):
                 _NO_INDEX if pass_index is None else pass_index,
                 _NO_INDEX if item_index is None else item_index)
 
-    def _write(self, runs: list[tuple[str, tuple[Any, ...]]],
-               inserts: list[tuple[int, SpanRecord]], finished: list[tuple[int, SpanRecord]]) -> None:
-        rows = [self._span_row(seq, span) for seq, span in inserts]
+    def _write(self, runs: list[tuple[str, tuple[Any, ...]]], rows: list[Any],
+               finished: list[tuple[int, SpanRecord]]) -> None:
+        """Write a batch in one transaction; ``rows`` are the values of the new span rows, one
+        row after the other."""
         updates = []
         for seq, span in finished:
-            error, summary, data = self._payload(span)
+            error, summary, data = self._payload(span.kind, span.data, span.error)
             updates.append((span.end, span.status, error or _NO_TEXT, summary, data, span.run_id,
                             seq))
         stats = self._dirty_stats()
@@ -337,7 +442,7 @@ class SQLiteTraceStore(BackgroundSink):
             try:
                 _insert(conn, rows)
             except sqlite3.IntegrityError:  # rows of this run are there already: keep those
-                conn.executemany(_INSERT_SPAN_OR_IGNORE, rows)
+                conn.executemany(_INSERT_SPAN_OR_IGNORE, _rows(rows))
             conn.executemany(_FINISH_SPAN, updates)
             conn.executemany("UPDATE runs SET spans = ?, nodes = ?, errors = ?, model_calls = ?, "
                              "tokens = ?, cost = ? WHERE run_id = ?", stats)

@@ -97,3 +97,43 @@ def test_the_command_starts_without_heavy_imports() -> None:
             "'transformers','fastapi') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_quick_exit_still_runs_the_exit_handlers_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    """`agentflow` leaves without tearing its modules down; what exit handlers do still happens:
+    a handler registered by a user's module runs, the trace store has the run, and a failed run
+    keeps its exit code."""
+    (tmp_path / "atexit_note.py").write_text(
+        "import atexit, pathlib\n"
+        "atexit.register(lambda: pathlib.Path('exited.txt').write_text('yes'))\n")
+    db = tmp_path / "traces.db"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "AGENTFLOW_TRACES_DB": str(db)}
+    (tmp_path / "myflows.py").write_text(FLOWS + "\nimport atexit_note\n")
+    proc = subprocess.run([sys.executable, "-m", "agentflow.cli", "run", "myflows:flow", "-i",
+                           "name=crash"], cwd=tmp_path, capture_output=True, text=True, env=env,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1 and "cannot greet crash" in proc.stderr
+    assert (tmp_path / "exited.txt").read_text() == "yes"
+    from agentflow.tracing import TraceReader
+
+    with TraceReader(db) as reader:
+        (run,) = reader.runs()
+        summary = reader.summary(run.run_id)
+        assert run.status == "error" and summary.nodes == 1 and summary.errors == 1
+
+
+def test_the_quick_exit_is_a_plain_exit_while_a_thread_still_works() -> None:
+    import threading
+
+    from agentflow.cli import exit_now
+
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)
+    worker.start()
+    try:
+        with pytest.raises(SystemExit) as info:
+            exit_now(3)
+        assert info.value.code == 3
+    finally:
+        release.set()
+        worker.join()

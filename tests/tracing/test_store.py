@@ -333,3 +333,60 @@ def test_two_stores_given_the_same_run_keep_one_copy_of_each_span(tmp_path: Path
         run = reader.run(result.run_id)
     assert run.summary.status == "ok" and len(run.spans) == run.summary.spans == 35
     assert run.summary.tokens == 573
+
+
+def _edge_events(run_id: str) -> list[Event]:
+    """A small run with what the batch boundaries must not change: a finish whose start was
+    never seen, a model call recorded after its node finished (it takes no indices from a closed
+    node), errors, and a span left open."""
+    t, node = 1_700_000_000.0, f"{run_id}/node:n"
+    return [
+        Event("run_started", run_id, run_id, None, "edge", "flow", t, data={"inputs": {}}),
+        Event("node_finished", run_id, f"{run_id}/node:orphan", run_id, "orphan", "t", t + 1,
+              status="error", error="boom", data={"update": {"x": 1}}),
+        Event("node_started", run_id, node, run_id, "n", "t", t + 2, item_index=3, branch=1),
+        Event("model_call", run_id, f"{node}/model_call:1", node, "m", "", t + 2.1, status="ok",
+              data={"tokens": {"prompt": 2, "completion": 1, "total": 3}, "cost": 0.5}),
+        Event("node_finished", run_id, node, run_id, "n", "t", t + 3, item_index=3, branch=1,
+              status="error", error="failed", data={"update": {"y": 2}}),
+        Event("model_call", run_id, f"{node}/model_call:2", node, "m", "", t + 3.1,
+              status="error", error="late", data={"tokens": 4}),
+        Event("loop_started", run_id, f"{run_id}/loop:l", run_id, "l", "loop", t + 4,
+              data={"max_iterations": 3}),
+        Event("check", run_id, f"{run_id}/loop:l/check:1", f"{run_id}/loop:l", "c", "", t + 5,
+              pass_index=1, status="ok", data={"score": 1.0, "verdict": "pass"}),
+        Event("loop_finished", run_id, f"{run_id}/loop:l", run_id, "l", "loop", t + 6,
+              status="ok", data={"stop_reason": "passed", "passes": 1}),
+        Event("map_started", run_id, f"{run_id}/map:m", run_id, "m", "map", t + 7,
+              data={"over": "xs", "count": 1}),
+    ]
+
+
+@pytest.mark.parametrize("every", [1, 2, 3, 5, 1_000])
+def test_batch_boundaries_do_not_change_what_is_stored(tmp_path: Path, every: int) -> None:
+    """A span opened and finished within one batch is paired straight from its two events;
+    one split across batches is written open, then updated: both must store the same rows."""
+    def stored(db: Path, every: int) -> tuple[list[tuple], list[tuple]]:
+        store = SQLiteTraceStore(db, flush_interval=60)
+        events = _edge_events("e" * 32) + synthetic_events(3, run_id="f" * 32)
+        for i, e in enumerate(events, 1):
+            store.on_event(event=e)
+            if i % every == 0:
+                store.flush()
+        store.flush()
+        conn = sqlite3.connect(db)
+        spans = conn.execute("SELECT * FROM spans ORDER BY run_id, seq").fetchall()
+        runs = conn.execute("SELECT run_id, status, spans, nodes, errors, model_calls, tokens, "
+                            "cost FROM runs ORDER BY run_id").fetchall()
+        conn.close()
+        store.close()
+        return spans, runs
+
+    one_batch = stored(tmp_path / "one.db", 1_000)
+    assert stored(tmp_path / "split.db", every) == one_batch
+    spans, runs = one_batch
+    indices = {row[2].split("/", 1)[-1]: row[11:14] for row in spans if row[0] == "e" * 32}
+    assert indices["node:n/model_call:1"] == (1, None, 3)  # taken from its open node
+    assert indices["node:n/model_call:2"] == (None, None, None)  # recorded after it closed
+    assert indices["loop:l/check:1"] == (None, 1, None)
+    assert runs[0][2:7] == (6, 2, 3, 2, 7)  # spans, nodes, errors, model calls, tokens
