@@ -306,6 +306,7 @@ def load_flow(target: str) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from agentflow.errors import AgentflowError, ConfigError, GraphBuildError, InputError, SpecError
     from agentflow.spec.services import default_services
+    from agentflow.tracing import hooks_or_warn
 
     inputs = parse_inputs(args.input, args.input_json)
     try:
@@ -324,7 +325,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     progress = None if args.quiet else _Progress()
     hooks: list[Any] = [progress] if progress else []
-    hooks += _trace_hooks()
+    hooks += hooks_or_warn()
     try:
         result = flow.run(
             None if args.resume else inputs,
@@ -354,18 +355,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         _print_state(state)
     return EXIT_OK
-
-
-def _trace_hooks() -> list[Any]:
-    """The default trace store (.agentflow/traces.db); a run goes on untraced if it cannot open."""
-    from agentflow.errors import ConfigError
-    from agentflow.tracing import default_hooks
-
-    try:
-        return list(default_hooks())
-    except ConfigError as exc:
-        print(f"agentflow: warning: tracing is off for this run: {exc}", file=sys.stderr)
-        return []
 
 
 def _flush_traces() -> None:

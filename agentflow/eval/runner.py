@@ -28,6 +28,7 @@ from agentflow.eval.formats import Dataset, DatasetError, Item
 from agentflow.eval.results import ResultsWriter, latest_by_id, read_results
 from agentflow.eval.scoring import abstained, observe, score
 from agentflow.eval.setup import Prepared
+from agentflow.tracing.defaults import hooks_or_warn
 from agentflow.tracing.events import Event
 from agentflow.tracing.spans import total_tokens
 
@@ -130,7 +131,7 @@ async def run_items(prepared: Prepared, dataset: Dataset, folder: Path,
             if item.id not in done or (options.retry_errors and done[item.id].get("status") != "ok")]
     skipped = len(dataset.items) - len(todo)
     judge = make_judge(prepared.services) if options.judge else None
-    hooks = _trace_hooks() if options.trace else []
+    hooks = hooks_or_warn("the evaluation's items") if options.trace else []
     writer = ResultsWriter(folder)
     bar = tqdm(total=len(dataset.items), initial=skipped, desc=f"eval {dataset.format}",
                unit="item", disable=not options.progress, file=sys.stderr, dynamic_ncols=True)
@@ -217,12 +218,3 @@ def _gold(item: Item) -> dict[str, Any]:
     return {k: v for k, v in asdict(item.gold).items() if v not in (None, ())}
 
 
-def _trace_hooks() -> list[Any]:
-    """The default trace hooks; none (with a warning) when the store cannot be opened."""
-    from agentflow.tracing import default_hooks
-
-    try:
-        return list(default_hooks())
-    except ConfigError as exc:
-        print(f"agentflow: warning: items are not traced: {exc}", file=sys.stderr)
-        return []

@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "default_db_path": "agentflow.tracing.defaults",
     "shared_store": "agentflow.tracing.defaults",
     "flush_default_hooks": "agentflow.tracing.defaults",
+    "hooks_or_warn": "agentflow.tracing.defaults",
     "tracing_enabled": "agentflow.tracing.defaults",
     "OTelExporter": "agentflow.tracing.otel",
 }
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
         default_db_path,
         default_hooks,
         flush_default_hooks,
+        hooks_or_warn,
         shared_store,
         tracing_enabled,
     )

