@@ -80,6 +80,27 @@ class _MiniLM:
     def _forward(self, seqs: list[list[int]]) -> np.ndarray:
         raise NotImplementedError
 
+    def _unpack(self, w: dict[str, Any], cat: Any, dense: Any) -> None:
+        """Keep the weights the forward pass reads, per layer in the order it reads them:
+        ``cat`` joins the query, key and value projections into one, ``dense`` lays a dense
+        layer's matrix out for the pass."""
+        self._word = w["embeddings.word_embeddings.weight"]
+        self._pos = w["embeddings.position_embeddings.weight"]
+        self._type0 = w["embeddings.token_type_embeddings.weight"][0]
+        self._emb_ln = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        self._layers = []
+        for i in range(6):
+            p = f"encoder.layer.{i}."
+            qkv = [f"{p}attention.self.{n}" for n in ("query", "key", "value")]
+            self._layers.append((
+                dense(cat([w[f"{n}.weight"] for n in qkv])), cat([w[f"{n}.bias"] for n in qkv]),
+                dense(w[p + "attention.output.dense.weight"]), w[p + "attention.output.dense.bias"],
+                w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
+                dense(w[p + "intermediate.dense.weight"]), w[p + "intermediate.dense.bias"],
+                dense(w[p + "output.dense.weight"]), w[p + "output.dense.bias"],
+                w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"],
+            ))
+
 
 def _padded(seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Token ids padded with 0, and the mask of real tokens (1.0)."""
@@ -99,24 +120,9 @@ class NumpyMiniLM(_MiniLM):
         from safetensors.numpy import load_file
 
         super().__init__(model_dir)
-        w = load_file(str(self.model_dir / "model.safetensors"))
-        self._word = w["embeddings.word_embeddings.weight"]
-        self._pos = w["embeddings.position_embeddings.weight"]
-        self._type0 = w["embeddings.token_type_embeddings.weight"][0]
-        self._emb_ln = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-        self._layers = []
-        for i in range(6):
-            p = f"encoder.layer.{i}."
-            qkv_w = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in ("query", "key", "value")])
-            qkv_b = np.concatenate([w[p + f"attention.self.{n}.bias"] for n in ("query", "key", "value")])
-            self._layers.append((
-                np.ascontiguousarray(qkv_w.T), qkv_b,
-                np.ascontiguousarray(w[p + "attention.output.dense.weight"].T), w[p + "attention.output.dense.bias"],
-                w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
-                np.ascontiguousarray(w[p + "intermediate.dense.weight"].T), w[p + "intermediate.dense.bias"],
-                np.ascontiguousarray(w[p + "output.dense.weight"].T), w[p + "output.dense.bias"],
-                w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"],
-            ))
+        # x @ W wants W transposed, and contiguous for BLAS
+        self._unpack(load_file(str(self.model_dir / "model.safetensors")), np.concatenate,
+                     lambda m: np.ascontiguousarray(m.T))
 
     def _forward(self, seqs: list[list[int]]) -> np.ndarray:
         tokens, mask = _padded(seqs)
@@ -158,23 +164,8 @@ class TorchMiniLM(_MiniLM):
 
         super().__init__(model_dir)
         self.device = torch.device(device)
-        w = load_file(str(self.model_dir / "model.safetensors"), device=str(self.device))
-        self._word = w["embeddings.word_embeddings.weight"]
-        self._pos = w["embeddings.position_embeddings.weight"]
-        self._type0 = w["embeddings.token_type_embeddings.weight"][0]
-        self._emb_ln = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-        self._layers = []
-        for i in range(6):
-            p = f"encoder.layer.{i}."
-            self._layers.append((
-                torch.cat([w[p + f"attention.self.{n}.weight"] for n in ("query", "key", "value")]),
-                torch.cat([w[p + f"attention.self.{n}.bias"] for n in ("query", "key", "value")]),
-                w[p + "attention.output.dense.weight"], w[p + "attention.output.dense.bias"],
-                w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
-                w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"],
-                w[p + "output.dense.weight"], w[p + "output.dense.bias"],
-                w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"],
-            ))
+        weights = load_file(str(self.model_dir / "model.safetensors"), device=str(self.device))
+        self._unpack(weights, torch.cat, lambda m: m)  # F.linear takes the stored layout
 
     def _forward(self, seqs: list[list[int]]) -> np.ndarray:
         import torch
