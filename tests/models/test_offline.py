@@ -85,6 +85,18 @@ def test_the_answerer_cites_the_numbers_it_is_given(minilm: MiniLMEncoder) -> No
     assert "[DOC 7]" in answer.text and "[DOC 1]" not in answer.text
 
 
+def test_the_answerer_never_quotes_a_line_that_only_points_elsewhere(minilm: MiniLMEncoder) -> None:
+    from agentflow.models.offline.text import is_pointer
+
+    doc = Chunk(id="s", source="docs/search.md", heading="Hybrid search", text=(
+        "Hybrid search fuses the dense and the BM25 results by reciprocal rank fusion. "
+        "More on hybrid search and filters: [Retrieval](../concepts/retrieval.md)."))
+    answer = ExtractiveAnswerer(minilm).answer("More on hybrid search and filters?", [(1, doc)])
+    assert "reciprocal rank fusion [DOC 1]" in answer.text and "retrieval.md" not in answer.text
+    assert is_pointer("See [the reference](yaml.md).")
+    assert not is_pointer("[Flows](flows.md) explains the state, the nodes and the four shapes.")
+
+
 def test_the_answerer_abstains_without_support(minilm: MiniLMEncoder) -> None:
     answer = ExtractiveAnswerer(minilm).answer("Who won the 1998 football world cup?", NUMBERED)
     assert answer.abstained and answer.text == ABSTAIN_TEXT

@@ -46,11 +46,28 @@ def sentences(text: str, *, min_words: int = 3) -> list[str]:
     return [p for p in parts if len(p.split()) >= min_words]
 
 
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_ENDS_IN_LINK = re.compile(r"\[[^\]]*\]\([^)]*\)[\s.,;:!?)*_`]*$")
+
+
+def is_pointer(sentence: str) -> bool:
+    """Whether a sentence only points elsewhere: it ends in a markdown link and what comes before
+    the link is a lead-in ("More on stores and filters: [Retrieval](retrieval.md)", "See
+    [the reference](yaml.md).") rather than a statement of its own."""
+    end = _ENDS_IN_LINK.search(sentence)
+    if end is None:
+        return False
+    lead = _LINK.sub(r"\1", sentence[: end.start()]).strip()
+    return lead.endswith(":") or len(lead.split()) < 4
+
+
 def whole_sentences(text: str, *, min_words: int = 3) -> list[str]:
     """:func:`sentences` of a chunk, without the pieces its boundaries cut: a first piece that
     starts in lower case (the chunk began mid-sentence) and a last one with no closing
-    punctuation (it ended mid-sentence). Overlapping neighbours hold those sentences whole."""
-    parts = sentences(text, min_words=min_words)
+    punctuation (it ended mid-sentence). Overlapping neighbours hold those sentences whole.
+    Sentences that only point to another page (:func:`is_pointer`) are left out: they are not
+    answers."""
+    parts = [p for p in sentences(text, min_words=min_words) if not is_pointer(p)]
     if parts and parts[0][:1].islower():
         parts = parts[1:]
     last = parts[-1] if parts else ""
