@@ -233,12 +233,12 @@ class Sanitizer:
             if i >= self.max_items:
                 out[TRUNCATED_KEY] = f"{len(value) - self.max_items:,} more keys dropped"
                 break
-            name = str(key)
+            name = self.text(str(key))  # a key can be a credential too (a map of tokens)
             if is_secret_key(name) and item not in (None, ""):
                 out[name] = REDACTED
             elif name.lower() == "headers" and isinstance(item, Mapping):
-                out[name] = {str(k): REDACTED if _is_auth_header(str(k)) else self.clean(v, depth + 1)
-                             for k, v in item.items()}
+                out[name] = {self.text(str(k)): REDACTED if _is_auth_header(str(k))
+                             else self.clean(v, depth + 1) for k, v in item.items()}
             else:
                 out[name] = self.clean(item, depth + 1)
         return out

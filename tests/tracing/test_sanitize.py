@@ -38,6 +38,16 @@ def test_credentials_inside_text_are_redacted_wherever_they_appear() -> None:
     assert out.count(REDACTED) == 4 and out.startswith("failed with [REDACTED] and header")
 
 
+def test_credentials_used_as_mapping_keys_are_redacted_too() -> None:
+    key = "sk-proj-abcdefghijklmnop1234"
+    s = Sanitizer(secrets=("plain-looking-value-42",))
+    payload = {key: 1, "per_user": {"hf_" + "a" * 34: "quota"}, "plain-looking-value-42": 2,
+               "headers": {key: "x"}}
+    text = s.dumps(payload)
+    assert key not in text and "hf_aaaa" not in text and "plain-looking" not in text
+    assert s.clean(payload)["per_user"] == {REDACTED: "quota"}
+
+
 def test_values_of_secret_environment_variables_are_redacted_verbatim() -> None:
     env = {"MY_SERVICE_TOKEN": "plain-looking-value-42", "HOME": "/root", "SHORT_KEY": "abc"}
     assert secret_env_values(env) == ("plain-looking-value-42",)
