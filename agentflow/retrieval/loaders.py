@@ -203,18 +203,30 @@ def _pdf(path: Path, name: str) -> Document:
     return Document("\f".join(pages), name, name, str(meta_title) or path.stem, "pdf", pages=starts)
 
 
-def _jsonl(path: Path, name: str, fields: FieldMap) -> Iterator[Document]:
-    with path.open(encoding="utf-8") as handle:
+def jsonl_objects(path: Path,
+                  error: type[Exception] = RetrievalError) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-empty line of a JSON Lines file; an unreadable file
+    or a bad line raises ``error`` naming the file (and line)."""
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc}") from exc
+    with handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise RetrievalError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict):
-                raise RetrievalError(f"{path}:{line_no}: expected a JSON object per line")
-            yield _record(record, path, name, line_no, fields)
+                raise error(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise error(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
+            yield line_no, row
+
+
+def _jsonl(path: Path, name: str, fields: FieldMap) -> Iterator[Document]:
+    for line_no, record in jsonl_objects(path):
+        yield _record(record, path, name, line_no, fields)
 
 
 def _record(

@@ -136,22 +136,9 @@ def find_file(folder: Path, name: str, fmt: str, hint: str) -> Path:
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for each non-empty line; a bad line names its file and line."""
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise DatasetError(f"cannot read {path}: {exc}") from exc
-    with handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}:{line_no}: expected a JSON object, got "
-                                   f"{type(row).__name__}")
-            yield line_no, row
+    from agentflow.retrieval.loaders import jsonl_objects
+
+    return jsonl_objects(path, DatasetError)
 
 
 def read_json(path: Path) -> Any:

@@ -73,14 +73,8 @@ def load_hotpotqa(folder: Path, split: str, work_dir: Path) -> Dataset:
     records = [{"id": title, "title": title,
                 "text": "".join(s) if isinstance(s, list) else str(s)}
                for title, s in passages.items()]
-    reserved, items = items[-RESERVED:], items[:-RESERVED]
-    return Dataset(
-        format="hotpotqa", source=folder, split=split, items=items,
-        description="HotpotQA train subset (HippoRAG): multi-hop questions, 2+ gold passages",
-        corpus=_write_corpus(work_dir, "hotpotqa", records),
-        routing=qa_routing([i.question for i in reserved], "Wikipedia passages"),
-        notes=(f"the last {RESERVED} questions describe the knowledge label and are not scored",),
-    )
+    return _dataset("hotpotqa", folder, split, items, work_dir, records,
+                    "HotpotQA train subset (HippoRAG): multi-hop questions, 2+ gold passages")
 
 
 def load_musique(folder: Path, split: str, work_dir: Path) -> Dataset:
@@ -109,11 +103,18 @@ def load_musique(folder: Path, split: str, work_dir: Path) -> Dataset:
             gold=Gold(answers=answers, doc_ids=tuple(dict.fromkeys(gold)),
                       answerable=bool(row.get("answerable", True)), route=KNOWLEDGE),
         ))
+    return _dataset("musique", folder, split, items, work_dir, records,
+                    "MuSiQue-Ans train subset (HippoRAG): 2-4 hop questions")
+
+
+def _dataset(fmt: str, folder: Path, split: str, items: list[Item], work_dir: Path,
+             records: list[dict[str, str]], description: str) -> Dataset:
+    """The set: its last :data:`RESERVED` questions describe the knowledge label, the rest are
+    scored."""
     reserved, items = items[-RESERVED:], items[:-RESERVED]
     return Dataset(
-        format="musique", source=folder, split=split, items=items,
-        description="MuSiQue-Ans train subset (HippoRAG): 2-4 hop questions",
-        corpus=_write_corpus(work_dir, "musique", records),
+        format=fmt, source=folder, split=split, items=items, description=description,
+        corpus=_write_corpus(work_dir, fmt, records),
         routing=qa_routing([i.question for i in reserved], "Wikipedia passages"),
         notes=(f"the last {RESERVED} questions describe the knowledge label and are not scored",),
     )
