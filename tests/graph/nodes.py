@@ -67,3 +67,19 @@ async def note(state: S, cfg: Tag, ctx: af.RunContext) -> dict[str, Any]:
 @af.node("fail", reads=(), writes=("log",), registry=REG)
 async def fail(state: S, cfg: Tag, ctx: af.RunContext) -> dict[str, Any]:
     raise RuntimeError(f"failing on purpose ({cfg.tag})")
+
+
+MEETING: dict[str, asyncio.Barrier] = {}
+"""Barriers that branches wait at together, by name: only branches that run concurrently meet."""
+
+
+class Meet(af.NodeConfig):
+    tag: str = ""
+    at: str = "default"
+
+
+@af.node("meet", reads=(), writes=("log",), registry=REG)
+async def meet(state: S, cfg: Meet, ctx: af.RunContext) -> dict[str, Any]:
+    """Wait (at most 10 s) until every party of the barrier ``cfg.at`` has arrived."""
+    await asyncio.wait_for(MEETING[cfg.at].wait(), timeout=10)
+    return {"log": [cfg.tag]}
