@@ -217,7 +217,7 @@ class Flow:
                                              f"{rt.thread_id!r}")
                         raise _Failed({}) from missing  # the trace records the run as failed
                 try:
-                    final = await graph.ainvoke(values, config)
+                    final = await graph.ainvoke(values, config, **_durability(checkpointer))
                 except BaseException as exc:
                     state = dict(values or {})
                     if checkpointer is not None:
@@ -254,6 +254,15 @@ def _loop_running() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def _durability(checkpointer: Checkpointer | None) -> dict[str, Any]:
+    """With a checkpointer, save each step's checkpoint before the next step starts.
+
+    LangGraph's default ("async") saves it while the next step runs, so a process killed
+    during that step can lose the checkpoint of the step that finished just before it.
+    """
+    return {"durability": "sync"} if checkpointer is not None else {}
 
 
 class _Failed(Exception):

@@ -65,7 +65,10 @@ class Sequence(Step):
 
 @dataclass(eq=False)
 class Route(Step):
-    """Run one case, chosen by a label: a state field's value, or a function of the state."""
+    """Run one case, chosen by a label: a state field's value, or a function of the state.
+
+    A sync function runs on the event loop, so it should be quick; slow work belongs in a node.
+    """
 
     on: str | Callable[[Any], Any]
     cases: dict[str, Step | None]
@@ -84,6 +87,7 @@ class Loop(Step):
 
     ``until`` is a state field (truthy, or an object with ``passed``) or a function of the state
     returning a bool or an object with ``passed`` (and optionally ``reason``); it may be async.
+    A sync function runs on the event loop, so it should be quick; slow work belongs in a node.
     """
 
     body: Step
