@@ -37,6 +37,7 @@ from agentflow.eval.setup import Prepared, outputs_of, prepare, route_node
 from agentflow.eval.summary import select, summarize
 from agentflow.graph.flow import Flow
 from agentflow.nodes.context import Services
+from agentflow.redaction import redact
 
 
 @dataclass(slots=True)
@@ -104,7 +105,8 @@ def write_outputs(folder: Path, dataset: Dataset, manifest: dict[str, Any], *,
     records = select(read_results(folder), [item.id for item in dataset.items])
     summary = summarize(records, planned=len(dataset.items), manifest=manifest)
     write_json(folder / METRICS, summary)
-    (folder / REPORT).write_text(report.render(summary, records, ui_url=ui_url),
+    # redacted again: a folder written before redaction existed may hold credentials
+    (folder / REPORT).write_text(report.render(redact(summary), redact(records), ui_url=ui_url),
                                  encoding="utf-8")
     return summary
 

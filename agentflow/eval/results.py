@@ -2,6 +2,9 @@
 line per finished item, written as soon as the item finishes), ``metrics.json`` and
 ``report.html``.
 
+Every file is written through :mod:`agentflow.redaction`, as traces are: a credential in an
+item's question, a document or an error message is stored as ``[REDACTED]``.
+
 ``results.jsonl`` is what makes an evaluation resumable: a rerun skips the ids it holds. A line
 cut short by a crash (the last line, without its newline) is dropped on reading and its item runs
 again; a malformed line elsewhere is an error naming the file and line.
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agentflow.eval.formats import DatasetError
+from agentflow.redaction import redact, redact_text, secret_env_values
 
 MANIFEST, RESULTS, METRICS, REPORT = "eval.json", "results.jsonl", "metrics.json", "report.html"
 
@@ -64,9 +68,10 @@ class ResultsWriter:
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self._handle = (folder / RESULTS).open("a", encoding="utf-8")
+        self._secrets = secret_env_values()
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self._handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._handle.write(_dumps(record, self._secrets) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
 
@@ -91,8 +96,9 @@ def check_resumable(folder: Path, manifest: Mapping[str, Any]) -> None:
     old = read_manifest(folder)
     if old is None or not (folder / RESULTS).is_file():
         return
-    for key in IDENTITY:
-        if old.get(key) != manifest.get(key):
+    secrets = secret_env_values()
+    for key in IDENTITY:  # the stored manifest is redacted: compare like with like
+        if old.get(key) != redact(manifest.get(key), secrets):
             raise DatasetError(
                 f"{folder} holds an evaluation with another {key} ({old.get(key)!r}, now "
                 f"{manifest.get(key)!r}); use another --out, or --fresh to start over there")
@@ -100,9 +106,15 @@ def check_resumable(folder: Path, manifest: Mapping[str, Any]) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n",
-                   encoding="utf-8")
+    tmp.write_text(_dumps(data, secret_env_values(), indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def _dumps(data: Any, secrets: tuple[str, ...], *, indent: int | None = None) -> str:
+    """JSON text of ``data`` with every credential redacted (objects JSON does not know become
+    their redacted ``str``)."""
+    return json.dumps(redact(data, secrets), indent=indent, ensure_ascii=False,
+                      default=lambda v: redact_text(str(v), secrets))
 
 
 def start_fresh(folder: Path) -> None:

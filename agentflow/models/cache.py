@@ -11,8 +11,14 @@ write     served from the cache                           calls the model and st
 replay    served from the cache                           :class:`ModelError`
 ========  ==============================================  =====================
 
-Record a run against a real provider with ``write``; commit the database; replay it offline in
-tests with ``replay``, where a request nobody recorded fails loudly instead of reaching the network.
+Record a run against a real provider with ``write``; replay it offline in tests with ``replay``,
+where a request nobody recorded fails loudly instead of reaching the network.
+
+What is stored goes through :mod:`agentflow.redaction` first, as traces do: a credential in a
+prompt or echoed in a response is kept as ``[REDACTED]`` (and replayed so). The key is a hash of
+the request as sent, so lookups still tell requests apart. Even so the file holds the prompts and
+answers of real runs: review it before sharing it, and keep it out of version control unless it
+was recorded from test data.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any
 from agentflow.errors import ModelError
 from agentflow.models.profiles import CacheMode
 from agentflow.models.types import ChatRequest, ChatResponse, Message
+from agentflow.redaction import redact, redact_text, secret_env_values
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -81,7 +88,9 @@ class CacheKey:
     @classmethod
     def of(cls, normalised: Mapping[str, Any]) -> CacheKey:
         blob = json.dumps(normalised, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        digest = hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        # "surrogatepass": a lone surrogate from JSON input must not fail the call (it is
+        # replaced by U+FFFD only in what is stored)
+        digest = hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
         return cls(digest, str(normalised.get("model", "")), blob)
 
 
@@ -135,21 +144,24 @@ class ResponseCache:
         return None if row is None else ChatResponse.model_validate_json(row[0])
 
     def put(self, key: CacheKey, response: ChatResponse) -> None:
-        """Store a response (only in ``write`` mode). ``parsed`` is stored as plain JSON."""
+        """Store a response, redacted (only in ``write`` mode); ``parsed`` as plain JSON."""
         if not self.writes:
             return
         stored = response.model_copy(update={"parsed": _plain(response.parsed)})
+        secrets = secret_env_values()
+        request = _redacted_json(json.loads(key.request_json), secrets)
+        answer = _redacted_json(stored.model_dump(mode="json"), secrets)
         with self._lock:
             self._db().execute(
                 "INSERT OR REPLACE INTO responses (key, model, request, response, created) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (key.key, key.model, key.request_json, stored.model_dump_json(), time.time()),
+                (key.key, redact_text(key.model, secrets), request, answer, time.time()),
             )
             self._keys.add(key.key)
 
     def miss(self, key: str, model: str, messages: Sequence[Message]) -> ModelError:
         """The error of a miss in ``replay`` mode."""
-        last = str(messages[-1]["content"])[:80] if messages else ""
+        last = redact_text(str(messages[-1]["content"]))[:80] if messages else ""
         return ModelError(
             f"no recorded response for a call to {model!r} in the replay cache {self.path} "
             f"(key {key[:12]}, last message {last!r}); record it with cache mode 'write'"
@@ -168,6 +180,11 @@ class ResponseCache:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _redacted_json(value: Any, secrets: Sequence[str]) -> str:
+    return json.dumps(redact(value, secrets), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
 
 
 def _plain(value: Any) -> Any:

@@ -18,6 +18,47 @@ from agentflow.tracing.events import Event
 log = logging.getLogger("agentflow.tracing")
 
 
+class FailureLog:
+    """Logs every failure of a sink, once per kind in full and the repeats in one line each.
+
+    A sink that fails on every batch (a full disk) would otherwise flood the log, and one that
+    logs only its first failure hides the rest. The first failure of each kind (what failed and
+    how) is logged at its level with the details; repeats go to the debug log, and :meth:`summary`
+    says how many there were and for which runs.
+    """
+
+    def __init__(self, sink: str) -> None:
+        self.sink = sink
+        self._counts: dict[str, int] = {}
+        self._runs: dict[str, list[str]] = {}
+
+    def report(self, kind: str, message: str, *, run_id: str | None = None,
+               level: int = logging.WARNING, exc_info: BaseException | None = None) -> None:
+        """Log a failure of ``kind`` (a short, stable label: ``"UnicodeEncodeError in span"``)."""
+        n = self._counts.get(kind, 0)
+        self._counts[kind] = n + 1
+        if run_id is not None:
+            runs = self._runs.setdefault(kind, [])
+            if len(runs) < 10 and run_id not in runs:
+                runs.append(run_id)
+        where = f" (run {run_id})" if run_id else ""
+        if n == 0:
+            log.log(level, "%s: %s%s; repeats of this are counted and reported when it closes",
+                    self.sink, message, where, exc_info=exc_info)
+        else:
+            log.debug("%s: %s%s (%s #%d)", self.sink, message, where, kind, n + 1)
+
+    def summary(self) -> None:
+        """Log how often each kind of failure repeated after its first report, and where."""
+        for kind, n in self._counts.items():
+            if n > 1:
+                runs = self._runs.get(kind)
+                log.warning("%s: %s happened %d more time(s)%s", self.sink, kind, n - 1,
+                            f" (runs {', '.join(runs)})" if runs else "")
+        self._counts.clear()
+        self._runs.clear()
+
+
 class _Barrier:
     """Put in the buffer by :meth:`BackgroundSink.flush`; set once everything before it is handled."""
 
@@ -43,7 +84,7 @@ class BackgroundSink:
         self._wake = threading.Event()
         self._closing = False
         self._closed = False
-        self._failed = False
+        self.failures = FailureLog(f"trace sink {self!r}")
         self._close_lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
@@ -109,6 +150,7 @@ class BackgroundSink:
             if stopping:
                 break
         self._safely(self.finalize)
+        self.failures.summary()
         while self._buffer:  # events that raced with close are dropped; waiters are released
             item = self._buffer.popleft()
             if isinstance(item, _Barrier):
@@ -134,7 +176,8 @@ class BackgroundSink:
     def _safely(self, fn: Any, *args: Any) -> None:
         try:
             fn(*args)
-        except Exception:  # a failing sink must never take the run (or the worker) down
-            if not self._failed:
-                self._failed = True
-                log.exception("trace sink %r failed; later failures are not logged", self)
+        except Exception as exc:  # a failing sink must never take the run (or the worker) down
+            name = getattr(fn, "__name__", "handling events")
+            self.failures.report(f"{type(exc).__name__} in {name}",
+                                 f"{name} failed: {type(exc).__name__}: {exc}",
+                                 level=logging.ERROR, exc_info=exc)

@@ -1,7 +1,9 @@
 """``agentflow traces list|show|export``: the trace store from the terminal.
 
-Exit codes follow the ``agentflow`` command: 0 success, 2 bad usage or an unknown run. Only the
-standard library is imported until a subcommand runs.
+Exit codes follow the ``agentflow`` command: 0 success, 1 a store that cannot be read or an output
+that cannot be written, 2 bad usage, an unknown run or no store yet. The store is only read (see
+:mod:`agentflow.tracing.query`), so these work on a read-only ``.agentflow``. Only the standard
+library is imported until a subcommand runs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-EXIT_OK, EXIT_USAGE = 0, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_parser(subparsers: Any) -> None:
@@ -52,18 +54,29 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run a ``traces`` subcommand; returns the exit code."""
+    import sqlite3
+
+    from agentflow.errors import ConfigError
     from agentflow.tracing.defaults import default_db_path
     from agentflow.tracing.query import TraceNotFoundError, TraceReader
 
     if args.traces_command is None:
         print("agentflow traces: choose a subcommand: list, show or export", file=sys.stderr)
         return EXIT_USAGE
+    path = args.db or default_db_path()
     try:
-        with TraceReader(args.db or default_db_path()) as reader:
+        with TraceReader(path) as reader:
             return {"list": _list, "show": _show, "export": _export}[args.traces_command](reader, args)
     except TraceNotFoundError as exc:
         print(f"agentflow: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ConfigError as exc:  # not a trace database, or not readable
+        print(f"agentflow: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except sqlite3.Error as exc:  # a file damaged past its header, say
+        print(f"agentflow: error: cannot read the trace store {str(path)!r}: {exc}",
+              file=sys.stderr)
+        return EXIT_FAILED
 
 
 # list ------------------------------------------------------------------------------------------
@@ -168,6 +181,9 @@ def _export(reader: Any, args: argparse.Namespace) -> int:
     else:
         ids = [reader.resolve(ref) for ref in (args.run_ids or ["last"])]
     details = [reader.run(run_id, with_data=True) for run_id in ids]
+    from agentflow.redaction import redact, secret_env_values
+
+    secrets = secret_env_values()  # redacted again: an older version may have stored secrets
     if args.otlp:
         from agentflow.tracing.otel import export_spans, otlp_exporter
         from agentflow.tracing.query import run_records
@@ -177,10 +193,15 @@ def _export(reader: Any, args: argparse.Namespace) -> int:
         exporter.shutdown()
         print(f"exported {len(details)} run(s), {sent} spans to {args.otlp}", file=sys.stderr)
         return EXIT_OK
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    except OSError as exc:  # a read-only folder: say so, rather than a traceback
+        print(f"agentflow: error: cannot write {args.output!r}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_FAILED
     try:
         for d in details:
-            out.write(json.dumps(d.to_dict(), ensure_ascii=False) + "\n")
+            out.write(json.dumps(redact(d.to_dict(), secrets), ensure_ascii=False) + "\n")
     finally:
         if args.output:
             out.close()

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agentflow.errors import ConfigError
+from agentflow.redaction import redact, redact_text, secret_env_values
 from agentflow.tracing.buffer import BackgroundSink
 from agentflow.tracing.events import Event
 from agentflow.tracing.sanitize import Sanitizer
@@ -303,11 +304,15 @@ class OTelExporter(BackgroundSink):
 
 def export_spans(spans: Iterable[SpanRecord], exporter: SpanExporter, *,
                  service_name: str = "agentflow", batch: int = 512) -> int:
-    """Export stored spans (already sanitized) through ``exporter``; returns how many."""
+    """Export stored spans through ``exporter``; returns how many. They were sanitized when
+    stored, and are redacted again (uncapped) in case an older version stored them."""
     resource = make_resource(service_name)
     pending: list[ReadableSpan] = []
     count = 0
+    secrets = secret_env_values()
     for span in spans:
+        span.data = redact(span.data, secrets)
+        span.error = redact_text(span.error, secrets) if span.error else span.error
         pending.append(to_readable_span(span, resource))
         if len(pending) >= batch:
             exporter.export(pending)

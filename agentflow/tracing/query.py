@@ -1,23 +1,29 @@
 """Reading the trace store: the runs list, one run with its spans, one span's full payload.
 
-Used by ``agentflow traces`` and the trace UI. Readers never block the writers (WAL). A run left
-``running`` by a process that is gone (killed, crashed, power cut) reads as ``incomplete``: its
-process is not alive on this host, or its heartbeat stopped more than ``STALE_S`` seconds ago.
+Used by ``agentflow traces`` and the trace UI. Readers never block the writers (WAL), and never
+write: the file is opened read-only (``mode=ro``), with no schema creation, no journal-mode switch
+and no migration, so a store on a read-only disk or in a folder the reader may not write reads as
+well as any. A run left ``running`` by a process that is gone (killed, crashed, power cut) reads
+as ``incomplete``: its process is not alive on this host, or its heartbeat stopped more than
+``STALE_S`` seconds ago.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agentflow.errors import InputError
+from agentflow.errors import ConfigError, InputError
 from agentflow.tracing.spans import SpanRecord
-from agentflow.tracing.store import connect
+
+log = logging.getLogger("agentflow.tracing")
 
 SortKey = Literal["time", "latency", "cost"]
 SORT_COLUMNS: dict[str, str] = {"time": "started", "latency": "duration_s", "cost": "cost"}
@@ -87,8 +93,69 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def open_readonly(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
+    """A read-only connection to an existing trace database; raises :class:`TraceNotFoundError`
+    when the file holds no traces yet, :class:`~agentflow.errors.ConfigError` when it cannot be
+    read.
+
+    ``mode=ro`` never creates the file nor changes it. Where the folder is not writable, SQLite
+    cannot make the shared-memory file a WAL reader needs; the file is then read as immutable
+    (nobody can be writing it there), which misses only what a crashed writer left in its
+    write-ahead log, said in a warning.
+    """
+    uri = path.resolve().as_uri()
+    try:
+        conn = _probe(sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout,
+                                      check_same_thread=False))
+    except sqlite3.OperationalError as exc:
+        if not _cannot_share(exc):
+            raise _unreadable(path, exc) from exc
+        if Path(f"{path}-wal").exists():
+            log.warning("trace store %s: its folder is read-only, so its write-ahead log %s-wal "
+                        "cannot be read; runs written last before a crash may be missing",
+                        path, path)
+        try:
+            conn = _probe(sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True,
+                                          timeout=timeout, check_same_thread=False))
+        except sqlite3.Error as again:
+            raise _unreadable(path, again) from again
+    except sqlite3.Error as exc:
+        raise _unreadable(path, exc) from exc
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    conn.execute("PRAGMA query_only = 1")
+    tables = {r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('runs', 'spans')")}
+    if tables != {"runs", "spans"}:
+        conn.close()
+        raise TraceNotFoundError(f"no traces at {str(path)!r} yet; run a workflow first")
+    return conn
+
+
+def _probe(conn: sqlite3.Connection) -> sqlite3.Connection:
+    """``conn``, once it has read the schema: SQLite opens files lazily, so failures show here."""
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _cannot_share(exc: sqlite3.OperationalError) -> bool:
+    """Whether a read-only open failed because the WAL's shared-memory file cannot be made."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc).lower()
+    return name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or "readonly" in text or (
+        "unable to open" in text)
+
+
+def _unreadable(path: Path, exc: BaseException) -> ConfigError:
+    return ConfigError(f"cannot read the trace store {str(path)!r}: {exc}; is it a trace "
+                       "database (made by agentflow), and readable?")
+
+
 class TraceReader:
-    """Read-only access to a trace store file.
+    """Read-only access to a trace store file (it never writes, nor needs to be able to).
 
     >>> reader = TraceReader(".agentflow/traces.db")
     >>> [r.run_id for r in reader.runs(workflow="rag", status="error", sort="cost")]
@@ -96,13 +163,12 @@ class TraceReader:
 
     def __init__(self, path: str | Path = ".agentflow/traces.db") -> None:
         self.path = Path(path)
-        if not self.path.exists():
+        if not self.path.is_file():
             raise TraceNotFoundError(
-                f"no trace store at {str(self.path)!r}; run a workflow first (runs are traced to "
+                f"no traces at {str(self.path)!r} yet; run a workflow first (runs are traced to "
                 ".agentflow/traces.db by default) or pass --db PATH"
             )
-        self._conn = connect(self.path)
-        self._conn.execute("PRAGMA query_only = 1")
+        self._conn = open_readonly(self.path)
         self._host = socket.gethostname()
 
     def close(self) -> None:

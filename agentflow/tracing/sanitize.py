@@ -9,93 +9,28 @@ says how much was dropped, and the UI shows a "truncated" badge where it finds o
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
-import os
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-REDACTED = "[REDACTED]"
+from agentflow.redaction import (  # noqa: F401  (re-exported: the one redaction lives there)
+    _MIN_PATTERN,
+    _SECRET_VALUE,
+    REDACTED,
+    _may_hold_prefix,
+    _may_hold_secret_value,
+    has_surrogates,
+    hides_value,
+    is_secret_key,
+    redact_text,
+    secret_env_values,
+)
+
 TRUNCATED_KEY = "__truncated__"
 """Key of the marker object that replaces a payload too large to keep."""
 TRUNCATED_TAG = "…[truncated"
 """How every cut string ends: ``…[truncated 12,345 chars]``; the UI looks for it."""
-
-_SECRET_KEY = re.compile(
-    r"(?:^|[-_.])(?:"
-    r"api[-_]?key|api[-_]?secret|apikey|secret|client[-_]?secret|secret[-_]?key|"
-    r"password|passwd|pwd|authorization|proxy[-_]authorization|auth|bearer|"
-    r"access[-_]?token|refresh[-_]?token|id[-_]?token|auth[-_]?token|session[-_]?token|token|"
-    r"private[-_]?key|cookie|set[-_]cookie|credentials?|aws[-_]secret[-_]access[-_]key"
-    r")$",
-    re.IGNORECASE,
-)
-"""Keys whose values are secrets, whatever the value looks like: ``api_key``, ``OPENAI_API_KEY``,
-``x-api-key``, ``Authorization``, ``client_secret``... (``max_tokens`` and token counts are not)."""
-
-_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
-
-_SECRET_VALUE = re.compile(
-    r"(?:"
-    r"\bsk-(?:ant-|proj-|or-v1-)?[A-Za-z0-9_\-]{16,}"  # OpenAI, Anthropic, OpenRouter
-    r"|\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]{12,}"  # an Authorization header's value
-    r"|\bAKIA[0-9A-Z]{16}\b"  # AWS access key id
-    r"|\bgh[pousr]_[A-Za-z0-9]{30,}"  # GitHub
-    r"|\bxox[abposr]-[A-Za-z0-9\-]{10,}"  # Slack
-    r"|\bhf_[A-Za-z0-9]{30,}"  # Hugging Face
-    r"|\bAIza[0-9A-Za-z_\-]{35}"  # Google
-    r")"
-)
-"""Strings that look like credentials wherever they appear (an error message, a prompt)."""
-
-
-def secret_env_values(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """Values of environment variables named like secrets (``OPENAI_API_KEY``), longest first.
-
-    They are redacted verbatim from every string, so a key echoed in an error message is caught even
-    when it does not look like a known key format. Short values (under 8 characters) are ignored:
-    they would redact ordinary words.
-    """
-    env = os.environ if environ is None else environ
-    values = {v for k, v in env.items() if _SECRET_ENV.search(k) and len(v) >= 8}
-    return tuple(sorted(values, key=len, reverse=True))
-
-
-@functools.lru_cache(maxsize=4096)
-def is_secret_key(key: str) -> bool:
-    """True for a mapping key whose value must never be stored (``api_key``, ``Authorization``)."""
-    return bool(_SECRET_KEY.search(key.strip()))
-
-
-_MIN_PATTERN = 15
-"""No credential pattern above matches fewer characters: shorter strings skip the regex."""
-
-_GITHUB = re.compile(r"gh[pousr]_")
-
-
-def _may_hold_secret_value(text: str) -> bool:
-    """Whether :data:`_SECRET_VALUE` may match in ``text``: each of its alternatives starts with
-    a fixed, case-sensitive literal, and a few C-level scans for those are much cheaper than the
-    regex (which tries every position of a long prompt)."""
-    return "Bearer" in text or _may_hold_prefix(text)
-
-
-def _may_hold_prefix(text: str) -> bool:
-    """Whether ``text`` holds what :data:`_SECRET_VALUE`'s alternatives other than ``Bearer``
-    start with.
-
-    Each search for a literal is gated by a one-character search for a character that the
-    match needs (``"-" in text`` before ``"sk-" in text``; a Slack token has a ``-`` after its
-    ``xox`` prefix): a one-character ``in`` is a ``memchr``, over ten times cheaper than a
-    search for a longer literal, and where the character is missing the match is too.
-    """
-    return (("-" in text and ("sk-" in text or "xox" in text))
-            or ("B" in text and "Basic" in text)
-            or ("K" in text and "AKIA" in text) or ("z" in text and "AIza" in text)
-            or ("_" in text and ("hf_" in text
-                                 or ("gh" in text and _GITHUB.search(text) is not None))))
 
 
 def _may_end_in_token(low: str) -> bool:
@@ -103,12 +38,15 @@ def _may_end_in_token(low: str) -> bool:
 
     Searching for ``token`` alone would flag every model call (``"tokens"``, ``"max_tokens"``).
     A key that ends in ``token`` once :func:`is_secret_key` has stripped it is followed by its
-    closing quote or by whitespace: a space, an escape (``\\n``) or a non-ASCII space.
+    closing quote or by whitespace: a space, an escape (``\\n``) or a non-ASCII space; a
+    ``token=...``, ``token: ...`` or ``'token': ...`` pair inside a string by its separator or
+    quote.
     """
     i = low.find("token")
     while i >= 0:
         after = low[i + 5:i + 6]
-        if after == '"' or after == " " or after == "\\" or after >= "\x80":
+        if (after == '"' or after == " " or after == "\\" or after == "=" or after == ":"
+                or after == "'" or after >= "\x80"):
             return True
         i = low.find("token", i + 5)
     return False
@@ -117,14 +55,16 @@ def _may_end_in_token(low: str) -> bool:
 def _may_hold_secrets(text: str) -> bool:
     """Whether a payload's JSON text may hold something to redact (cheap, C-level scans).
 
-    True wherever a key matching :data:`_SECRET_KEY` or a value matching :data:`_SECRET_VALUE`
-    could be, and more often (``"monkey"``, ``"author"``). A payload for which this is False
-    needs no redaction.
+    True wherever a key naming a secret, a credential of :mod:`agentflow.redaction` (a token
+    format, a secret ``key = value`` pair, a URL password, a PEM block, a bare AWS secret) or a
+    lone surrogate could be, and more often (``"monkey"``, ``"author"``). A payload for which
+    this is False needs no redaction.
     """
     low = text.lower()
     return ("key" in low or "secret" in low or "passw" in low or "pwd" in low or "auth" in low
             or "bearer" in low or "cookie" in low or "credential" in low or "headers" in low
-            or _may_end_in_token(low) or _may_hold_prefix(text))
+            or "aws" in low or ("@" in text and "://" in text)
+            or _may_end_in_token(low) or _may_hold_prefix(text) or has_surrogates(text))
 
 
 def _make_encoder() -> Any:
@@ -192,14 +132,8 @@ class Sanitizer:
 
     # strings ------------------------------------------------------------------------------
     def text(self, value: str) -> str:
-        """Redact secrets inside a string, then cap it."""
-        if len(value) < 8:
-            return value
-        for secret in self.secrets:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
-        if len(value) >= _MIN_PATTERN and _may_hold_secret_value(value):
-            value = _SECRET_VALUE.sub(REDACTED, value)
+        """Redact secrets inside a string (:func:`agentflow.redaction.redact_text`), then cap."""
+        value = redact_text(value, self._secrets)
         if len(value) > self.max_chars:
             cut = len(value) - self.max_chars
             value = f"{value[: self.max_chars]}{TRUNCATED_TAG} {cut:,} chars]"
@@ -234,7 +168,7 @@ class Sanitizer:
                 out[TRUNCATED_KEY] = f"{len(value) - self.max_items:,} more keys dropped"
                 break
             name = self.text(str(key))  # a key can be a credential too (a map of tokens)
-            if is_secret_key(name) and item not in (None, ""):
+            if hides_value(name, item):
                 out[name] = REDACTED
             elif name.lower() == "headers" and isinstance(item, Mapping):
                 out[name] = {self.text(str(k)): REDACTED if _is_auth_header(str(k))

@@ -2,13 +2,21 @@
 
 Writes happen on the store's own thread, in batches, inside one ``BEGIN IMMEDIATE`` transaction
 each, on a database in WAL mode: runs in many threads and processes can share one file, readers
-(the UI, ``agentflow traces``) never block writers, and a batch is either fully there or not.
+(the UI, ``agentflow traces``) never block writers, and a batch (or, where a batch failed,
+each run's part of it) is either fully there or not.
 
 A span is written when it starts (unless it also finished within the same batch, then it is written
 once, complete), so a run that crashes leaves its open spans behind. A run the store saw start
 and never finish is marked ``incomplete`` when the store closes; a process killed outright leaves
 ``running`` behind, which readers show as ``incomplete`` once its process is gone or its heartbeat
 is stale (see :mod:`agentflow.tracing.query`).
+
+A batch that cannot be written whole never loses the runs around the one that failed: it is
+written again run by run, and a row whose values cannot be stored (a lone surrogate, a value
+SQLite refuses) is stored degraded: its text repaired, else its payload replaced by a marker. A
+write that fails for the whole file (disk full, locked past the busy timeout) is held in memory
+and retried with backoff. Every failure is logged with the run it hit (see
+:class:`~agentflow.tracing.buffer.FailureLog`).
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ from typing import Any
 from agentflow.errors import ConfigError
 from agentflow.tracing.buffer import BackgroundSink, log
 from agentflow.tracing.events import Event
-from agentflow.tracing.sanitize import Sanitizer, _encode
+from agentflow.tracing.recovery import BatchRecovery, Statement, describe
+from agentflow.tracing.sanitize import TRUNCATED_KEY, Sanitizer, _encode
 from agentflow.tracing.spans import (
     _SUMMARY_KEYS,
     FINISHED_SUFFIX,
@@ -108,6 +117,26 @@ _INSERT_SPANS_CHUNK = (f"INSERT INTO spans ({', '.join(_SPAN_COLUMNS)}) VALUES "
 _FINISH_SPAN = (f"UPDATE spans SET end = ?, status = ?, error = NULLIF(?, {_NO_TEXT!r}), "
                 "summary = ?, data = ? WHERE run_id = ? AND seq = ?")
 
+_INSERT_RUN = (
+    "INSERT INTO runs (run_id, workflow, status, started, thread_id, inputs, graph, host, "
+    "pid, heartbeat) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id) DO NOTHING")
+_FINISH_RUN = (
+    "INSERT INTO runs (run_id, workflow, status, started, ended, duration_s, error, output,"
+    " heartbeat) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+    "status = excluded.status, ended = excluded.ended, "
+    "duration_s = excluded.ended - runs.started, error = excluded.error, "
+    "output = excluded.output, heartbeat = excluded.heartbeat")
+_RUN_STATS = ("UPDATE runs SET spans = ?, nodes = ?, errors = ?, model_calls = ?, tokens = ?, "
+              "cost = ? WHERE run_id = ?")
+_STATEMENTS = {
+    _INSERT_SPAN_OR_IGNORE: Statement("a span", 0, {10: False, 11: True, 12: True}),
+    _FINISH_SPAN: Statement("a span's end", 5, {2: False, 3: True, 4: True}),
+    _INSERT_RUN: Statement("a run", 0, {4: True, 5: True}),
+    _FINISH_RUN: Statement("a run's end", 0, {5: False, 6: True}),
+    _RUN_STATS: Statement("a run's totals", 6),
+}
+"""How a batch that failed whole is written again (see :mod:`agentflow.tracing.recovery`)."""
 _ENCODE_ERRORS = (TypeError, ValueError, RecursionError)
 
 
@@ -219,10 +248,12 @@ class SQLiteTraceStore(BackgroundSink):
         sanitizer: Sanitizer | None = None,
         flush_interval: float = 0.1,
         batch_size: int = 2_000,
+        busy_timeout: float = 30.0,
     ) -> None:
         self.path = Path(path)
         self.sanitizer = sanitizer or Sanitizer()
-        self._conn = connect(self.path)  # fails here, in the caller, when the file is unusable
+        # fails here, in the caller, when the file is unusable
+        self._conn = connect(self.path, timeout=busy_timeout)
         self._assembler = SpanAssembler()
         self._written: dict[tuple[str, str], tuple[int, SpanRecord]] = {}
         self._seq: dict[str, int] = {}
@@ -232,6 +263,9 @@ class SQLiteTraceStore(BackgroundSink):
         self._last_beat = 0.0
         super().__init__(flush_interval=flush_interval, batch_size=batch_size,
                          name="agentflow-trace-store")
+        self._recovery = BatchRecovery(name=f"trace store {str(self.path)!r}",
+                                       statements=_STATEMENTS, transaction=self._transaction,
+                                       failures=self.failures)
 
     def __repr__(self) -> str:
         return f"SQLiteTraceStore({str(self.path)!r})"
@@ -322,7 +356,7 @@ class SQLiteTraceStore(BackgroundSink):
             st.count(kind, status, data)
             seq = seqs.get(run_id, 0)
             seqs[run_id] = seq + 1
-            error, summary, text = self._payload(kind, data, event.error)
+            error, summary, text = self._payload(run_id, kind, data, event.error)
             singles += (run_id, seq, event.span_id, event.parent_id or _NO_TEXT, kind, event.name,
                         event.step_type, event.time, end, status, error or _NO_TEXT, summary, text,
                         _NO_INDEX if branch is None else branch,
@@ -336,7 +370,7 @@ class SQLiteTraceStore(BackgroundSink):
                 self._written[key] = (seq, span)
                 rows += self._span_row(seq, span)
                 continue
-            error, summary, text = self._payload(kind, data, finish.error)
+            error, summary, text = self._payload(start.run_id, kind, data, finish.error)
             branch, pass_index, item_index = start.branch, start.pass_index, start.item_index
             rows += (start.run_id, seq, start.span_id, start.parent_id or _NO_TEXT, kind,
                      start.name, start.step_type, start.time, finish.time, finish.status or "ok",
@@ -362,15 +396,14 @@ class SQLiteTraceStore(BackgroundSink):
         return n
 
     def _run_started(self, event: Event) -> tuple[str, tuple[Any, ...]]:
-        self._active.add(event.run_id)
-        self._stats[event.run_id] = _RunStats()
-        dumps = self.sanitizer.dumps
+        run_id = event.run_id
+        self._active.add(run_id)
+        self._stats[run_id] = _RunStats()
         return (
-            "INSERT INTO runs (run_id, workflow, status, started, thread_id, inputs, graph, host, "
-            "pid, heartbeat) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (run_id) DO NOTHING",
-            (event.run_id, event.name, event.time, event.data.get("thread_id"),
-             dumps(event.data.get("inputs", {})), dumps(event.data.get("graph")),
+            _INSERT_RUN,
+            (run_id, event.name, event.time, event.data.get("thread_id"),
+             self._dumps(run_id, "inputs", event.data.get("inputs", {})),
+             self._dumps(run_id, "graph", event.data.get("graph")),
              self._host, self._pid, time.time()),
         )
 
@@ -378,18 +411,44 @@ class SQLiteTraceStore(BackgroundSink):
         run_id = event.run_id
         self._active.discard(run_id)
         state = event.data.get("state")
+        error = None
+        if event.error:
+            try:
+                error = self.sanitizer.text(event.error)
+            except Exception as exc:  # an error text the sanitizer chokes on: say so instead
+                error = self._unstorable(run_id, "the run's error", exc)
         return (
-            "INSERT INTO runs (run_id, workflow, status, started, ended, duration_s, error, output,"
-            " heartbeat) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
-            "status = excluded.status, ended = excluded.ended, "
-            "duration_s = excluded.ended - runs.started, error = excluded.error, "
-            "output = excluded.output, heartbeat = excluded.heartbeat",
-            (run_id, event.name, event.status or "ok", event.time, event.time,
-             self.sanitizer.text(event.error) if event.error else None,
-             self.sanitizer.dumps(state) if state is not None else None, time.time()),
+            _FINISH_RUN,
+            (run_id, event.name, event.status or "ok", event.time, event.time, error,
+             self._dumps(run_id, "output", state) if state is not None else None, time.time()),
         )
 
-    def _payload(self, kind: str, data: dict[str, Any],
+    def _dumps(self, run_id: str, what: str, value: Any) -> str:
+        """``sanitizer.dumps(value)``, or a marker saying why it could not be turned into JSON."""
+        try:
+            return self.sanitizer.dumps(value)
+        except Exception as exc:
+            return _encode({TRUNCATED_KEY: self._unstorable(run_id, f"the run's {what}", exc)})
+
+    def _unstorable(self, run_id: str, what: str, exc: BaseException) -> str:
+        """Log that ``what`` could not be stored as it was; the marker stored instead."""
+        why = describe(exc)
+        self.failures.report(f"{type(exc).__name__} preparing a payload",
+                             f"{what} could not be prepared for storage ({why}); "
+                             "stored as a marker instead", run_id=run_id)
+        return f"[unstorable payload: {why}]"
+
+    def _payload(self, run_id: str, kind: str, data: dict[str, Any],
+                 error: str | None) -> tuple[str | None, str, str]:
+        """A span's error, summary and data as stored: redacted, capped, and never raising (a
+        payload that cannot be prepared is stored as a marker that says why)."""
+        try:
+            return self._prepare(kind, data, error)
+        except Exception as exc:
+            marker = self._unstorable(run_id, f"the payload of a {kind} span", exc)
+            return (marker if error else None), "{}", _encode({TRUNCATED_KEY: marker})
+
+    def _prepare(self, kind: str, data: dict[str, Any],
                  error: str | None) -> tuple[str | None, str, str]:
         """A span's error, summary and data as stored: redacted and capped.
 
@@ -416,7 +475,7 @@ class SQLiteTraceStore(BackgroundSink):
         return error, s.dumps(summary, cleaned=True), s.dumps(cleaned, cleaned=True)
 
     def _span_row(self, seq: int, span: SpanRecord) -> tuple[Any, ...]:
-        error, summary, data = self._payload(span.kind, span.data, span.error)
+        error, summary, data = self._payload(span.run_id, span.kind, span.data, span.error)
         end, branch, pass_index, item_index = (span.end, span.branch, span.pass_index,
                                                span.item_index)
         return (span.run_id, seq, span.span_id, span.parent_id or _NO_TEXT, span.kind, span.name,
@@ -431,7 +490,7 @@ class SQLiteTraceStore(BackgroundSink):
         row after the other."""
         updates = []
         for seq, span in finished:
-            error, summary, data = self._payload(span.kind, span.data, span.error)
+            error, summary, data = self._payload(span.run_id, span.kind, span.data, span.error)
             updates.append((span.end, span.status, error or _NO_TEXT, summary, data, span.run_id,
                             seq))
         stats = self._dirty_stats()
@@ -444,10 +503,20 @@ class SQLiteTraceStore(BackgroundSink):
             except sqlite3.IntegrityError:  # rows of this run are there already: keep those
                 conn.executemany(_INSERT_SPAN_OR_IGNORE, _rows(rows))
             conn.executemany(_FINISH_SPAN, updates)
-            conn.executemany("UPDATE runs SET spans = ?, nodes = ?, errors = ?, model_calls = ?, "
-                             "tokens = ?, cost = ? WHERE run_id = ?", stats)
+            conn.executemany(_RUN_STATS, stats)
 
-        self._transaction(write)
+        recovery = self._recovery
+        recovery.retry()
+        if not recovery.held:
+            try:
+                self._transaction(write)
+                return
+            except Exception as exc:  # written again below, run by run, row by row
+                log.debug("trace store %s: a batch failed whole (%s); writing it run by run",
+                          self.path, describe(exc))
+        recovery.write(recovery.units([
+            *runs, *((_INSERT_SPAN_OR_IGNORE, row) for row in _rows(rows)),
+            *((_FINISH_SPAN, u) for u in updates), *((_RUN_STATS, st) for st in stats)]))
 
     def _dirty_stats(self) -> list[tuple[Any, ...]]:
         out = []
@@ -470,14 +539,19 @@ class SQLiteTraceStore(BackgroundSink):
                 continue
             try:
                 write(conn)
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error as exc:  # the original error says more
+                        log.debug("trace store %s: rollback failed: %s", self.path, exc)
                 raise
-            conn.execute("COMMIT")
             return
 
     # liveness and the end -------------------------------------------------------------------
     def tick(self) -> None:
+        self._recovery.retry()
         now = time.time()
         if self._active and now - self._last_beat >= HEARTBEAT_S:
             self._last_beat = now
@@ -487,6 +561,14 @@ class SQLiteTraceStore(BackgroundSink):
 
     def finalize(self) -> None:
         """Mark what never finished as incomplete: runs still active and their open spans."""
+        try:
+            self._recovery.retry(force=True)
+            self._mark_incomplete()
+        finally:
+            self._recovery.drop_held("the store closed while the file took no writes")
+            self._conn.close()
+
+    def _mark_incomplete(self) -> None:
         message = "incomplete: the trace store closed before the run finished"
         stale = [(message, span.run_id, seq) for seq, span in self._written.values()
                  if span.run_id in self._active]
@@ -503,4 +585,3 @@ class SQLiteTraceStore(BackgroundSink):
                         self.path, len(runs))
             self._transaction(write)
         self._active.clear()
-        self._conn.close()

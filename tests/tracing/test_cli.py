@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -85,6 +89,62 @@ def test_unknown_runs_and_missing_stores_exit_2_with_a_clear_message(
     assert traces("show", "zzzz", "--db", str(path)) == 2
     assert "no run 'zzzz'" in capsys.readouterr().err
     assert traces("list", "--db", str(tmp_path / "none.db")) == 2
-    assert "no trace store at" in capsys.readouterr().err
+    assert f"no traces at {str(tmp_path / 'none.db')!r} yet" in capsys.readouterr().err
     assert traces() == 2
     assert "choose a subcommand" in capsys.readouterr().err
+
+
+ECHO_FLOW = textwrap.dedent('''
+    from typing import Any
+    from pydantic import BaseModel
+    import agentflow as af
+    from agentflow.nodes.registry import NodeRegistry
+
+    REG = NodeRegistry()
+
+    class S(BaseModel):
+        question: str
+        answer: str = ""
+
+    @af.node("echo", reads=("question",), writes=("answer",), registry=REG)
+    async def echo(state: S, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str, Any]:
+        return {"answer": "you asked: " + state.question}
+
+    flow = af.Flow("echo", state=S, inputs=("question",), steps=[echo])
+''')
+
+
+def agentflow(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTFLOW_TRACES")}
+    return subprocess.run([sys.executable, "-m", "agentflow.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, errors="replace", timeout=120,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_a_run_whose_input_holds_a_lone_surrogate_is_still_recorded(tmp_path: Path) -> None:
+    (tmp_path / "echoflow.py").write_text(ECHO_FLOW)
+    proc = agentflow(tmp_path, "run", "echoflow:flow", "-q",
+                     "--input-json", '{"question": "hello \\udcff"}')
+    assert proc.returncode == 0, proc.stderr
+    listed = agentflow(tmp_path, "traces", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (run,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (run["workflow"], run["status"], run["nodes"]) == ("echo", "ok", 1)
+    shown = agentflow(tmp_path, "traces", "show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["inputs"] == {"question": "hello \ufffd"}
+    assert "Traceback" not in proc.stderr + listed.stderr + shown.stderr
+
+
+def test_a_file_that_is_no_trace_store_is_an_error_message_not_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "traces.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    assert traces("list", "--db", str(junk)) == 1
+    err = capsys.readouterr().err
+    assert f"cannot read the trace store {str(junk)!r}" in err and "not a database" in err
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    assert traces("show", "--db", str(empty)) == 2
+    assert f"no traces at {str(empty)!r} yet" in capsys.readouterr().err
+    assert empty.read_bytes() == b""  # a reader creates no schema

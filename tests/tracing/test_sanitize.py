@@ -169,3 +169,52 @@ def test_secrets_set_after_the_sanitizer_is_made_are_checked_in_json_form_too() 
     payload = {"error": 'failed with quote"d-secret-value'}
     assert s.dumps_if_clean(payload) is None  # JSON writes it with a backslash before the quote
     assert "secret-value" not in s.dumps(payload)
+
+
+CONTEXT_SECRETS = [
+    "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "AWS key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "postgresql://user:pass-1234@host/db",
+    "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBody\n-----END EC PRIVATE KEY-----",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", '{"api_key": "abc-12345"}',
+    "token=abc12345", "'token': 'abc12345'", "Token: abc12345", "password: abc12345",
+    "pwd=abc12345", "x-api-key: k-12345678",
+]
+
+
+@pytest.mark.parametrize("credential", CONTEXT_SECRETS)
+def test_secrets_in_context_leave_the_fast_path_and_both_paths_agree(credential: str) -> None:
+    s = Sanitizer(secrets=())
+    payload = {"messages": [{"role": "user", "content": f"see {credential} here"}], "n": 1}
+    assert s.dumps_if_clean(payload) is None
+    text = s.dumps(payload)
+    assert REDACTED in text
+    assert json.loads(text) == s.clean(payload)
+
+
+def test_the_fast_path_never_skips_text_that_redaction_would_change() -> None:
+    """The payload-level prefilter may say yes for nothing, never no where redaction acts."""
+    import random
+
+    from agentflow.redaction import redact_text
+    from agentflow.tracing.sanitize import _encode, _may_hold_secrets
+
+    rnd = random.Random(11)
+    filler = "abc xyz:=@/\"'\n-_tokenKEYé"
+    for _ in range(3_000):
+        text = "".join(rnd.choice(filler) for _ in range(rnd.randint(0, 40)))
+        if rnd.random() < 0.6:
+            cut = rnd.randint(0, len(text))
+            text = text[:cut] + rnd.choice(CONTEXT_SECRETS + CREDENTIALS + ["\udcff"]) + text[cut:]
+        if redact_text(text) != text:
+            assert _may_hold_secrets(_encode({"content": text})), text
+
+
+@pytest.mark.parametrize("value", ["hello \udcff", "\ud800", {"\udcff": "x"}, ["a\udfffb"]])
+def test_lone_surrogates_become_replacement_characters_so_the_payload_is_storable(
+        value: object) -> None:
+    s = Sanitizer(secrets=())
+    payload = {"question": value}
+    assert s.dumps_if_clean(payload) is None
+    text = s.dumps(payload)
+    text.encode("utf-8")  # would raise UnicodeEncodeError with a lone surrogate left
+    assert "\ufffd" in text

@@ -15,6 +15,7 @@ import pytest
 
 from agentflow.tracing import SQLiteTraceStore, TraceReader
 from agentflow.tracing.events import Event
+from agentflow.tracing.sanitize import Sanitizer
 
 from .demo import API_KEY, make_flow, record_demo_runs, synthetic_events
 
@@ -390,3 +391,136 @@ def test_batch_boundaries_do_not_change_what_is_stored(tmp_path: Path, every: in
     assert indices["node:n/model_call:2"] == (None, None, None)  # recorded after it closed
     assert indices["loop:l/check:1"] == (None, 1, None)
     assert runs[0][2:7] == (6, 2, 3, 2, 7)  # spans, nodes, errors, model calls, tokens
+
+
+class _Poisoned:
+    """A connection that refuses rows holding one of ``poison`` (word -> the exception it
+    raises), as SQLite refuses a value it cannot bind: the rest of the connection is real."""
+
+    def __init__(self, conn: sqlite3.Connection, poison: dict[str, Exception]) -> None:
+        self._conn, self._poison = conn, poison
+
+    def _check(self, params: object) -> None:
+        for value in params if isinstance(params, (list, tuple)) else ():
+            for word, exc in self._poison.items():
+                if isinstance(value, str) and word in value:
+                    raise exc
+
+    def execute(self, sql: str, params: object = ()) -> object:
+        self._check(params)
+        return self._conn.execute(sql, params)  # type: ignore[arg-type]
+
+    def executemany(self, sql: str, rows: object) -> object:
+        rows = list(rows)  # type: ignore[call-overload]
+        for params in rows:
+            self._check(params)
+        return self._conn.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+def test_one_run_whose_rows_cannot_be_stored_keeps_the_other_runs_of_its_batch(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Six runs in one batch, two of them with a value the database refuses: the batch is written
+    again run by run, the bad rows are stored with a marker, and both failures are logged."""
+    db = tmp_path / "t.db"
+    store = SQLiteTraceStore(db, flush_interval=60)
+    store._conn = _Poisoned(store._conn, {  # type: ignore[assignment]
+        "POISON-A": UnicodeEncodeError("utf-8", "POISON-A", 0, 1, "surrogates not allowed"),
+        "POISON-B": sqlite3.InterfaceError("Error binding parameter 13: type 'x' is not supported"),
+    })
+    for r in range(6):
+        events = synthetic_events(2, run_id=f"run{r}")
+        if r in (2, 4):
+            node_done = next(e for e in events if e.kind == "node_finished")
+            node_done.data = {"update": {"out": "POISON-A" if r == 2 else "POISON-B"}}
+        for e in events:
+            store.on_event(event=e)
+    with caplog.at_level("WARNING", logger="agentflow.tracing"):
+        store.close()
+    with TraceReader(db) as reader:
+        runs = {r.run_id: r for r in reader.runs()}
+        assert sorted(runs) == [f"run{r}" for r in range(6)]
+        assert all(r.status == "ok" and r.spans == 11 for r in runs.values())
+        spans = [sp for sp in reader.run("run2", with_data=True).spans
+                 if sp["kind"] == "node" and sp["item_index"] == 0]
+    (node,) = spans
+    assert node["data"]["__truncated__"].startswith("[unstorable payload: UnicodeEncodeError")
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any("UnicodeEncodeError" in w and "run run2" in w and "marker" in w for w in warnings)
+    assert any("InterfaceError" in w and "run run4" in w for w in warnings), warnings
+
+
+class _Verbatim(Sanitizer):
+    """A sanitizer that lets text through as it is, lone surrogates included: what the store does
+    when a payload still cannot be encoded must not depend on the sanitizer catching it."""
+
+    def text(self, value: str) -> str:
+        return value
+
+    def dumps_if_clean(self, value: object) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    def dumps(self, value: object, *, cleaned: bool = False) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+
+def test_a_lone_surrogate_in_one_of_six_concurrent_runs_loses_no_run(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = tmp_path / "t.db"
+    store = SQLiteTraceStore(db, sanitizer=_Verbatim(secrets=()))
+    flow = make_flow()
+    questions = ["What is a loop?"] * 5 + ["hello \udcff, what is a loop?"]
+
+    async def six() -> list[str]:
+        done = await asyncio.gather(*(flow.arun({"question": q}, hooks=[store]) for q in questions))
+        return [r.run_id for r in done]
+
+    ids = asyncio.run(six())
+    with caplog.at_level("WARNING", logger="agentflow.tracing"):
+        store.close()
+    with TraceReader(db) as reader:
+        runs = {r.run_id: r for r in reader.runs()}
+        assert set(runs) == set(ids)
+        assert {(r.status, r.spans) for r in runs.values()} == {("ok", 35)}
+        poisoned = reader.run(ids[-1])
+    assert poisoned.inputs == {"question": "hello \ufffd, what is a loop?"}
+    assert len(poisoned.spans) == 35
+    assert any(ids[-1] in r.getMessage() and "repaired" in r.getMessage() for r in caplog.records)
+
+
+class _Choking(Sanitizer):
+    """A sanitizer that fails on one run's payloads, as a bug or an odd object would make it."""
+
+    def dumps_if_clean(self, value: object) -> str | None:
+        if "BOOM" in repr(value):
+            raise RuntimeError("cannot turn this payload into JSON")
+        return super().dumps_if_clean(value)
+
+    def dumps(self, value: object, *, cleaned: bool = False) -> str:
+        if "BOOM" in repr(value):
+            raise RuntimeError("cannot turn this payload into JSON")
+        return super().dumps(value, cleaned=cleaned)
+
+
+def test_a_payload_the_sanitizer_cannot_prepare_is_stored_as_a_marker(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = tmp_path / "t.db"
+    store = SQLiteTraceStore(db, sanitizer=_Choking(secrets=()), flush_interval=60)
+    for r in range(3):
+        events = synthetic_events(1, run_id=f"run{r}")
+        if r == 1:
+            events[0].data["inputs"] = {"queries": "BOOM"}
+            next(e for e in events if e.kind == "model_call").data["response"] = "BOOM"
+        for e in events:
+            store.on_event(event=e)
+    with caplog.at_level("WARNING", logger="agentflow.tracing"):
+        store.close()
+    with TraceReader(db) as reader:
+        assert sorted(r.run_id for r in reader.runs()) == ["run0", "run1", "run2"]
+        run = reader.run("run1", with_data=True)
+    assert "cannot turn this payload into JSON" in run.inputs["__truncated__"]
+    (call,) = [sp for sp in run.spans if sp["kind"] == "model_call"]
+    assert call["data"]["__truncated__"].startswith("[unstorable payload: RuntimeError")
+    assert any("run run1" in r.getMessage() for r in caplog.records)
