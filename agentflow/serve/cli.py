@@ -29,7 +29,8 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="where to run (default: auto)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", default=8000, type=int, help="port (default: 8000)")
-    serve.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on /v1/*")
+    serve.add_argument("--api-key", default=None,
+                       help="require 'Authorization: Bearer KEY' on every route but /health and /metrics")
     serve.add_argument("--max-batch", default=32, type=_positive,
                        help="KV-cache slots = largest decode batch (default: 32)")
     serve.add_argument("--queue-limit", default=256, type=_positive,
@@ -40,6 +41,12 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument("--threads", default=None, type=_positive, help="CPU threads for torch (default: torch's)")
     serve.add_argument("--served-model-name", action="append", default=[], metavar="NAME",
                        help="another name requests may use for the model (repeatable; the directory name always works)")
+    serve.add_argument("--max-request-bytes", default=4 * 1024 * 1024, type=_positive, metavar="N",
+                       help="largest request body; larger ones get 413 (default: 4 MiB)")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="accept requests whose Host header is NAME (repeatable; '*.domain' or '*' too); "
+                            "loopback names are always accepted, and with --host 0.0.0.0 and no --allow-host "
+                            "any Host is (with a warning)")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.set_defaults(handler=run)  # what `agentflow node serve` calls
 
@@ -49,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from agentflow.serve.config import ModelLoadError
+    from agentflow.serve.guards import allowed_hosts
     from agentflow.serve.runtime import NodeSettings, load_node
     from agentflow.serve.server import create_app
 
@@ -57,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
         model_dir=args.model, device=args.device, host=args.host, port=args.port, api_key=args.api_key,
         max_batch=args.max_batch, queue_limit=args.queue_limit, max_len=args.max_len,
         cuda_graphs=not args.no_cuda_graphs, threads=args.threads, served_names=tuple(args.served_model_name),
+        max_request_bytes=args.max_request_bytes, allow_hosts=tuple(args.allow_host),
     )
     try:
+        allowed_hosts(settings.host, settings.allow_hosts)  # a bad pattern fails before the model loads
         node = load_node(settings)
     except (ModelLoadError, ValueError) as exc:
         logging.getLogger("agentflow.serve").error("%s", exc)

@@ -20,6 +20,8 @@ from typing import Any
 
 WHITESPACE = " \n\t"
 MAX_WS = 8
+MAX_DEPTH = 64
+"""Deepest schema nesting compiled (a bound on recursion for schemas sent in requests)."""
 MAX_DIGITS = 15
 _ANNOTATIONS = {
     "title", "description", "default", "examples", "$schema", "$id", "$comment", "format", "deprecated",
@@ -105,8 +107,21 @@ class _Compiler:
     def __init__(self, root: dict[str, Any]) -> None:
         self.root = root
         self.refs: dict[str, Node] = {}
+        self.depth = 0
 
     def node(self, s: Any, path: str) -> Node:
+        if self.depth >= MAX_DEPTH:
+            parts = path.split(".")
+            where = path if len(parts) <= 6 else ".".join([*parts[:3], "...", *parts[-2:]])
+            raise SchemaError(f"{where}: the schema is nested more than {MAX_DEPTH} levels deep, the limit for "
+                              "constrained decoding; flatten it or use $defs/$ref")
+        self.depth += 1
+        try:
+            return self._node(s, path)
+        finally:
+            self.depth -= 1
+
+    def _node(self, s: Any, path: str) -> Node:
         if s is True or s == {}:
             return ANY
         if not isinstance(s, dict):

@@ -122,6 +122,9 @@ class CompletionRequest(_Body):
     def _best_of(self) -> CompletionRequest:
         if self.best_of is not None and self.best_of != self.n:
             raise InvalidFieldError("best_of", "best_of other than n is not supported")
+        if isinstance(self.prompt, list) and not self.prompt:
+            raise InvalidFieldError("prompt", "the prompt list is empty; send a string, a list of strings, or token "
+                                              "ids")
         return self
 
     def prompts(self) -> list[str | list[int]]:

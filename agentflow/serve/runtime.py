@@ -37,6 +37,10 @@ class NodeSettings:
     threads: int | None = None
     served_names: tuple[str, ...] = ()
     """Extra names requests may use for the model (like vLLM's ``--served-model-name``)."""
+    max_request_bytes: int = 4 * 1024 * 1024
+    """Largest request body accepted; larger ones get 413 before they are parsed."""
+    allow_hosts: tuple[str, ...] = ()
+    """Host header names accepted besides loopback (see :func:`agentflow.serve.guards.allowed_hosts`)."""
 
 
 @dataclass

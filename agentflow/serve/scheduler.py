@@ -2,8 +2,10 @@
 
 One thread owns the :class:`~agentflow.serve.engine.Engine` and steps it while there is work; requests and
 aborts reach it through a thread-safe inbox, and each step's outputs go back to the event loop in one
-callback. Requests that have not started producing count against ``queue_limit``; past it, :meth:`submit`
-raises :class:`QueueFullError`, which the server answers with 503.
+callback. The node holds ``max_batch`` slots of running requests plus ``queue_limit`` waiting requests: a
+request counts as waiting only if the slots left by earlier requests (running, or accepted and about to
+run) cannot take it, so a burst of simultaneous arrivals gets exactly the room staggered ones get. Past
+that, :meth:`submit` raises :class:`QueueFullError`, which the server answers with 503.
 """
 
 from __future__ import annotations
@@ -66,7 +68,9 @@ class Scheduler:
         self.metrics = metrics or NodeMetrics()
         self._inbox: queue.Queue[tuple[str, object]] = queue.Queue()
         self._handles: dict[str, RequestHandle] = {}
-        self._waiting = 0
+        self._unstarted: dict[str, int] = {}  # accepted, no output yet, in arrival (= engine) order: slots wanted
+        self._held = 0  # slots of requests that have started and not finished every sample
+        self._waiting = 0  # accepted requests that will wait for slots (see _recount)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -87,19 +91,35 @@ class Scheduler:
 
     @property
     def waiting(self) -> int:
-        """Requests accepted that have not produced a token yet."""
+        """Requests accepted that wait for slots (those that already have slots to go to are not counted)."""
         return self._waiting
 
+    def _recount(self) -> int:
+        """Waiting requests, and the slots still free after those ahead of the queue (under ``_lock``).
+
+        The engine admits in arrival order and a request waits while the one ahead of it does not fit."""
+        free = self.engine.config.max_batch - self._held
+        waiting = 0
+        for wanted in self._unstarted.values():
+            if waiting == 0 and wanted <= free:
+                free -= wanted
+            else:
+                waiting += 1
+        self._waiting = waiting
+        return free if waiting == 0 else 0
+
     def submit(self, request: EngineRequest) -> RequestHandle:
-        """Queue a request; raises :class:`QueueFullError` when ``queue_limit`` requests already wait."""
+        """Queue a request; raises :class:`QueueFullError` when it would wait and ``queue_limit`` already do."""
         with self._lock:
-            if self._waiting >= self.queue_limit:
+            free = self._recount()
+            if request.n > free and self._waiting >= self.queue_limit:
                 self.metrics.record_rejected()
                 raise QueueFullError(
-                    f"the node's queue is full ({self._waiting} requests waiting, limit {self.queue_limit}); "
-                    "retry later"
+                    f"the node's queue is full ({self._waiting} requests waiting, limit {self.queue_limit}, and "
+                    f"all {self.engine.config.max_batch} slots taken); retry later"
                 )
-            self._waiting += 1
+            self._unstarted[request.request_id] = request.n
+            self._recount()
         handle = RequestHandle(self, request)
         self._handles[request.request_id] = handle
         self._inbox.put(("add", request))
@@ -164,10 +184,15 @@ class Scheduler:
             if not handle.started:
                 handle.started = True
                 with self._lock:
-                    self._waiting -= 1
+                    self._unstarted.pop(out.request_id, None)
+                    self._held += handle.request.n
+                    self._recount()
                 if out.finish_reason != "abort":
                     self.metrics.record_first_token(now - handle.request.arrival, out.prompt_tokens)
             if out.finish_reason is not None:
+                with self._lock:
+                    self._held -= 1
+                    self._recount()
                 handle.engine_remaining -= 1
                 if handle.engine_remaining == 0:
                     self._handles.pop(out.request_id, None)
@@ -179,8 +204,10 @@ class Scheduler:
             handle = self._handles.pop(request_id, None)
             if handle is None:
                 continue
-            if not handle.started:
-                with self._lock:
-                    self._waiting -= 1
+            with self._lock:
+                self._unstarted.pop(request_id, None)
+                if handle.started:
+                    self._held -= handle.engine_remaining
+                self._recount()
             self.metrics.record_finish("error", time.monotonic() - handle.request.arrival)
             handle.queue.put_nowait(exc)

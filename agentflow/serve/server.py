@@ -2,31 +2,43 @@
 
 ``/v1/completions`` and ``/v1/chat/completions`` (JSON or SSE streams), ``/v1/models``, ``/health`` and
 ``/metrics`` (Prometheus text). The model name in requests is the model directory's name. With an API key
-set, ``/v1/*`` needs ``Authorization: Bearer <key>``; ``/health`` and ``/metrics`` stay open for probes and
-scrapers. A client that disconnects, streaming or not, has its request aborted and its slots freed.
+set, every route needs ``Authorization: Bearer <key>`` (the API docs ``/docs``, ``/redoc`` and
+``/openapi.json`` too) except ``/health`` and ``/metrics``, which stay open for probes and scrapers and
+show no prompts. A client that disconnects, streaming or not, has its request aborted and its slots freed.
+
+In front of the routes (:mod:`agentflow.serve.guards`): the Host header must name this server (DNS
+rebinding), then the key, then the body size (413 past ``max_request_bytes``, before parsing). Prompts are
+tokenized on a worker thread, never on the event loop, and a prompt with more characters than the context
+could ever hold is refused before it is tokenized, so one huge prompt cannot stall ``/health`` or others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import secrets
+import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentflow.serve.engine import EngineRequest, StepOutput
+from agentflow.serve.guards import BodyLimit, HostGuard, KeyGuard, allowed_hosts, unchecked_warning
 from agentflow.serve.json_schema import Grammar, SchemaError, compile_schema
 from agentflow.serve.protocol import ChatRequest, CompletionRequest, InvalidFieldError, error_body
 from agentflow.serve.responses import Kind, ResponseBuilder
 from agentflow.serve.runtime import NodeRuntime
 from agentflow.serve.scheduler import EngineFailedError, QueueFullError, RequestHandle
 from agentflow.serve.tokenizer import NoChatTemplateError
+
+log = logging.getLogger(__name__)
+OPEN_PATHS = ("/health", "/metrics")
+"""Routes that answer without the API key: probes and scrapers; neither shows a prompt."""
 
 
 class HTTPError(Exception):
@@ -53,34 +65,23 @@ def create_app(node: NodeRuntime) -> FastAPI:
         node.scheduler.stop()
 
     app = FastAPI(title="agentflow node", lifespan=lifespan)
-    api_key = node.settings.api_key
+    settings = node.settings
+    _add_guards(app, settings.host, settings.allow_hosts, settings.api_key, settings.max_request_bytes)
 
     @app.exception_handler(HTTPError)
     async def _http_error(request: Request, exc: HTTPError) -> JSONResponse:
         headers = {"Retry-After": "1"} if exc.status == 503 else None
         return JSONResponse(error_body(exc.message, kind=exc.kind, param=exc.param), exc.status, headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _starlette_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(error_body(str(exc.detail), kind="invalid_request_error"), exc.status_code,
+                            headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        cause = (first.get("ctx") or {}).get("error")
-        if isinstance(cause, InvalidFieldError):
-            return JSONResponse(error_body(str(cause), kind="invalid_request_error", param=cause.field), 400)
-        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-        param = ".".join(loc) or None
-        message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
-        if "input" in first and param:
-            message = f"{message} (got {json.dumps(first['input'], default=str)[:200]})"
-        return JSONResponse(error_body(f"{param}: {message}" if param else message,
-                                       kind="invalid_request_error", param=param), 400)
-
-    def check_auth(request: Request) -> None:
-        if api_key is None:
-            return
-        header = request.headers.get("authorization", "")
-        if not secrets.compare_digest(header.encode(), f"Bearer {api_key}".encode()):
-            raise HTTPError(401, "missing or wrong API key (send 'Authorization: Bearer <key>')",
-                            kind="authentication_error")
+        message, param = validation_message(exc.errors(), exc.body)
+        return JSONResponse(error_body(message, kind="invalid_request_error", param=param), 400)
 
     def check_model(name: str) -> None:
         if name not in node.names:
@@ -96,8 +97,7 @@ def create_app(node: NodeRuntime) -> FastAPI:
         return PlainTextResponse(node.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/models")
-    async def models(request: Request) -> dict[str, Any]:
-        check_auth(request)
+    async def models() -> dict[str, Any]:
         return {"object": "list", "data": [
             {"id": name, "object": "model", "created": 0, "owned_by": "agentflow", "max_model_len": node.context_len}
             for name in node.names
@@ -105,20 +105,18 @@ def create_app(node: NodeRuntime) -> FastAPI:
 
     @app.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> Response:
-        check_auth(request)
         check_model(body.model)
-        prompts = [_encode_prompt(node, p) for p in body.prompts()]
+        prompts = [await _encode_prompt(node, p) for p in body.prompts()]
         return await _generate(node, request, body, prompts, "completion", body.logprobs)
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(body: ChatRequest, request: Request) -> Response:
-        check_auth(request)
         check_model(body.model)
         try:
-            prompt = node.tokenizer.encode_chat(body.rendered_messages())
-        except NoChatTemplateError as exc:
-            raise _invalid("messages", str(exc)) from exc
-        except ValueError as exc:
+            messages = body.rendered_messages()
+            _check_text(node, "messages", "".join(m["content"] for m in messages))
+            prompt = await asyncio.to_thread(node.tokenizer.encode_chat, messages)
+        except (NoChatTemplateError, ValueError) as exc:
             raise _invalid("messages", str(exc)) from exc
         logprobs = (body.top_logprobs or 0) if body.logprobs else None
         return await _generate(node, request, body, [prompt], "chat", logprobs)
@@ -126,9 +124,72 @@ def create_app(node: NodeRuntime) -> FastAPI:
     return app
 
 
-def _encode_prompt(node: NodeRuntime, prompt: str | list[int]) -> list[int]:
+def _add_guards(app: FastAPI, host: str, allow: tuple[str, ...], api_key: str | None, max_bytes: int) -> None:
+    """Host check outermost, then the key, then the body size (middlewares added last run first)."""
+    def error(message: str) -> dict[str, Any]:
+        return error_body(message, kind="invalid_request_error")
+
+    def auth_error(message: str) -> dict[str, Any]:
+        return error_body(message, kind="authentication_error")
+
+    warning = unchecked_warning(host, allow, "--allow-host")
+    if warning:
+        log.warning("%s", warning)
+    app.add_middleware(BodyLimit, max_bytes=max_bytes, error=error, option="--max-request-bytes")
+    app.add_middleware(KeyGuard, api_key=api_key, open_paths=OPEN_PATHS, error=auth_error)
+    app.add_middleware(HostGuard, allowed=allowed_hosts(host, allow), error=error, option="--allow-host")
+
+
+def validation_message(errors: Sequence[Any], body: Any) -> tuple[str, str | None]:
+    """An OpenAI-style message and ``param`` for Pydantic/FastAPI validation errors: the field's dotted path
+    (union member tags left out), every reason given for it, and what was sent; bad JSON says where."""
+    first = errors[0]
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, InvalidFieldError):
+        return str(cause), cause.field
+    if first.get("type") == "json_invalid":
+        where = ""
+        pos = first.get("loc", ("body", None))[-1]
+        if isinstance(pos, int) and isinstance(body, str):
+            line, column = body.count("\n", 0, pos) + 1, pos - body.rfind("\n", 0, pos)
+            where = f" at line {line} column {column}"
+        return f"request body is not valid JSON: {cause or first.get('msg')}{where}", None
+    param = _field_path(first.get("loc", ()))
+    reasons = [str(e.get("msg", "invalid")).removeprefix("Value error, ") for e in errors
+               if _field_path(e.get("loc", ())) == param]
+    message = "; or ".join(dict.fromkeys(reasons)) if len(reasons) > 1 else reasons[0]
+    if "input" in first and param:
+        message = f"{message} (got {json.dumps(first['input'], default=str)[:200]})"
+    return (f"{param}: {message}" if param else message), param
+
+
+def _field_path(loc: Sequence[Any]) -> str | None:
+    """``body.messages.0.role`` -> ``messages.0.role``; Pydantic's union tags (``str``, ``list[int]``) dropped."""
+    parts = [str(p) for p in loc if p != "body" and not (isinstance(p, str) and (p in _TYPE_TAGS or "[" in p))]
+    return ".".join(parts) or None
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "dict", "list", "none", "null"})
+
+
+def _check_text(node: NodeRuntime, field: str, text: str) -> None:
+    """Refuse, before tokenizing, text that cannot fit in the context or cannot be encoded."""
+    limit = node.context_len * node.tokenizer.max_token_chars
+    if len(text) > limit:
+        raise _invalid(field, f"the prompt has {len(text)} characters, more than the {limit} that could fit in the "
+                              f"model's context of {node.context_len} tokens (no token here is longer than "
+                              f"{node.tokenizer.max_token_chars} characters); shorten it")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _invalid(field, f"the text has a lone surrogate ({text[exc.start]!r}) at character {exc.start}; "
+                              "send valid Unicode") from None
+
+
+async def _encode_prompt(node: NodeRuntime, prompt: str | list[int]) -> list[int]:
     if isinstance(prompt, str):
-        return node.tokenizer.encode(prompt)
+        _check_text(node, "prompt", prompt)
+        return await asyncio.to_thread(node.tokenizer.encode, prompt)
     bad = [t for t in prompt if not 0 <= t < node.spec.vocab_size]
     if bad:
         raise _invalid("prompt", f"token ids {bad[:5]} are outside the vocabulary [0, {node.spec.vocab_size})")

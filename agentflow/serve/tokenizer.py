@@ -7,6 +7,7 @@ stop string is held back from a stream until it is known not to be one.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,13 @@ class Tokenizer:
     def has_chat_template(self) -> bool:
         """Whether chat messages can be rendered."""
         return bool(getattr(self.hf, "chat_template", None))
+
+    @functools.cached_property
+    def max_token_chars(self) -> int:
+        """An upper bound on the characters one token stands for (its longest vocabulary entry, special tokens
+        included): a text longer than ``context * max_token_chars`` cannot fit, so it is refused untokenized."""
+        pieces = self.hf.convert_ids_to_tokens(list(range(len(self.hf))))
+        return max((len(p) for p in pieces if isinstance(p, str)), default=1) or 1
 
     def encode(self, text: str) -> list[int]:
         """Token ids of a completion prompt, with the model's usual special tokens (such as BOS)."""

@@ -8,6 +8,9 @@ static shell whose script fetches the JSON API below; everything it loads ships 
 - ``GET /api/runs/{run_id}``: the run, its declared graph and its spans (no payloads), columnar
 - ``GET /api/runs/{run_id}/spans/{seq}``: one span with its payload, and its child spans'
 - ``GET /api/runs/{run_id}/citations``: the answer's citations next to their passages
+
+Requests whose Host header does not name this server are refused (403), so a web page cannot read the
+traces by re-pointing its own DNS name at 127.0.0.1 (DNS rebinding); see :func:`create_app`.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ import hashlib
 import json
 import mimetypes
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, Response
 
+from agentflow.errors import ConfigError
+from agentflow.serve.guards import HostGuard, allowed_hosts
 from agentflow.tracing.query import (
     RUN_STATUSES,
     SORT_COLUMNS,
@@ -32,6 +38,8 @@ from agentflow.tracing.query import (
 from agentflow.ui.citations import resolve
 
 STATIC = Path(__file__).parent / "static"
+SQLITE_INT_MAX = 2**63 - 1
+"""Largest integer SQLite stores: a bigger number cannot name a row (and would overflow the query)."""
 
 
 class _Readers:
@@ -42,17 +50,22 @@ class _Readers:
         self._local = threading.local()
 
     def get(self) -> TraceReader | None:
+        """The thread's reader; None while there are no traces yet. Readers open the store
+        read-only, so a viewer needs no write access to it."""
         reader = getattr(self._local, "reader", None)
         if reader is None:
-            if not self.path.exists():
+            try:
+                reader = self._local.reader = TraceReader(self.path)
+            except TraceNotFoundError:
                 return None
-            reader = self._local.reader = TraceReader(self.path)
+            except ConfigError as exc:  # not a trace database, or not readable
+                raise HTTPException(503, str(exc)) from None
         return reader
 
     def require(self) -> TraceReader:
         reader = self.get()
         if reader is None:
-            raise HTTPException(404, f"no trace store at {self.path}; run a workflow first")
+            raise HTTPException(404, f"no traces at {self.path} yet; run a workflow first")
         return reader
 
 
@@ -78,10 +91,18 @@ def static_files() -> dict[str, tuple[bytes, str]]:
     return out
 
 
-def create_app(db_path: str | Path = ".agentflow/traces.db") -> FastAPI:
-    """The trace viewer app over the trace database at ``db_path``."""
+def create_app(
+    db_path: str | Path = ".agentflow/traces.db", *, host: str = "127.0.0.1", allow_hosts: Sequence[str] = (),
+) -> FastAPI:
+    """The trace viewer app over the trace database at ``db_path``, served on ``host``.
+
+    It answers only requests whose Host header is a loopback name, ``host`` itself or one of
+    ``allow_hosts`` (``--allow-host``; see :func:`agentflow.serve.guards.allowed_hosts`).
+    """
     readers = _Readers(Path(db_path))
     app = FastAPI(title="agentflow traces", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(HostGuard, allowed=allowed_hosts(host, allow_hosts), error=lambda m: {"detail": m},
+                       option="--allow-host")
     app.state.db_path = Path(db_path)
     # static files live under a path that changes with their content, so browsers may keep them
     # for good: a page load asks the server for the page and the data only. They are small and
@@ -111,7 +132,7 @@ def create_app(db_path: str | Path = ".agentflow/traces.db") -> FastAPI:
         sort: str = "time",
         order: str = "desc",
         limit: int = Query(200, ge=1, le=5_000),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=SQLITE_INT_MAX),
     ) -> dict[str, Any]:
         if sort not in SORT_COLUMNS:
             raise HTTPException(400, f"unknown sort {sort!r}; valid: {', '.join(SORT_COLUMNS)}")
@@ -143,6 +164,8 @@ def create_app(db_path: str | Path = ".agentflow/traces.db") -> FastAPI:
         reader = readers.require()
         try:
             run_id = reader.resolve(run_id)
+            if not 0 <= seq <= SQLITE_INT_MAX:
+                raise TraceNotFoundError(f"run {run_id!r} has no span #{seq}")
             span = reader.span(run_id, seq)
         except TraceNotFoundError as exc:
             raise HTTPException(404, str(exc)) from None

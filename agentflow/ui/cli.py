@@ -18,6 +18,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--port", type=int, default=8737, help="port (default 8737)")
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host header is NAME (repeatable; '*.domain' or '*' too); "
+                        "loopback names always work, and with --host 0.0.0.0 and no --allow-host any Host "
+                        "does (with a warning)")
     p.add_argument("--db", metavar="PATH",
                    help="trace database (default: $AGENTFLOW_TRACES_DB or .agentflow/traces.db)")
     p.set_defaults(handler=run)
@@ -36,6 +40,13 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         print(f"agentflow: error: --port must be 1-65535, got {args.port}", file=sys.stderr)
         return EXIT_USAGE
+    from agentflow.serve.guards import allowed_hosts, unchecked_warning
+
+    try:
+        allowed_hosts(args.host, args.allow_host)
+    except ValueError as exc:
+        print(f"agentflow: error: --allow-host: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     db = args.db or default_db_path()
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"agentflow traces from {db}: http://{host}:{args.port}  (Ctrl+C to stop)",
@@ -43,5 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print("warning: the viewer has no authentication and traces hold prompts and answers; "
               f"anyone who can reach {args.host}:{args.port} can read them", file=sys.stderr)
-    serve(db, host=args.host, port=args.port)
+    warning = unchecked_warning(args.host, args.allow_host, "--allow-host")
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    serve(db, host=args.host, port=args.port, allow_hosts=args.allow_host)
     return EXIT_OK

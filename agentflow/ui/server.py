@@ -2,12 +2,15 @@
 
 The viewer listens on 127.0.0.1 unless told otherwise: traces hold prompts and answers, and the
 API has no authentication, so exposing it on a network is an explicit choice (``--host 0.0.0.0``).
+Requests must name the server in their Host header: a loopback name, the bound address, or a name
+given with ``allow_hosts`` (``--allow-host``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,11 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8737
 
 
-def serve(db_path: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+def serve(db_path: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          allow_hosts: Sequence[str] = ()) -> None:
     """Serve the viewer until interrupted."""
-    uvicorn.run(create_app(db_path), host=host, port=port, log_level="warning", access_log=False)
+    app = create_app(db_path, host=host, allow_hosts=allow_hosts)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 class ServerThread:
@@ -31,8 +36,10 @@ class ServerThread:
     ...     print(server.url)
     """
 
-    def __init__(self, db_path: str | Path, *, host: str = DEFAULT_HOST, port: int = 0) -> None:
-        config = uvicorn.Config(create_app(db_path), host=host, port=port, log_level="warning",
+    def __init__(self, db_path: str | Path, *, host: str = DEFAULT_HOST, port: int = 0,
+                 allow_hosts: Sequence[str] = ()) -> None:
+        app = create_app(db_path, host=host, allow_hosts=allow_hosts)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="agentflow-ui", daemon=True)

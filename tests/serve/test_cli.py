@@ -32,6 +32,14 @@ def test_serve_options_and_defaults() -> None:
     assert args.served_model_name == ["a", "b"]
 
 
+def test_body_limit_and_allowed_host_options() -> None:
+    args = parse("node", "serve", "--model", "m")
+    assert (args.max_request_bytes, args.allow_host) == (4 * 1024 * 1024, [])
+    args = parse("node", "serve", "--model", "m", "--max-request-bytes", "1000", "--allow-host", "a.lan",
+                 "--allow-host", "*.corp.example")
+    assert (args.max_request_bytes, args.allow_host) == (1000, ["a.lan", "*.corp.example"])
+
+
 def test_the_agentflow_command_runs_node_serve() -> None:
     from agentflow.cli import build_parser
     from agentflow.serve.cli import run

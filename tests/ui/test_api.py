@@ -110,3 +110,36 @@ def test_the_ui_command_listens_on_localhost_unless_told_otherwise() -> None:
     assert (args.host, args.port, args.db) == ("0.0.0.0", 9000, "x.db")
     bad = parser.parse_args(["ui", "--port", "0"])
     assert bad.handler(bad) == 2
+
+
+def test_numbers_too_big_for_sqlite_are_not_found_instead_of_failing(viewer: Viewer) -> None:
+    run = viewer.ids["ok"]
+    for seq in ("99999999999999999999999", "-1", str(2**63)):
+        assert "has no span" in get(viewer, f"/api/runs/{run}/spans/{seq}", 404)["detail"]
+    assert get(viewer, "/api/runs?offset=99999999999999999999999", 422)["detail"][0]["loc"] == ["query", "offset"]
+    assert get(viewer, "/api/runs?offset=1000000")["runs"] == []
+
+
+def test_requests_naming_another_host_are_refused(viewer: Viewer) -> None:
+    port = viewer.url.rsplit(":", 1)[1]
+    response = httpx.get(viewer.url + "/api/runs", headers={"Host": "attacker.example"})
+    assert response.status_code == 403
+    detail = response.json()["detail"]
+    assert "'attacker.example'" in detail and "127.0.0.1, localhost, [::1]" in detail
+    assert httpx.get(viewer.url + "/", headers={"Host": "attacker.example:8737"}).status_code == 403
+    for host in (f"localhost:{port}", f"[::1]:{port}", "127.0.0.1"):
+        assert httpx.get(viewer.url + "/api/runs", headers={"Host": host}).status_code == 200, host
+
+
+def test_allowed_host_names_are_added_with_allow_host(tmp_path: Path) -> None:
+    from agentflow.ui.server import ServerThread
+
+    with ServerThread(tmp_path / "none.db", allow_hosts=["traces.lan"]) as server:
+        assert httpx.get(server.url + "/api/runs", headers={"Host": "traces.lan:8737"}).status_code == 200
+        assert httpx.get(server.url + "/api/runs", headers={"Host": "other.lan"}).status_code == 403
+    parser = argparse.ArgumentParser()
+    ui_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["ui", "--allow-host", "a.lan", "--allow-host", "*.corp.example"])
+    assert args.allow_host == ["a.lan", "*.corp.example"]
+    bad = parser.parse_args(["ui", "--allow-host", "a.*.example"])
+    assert bad.handler(bad) == 2
