@@ -11,10 +11,12 @@ NumPy and many to torch, so a warm run never imports torch.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _models: dict[str, Any] = {}
 
@@ -64,17 +66,33 @@ class EmbeddingCache:
 
     A corpus is embedded once: later runs find its sentences' vectors here and load the model
     only for texts they have not seen. Vectors are float32, unit length.
+
+    The cache is an optimisation, never a reason for a run to fail: when it cannot be read or
+    written (a full disk, a read-only folder, a database locked for more than 30 s) it
+    logs one warning and the process goes on without it.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         import sqlite3
         from pathlib import Path
 
+        self.path = str(path)
+        self.disabled: str | None = None
+        """Why the cache was switched off in this process, if it was."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB)")
         self._lock = threading.Lock()
+
+    def _disable(self, doing: str, exc: Exception) -> None:
+        if self.disabled is None:
+            self.disabled = f"{doing}: {exc}"
+            log.warning(
+                "embedding cache %s: cannot %s (%s); going on without it (vectors are computed "
+                "again). Set AGENTFLOW_EMBEDDING_CACHE to another file, or to 'off'",
+                self.path, doing, exc,
+            )
 
     @staticmethod
     def key(text: str) -> bytes:
@@ -83,29 +101,45 @@ class EmbeddingCache:
         return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
     def get_many(self, texts: list[str]) -> dict[str, Any]:
+        import sqlite3
+
         import numpy as np
 
         keys = {self.key(t): t for t in texts}
         found: dict[str, Any] = {}
         items = list(keys)
-        with self._lock:
-            for i in range(0, len(items), 500):
-                batch = items[i : i + 500]
-                marks = ",".join("?" * len(batch))
-                for key, blob in self._db.execute(
-                        f"SELECT key, vec FROM vectors WHERE key IN ({marks})", batch):
-                    found[keys[key]] = np.frombuffer(blob, dtype=np.float32)
+        if self.disabled is not None:
+            return found
+        try:
+            with self._lock:
+                for i in range(0, len(items), 500):
+                    batch = items[i : i + 500]
+                    marks = ",".join("?" * len(batch))
+                    for key, blob in self._db.execute(
+                            f"SELECT key, vec FROM vectors WHERE key IN ({marks})", batch):
+                        found[keys[key]] = np.frombuffer(blob, dtype=np.float32)
+        except (sqlite3.Error, OSError) as exc:
+            self._disable("read", exc)
+            return {}
         return found
 
     def put_many(self, pairs: list[tuple[str, Any]]) -> None:
+        import sqlite3
+
         import numpy as np
 
+        if self.disabled is not None:
+            return
         rows = [(self.key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in pairs]
-        with self._lock, self._db:
-            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
+        try:
+            with self._lock, self._db:
+                self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
+        except (sqlite3.Error, OSError) as exc:
+            self._disable("write", exc)
 
 
 _caches: dict[str, EmbeddingCache] = {}
+_unusable: set[str] = set()
 
 
 def embedding_cache() -> EmbeddingCache | None:
@@ -121,7 +155,11 @@ def embedding_cache() -> EmbeddingCache | None:
         if path not in _caches:
             try:
                 _caches[path] = EmbeddingCache(path)
-            except (OSError, sqlite3.Error):
+            except (OSError, sqlite3.Error) as exc:
+                if path not in _unusable:
+                    _unusable.add(path)
+                    log.warning("embedding cache %s: cannot open it (%s); going on without it",
+                                path, exc)
                 return None
         return _caches[path]
 

@@ -47,6 +47,7 @@ class CollectionSpec(BaseModel):
     """For .jsonl sources: which fields hold the text, title and id."""
     store: str | None = None
     """Where the collection lives: None for the embedded store under ``.agentflow/qdrant``,
+    ``embedded:PATH`` for the embedded store under another folder (another disk, say),
     ``http(s)://host:6333`` for a Qdrant server or cluster, ``memory`` for tests, or
     ``local:PATH`` for qdrant-client's local mode."""
     prune: bool = True
@@ -85,6 +86,10 @@ def open_store(
         from agentflow.retrieval.edge import EdgeStore
 
         return EdgeStore(collection, Path(base_dir) / EMBEDDED_ROOT)
+    if store.startswith("embedded:") and store.removeprefix("embedded:"):
+        from agentflow.retrieval.edge import EdgeStore
+
+        return EdgeStore(collection, Path(base_dir) / store.removeprefix("embedded:"))
     if store == "memory":
         from agentflow.retrieval.memory import MemoryStore
 
@@ -103,7 +108,7 @@ def open_store(
         )
     raise RetrievalError(
         f"unknown store {store!r} for collection {collection!r}; use 'embedded' (the default), "
-        "'memory', 'local:PATH' or a Qdrant URL (http://host:6333)"
+        "'embedded:PATH', 'memory', 'local:PATH' or a Qdrant URL (http://host:6333)"
     )
 
 

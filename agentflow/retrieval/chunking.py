@@ -2,7 +2,10 @@
 
 "Tokens" here are whitespace-separated words, counted without a model's tokenizer so chunking is
 fast and does not depend on the embedder; a word is about 1.3 word pieces of MiniLM's tokenizer,
-so the default 180 words stay inside its 256-piece window. Every chunk keeps its exact text from
+so the default 180 words stay inside its 256-piece window. A run of more than
+:data:`MAX_WORD_CHARS` characters without whitespace (a URL, base64, a minified line) counts as one
+word per :data:`MAX_WORD_CHARS` characters and may be cut between them, so no chunk grows past
+``size * MAX_WORD_CHARS`` characters plus its whitespace. Every chunk keeps its exact text from
 the document (whitespace included) and the character offset where it starts.
 """
 
@@ -22,7 +25,7 @@ ChunkerName = Literal["auto", "tokens", "markdown", "sentences"]
 CHUNKERS: tuple[ChunkerName, ...] = ("auto", "tokens", "markdown", "sentences")
 
 
-CHUNKING_VERSION = 2
+CHUNKING_VERSION = 3
 """Bumped when a chunker cuts differently, so stores built by the old one re-ingest."""
 
 
@@ -63,7 +66,9 @@ class Piece:
     """Heading path (``Guide > Install > Linux``) for markdown and HTML."""
 
 
-_WORD = re.compile(r"\S+")
+MAX_WORD_CHARS = 32
+"""Longest run of non-space characters counted as one word; longer runs are hard-split."""
+_WORD = re.compile(rf"\S{{1,{MAX_WORD_CHARS}}}")
 
 
 def chunk(doc: Document, config: ChunkingConfig) -> list[Piece]:

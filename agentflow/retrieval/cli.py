@@ -54,8 +54,8 @@ def add_parser(subparsers: Any) -> None:
         "--store",
         default=None,
         metavar="URL",
-        help="a Qdrant URL (http://host:6333; key from QDRANT_API_KEY), or 'embedded' "
-        "(default: .agentflow/qdrant under --root)",
+        help="a Qdrant URL (http://host:6333; key from QDRANT_API_KEY), 'embedded' "
+        "(default: .agentflow/qdrant under --root) or 'embedded:PATH' (another folder)",
     )
     parser.add_argument(
         "--embedder", default="minilm", help="minilm (default, offline) or a LiteLLM model name"

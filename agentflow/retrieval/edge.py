@@ -8,7 +8,11 @@ applied whole or not at all. qdrant-client's local mode, by contrast, scans ever
 Python; see docs/concepts/retrieval.md for the measurements behind this choice.
 
 An edge shard is opened once per process (its WAL is locked); stores on the same directory share
-the open shard.
+the open shard. A second process that opens it waits for the lock (``lock_timeout``, by default
+``$AGENTFLOW_STORE_LOCK_TIMEOUT`` or 30 s), then fails naming the process that holds it: each
+holder writes its pid to ``.<collection>.lock`` beside the shard. Before each step that allocates
+disk space the store checks that the space is free (:mod:`agentflow.retrieval.disk`): the engine's
+memory-mapped files would otherwise kill the process with SIGBUS on a full disk.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import asyncio
 import atexit
 import shutil
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agentflow.errors import RetrievalError
+from agentflow.retrieval import disk
+from agentflow.retrieval.holders import LOCK_TIMEOUT_ENV, claim, holder, lock_timeout, release
 from agentflow.retrieval.store import (
     DENSE,
     SPARSE,
@@ -40,6 +47,8 @@ T = TypeVar("T")
 
 _INDEXED = ("source", "file", "doc_hash")
 _SHARDS: dict[str, Any] = {}
+_OWNED: dict[str, Path | None] = {}
+"""Shard key -> the pid file this process wrote for it (None where it could not)."""
 _LOCK = threading.Lock()
 
 
@@ -47,13 +56,14 @@ def _close_shards() -> None:
     """Close every open shard (each flushes what it holds); run at exit, so that a process that
     leaves without tearing its modules down (``agentflow`` commands do) still closes them."""
     with _LOCK:
-        shards = list(_SHARDS.values())
+        shards = list(_SHARDS.items())
         _SHARDS.clear()
-    for shard in shards:
+    for key, shard in shards:
         try:
             shard.close()
         except Exception:  # closing at exit: nothing to report to, the next open recovers
             pass
+        release(_OWNED.pop(key, None))
 
 
 atexit.register(_close_shards)
@@ -65,13 +75,34 @@ def _qe() -> Any:
     return qdrant_edge
 
 
-class EdgeStore:
-    """A collection in an embedded Qdrant edge shard at ``root/<collection>``."""
+class _Busy(Exception):
+    """The shard's WAL is locked by another process."""
 
-    def __init__(self, collection: str, root: str | Path = ".agentflow/qdrant") -> None:
+
+def _is_locked(exc: BaseException) -> bool:
+    # qdrant-edge reports a held WAL lock as "Can't init WAL: Kind(WouldBlock)"
+    return "WouldBlock" in str(exc)
+
+
+class EdgeStore:
+    """A collection in an embedded Qdrant edge shard at ``root/<collection>``.
+
+    ``lock_timeout``: seconds to wait when another process holds the shard open (default
+    :func:`lock_timeout`).
+    """
+
+    def __init__(
+        self,
+        collection: str,
+        root: str | Path = ".agentflow/qdrant",
+        *,
+        lock_timeout: float | None = None,
+    ) -> None:
         self.collection = check_collection_name(collection)
         self.path = Path(root) / collection
         self.location = str(self.path)
+        self.lock_timeout = lock_timeout
+        self._created = False
 
     # -- the shard -----------------------------------------------------------------------
 
@@ -81,53 +112,125 @@ class EdgeStore:
         except RetrievalError:
             raise
         except Exception as exc:  # qdrant-edge raises plain Exception for every engine error
-            raise RetrievalError(
-                f"embedded Qdrant failed to {what} collection {self.collection!r} at "
-                f"{self.location}: {exc}"
-            ) from exc
+            raise self._error(what, exc) from exc
+
+    def _error(self, what: str, exc: Exception) -> RetrievalError:
+        hint = ""
+        if "os error 28" in str(exc) or "No space left" in str(exc):
+            hint = "; the disk is full: free some space, or put the collection on another disk"
+        return RetrievalError(
+            f"embedded Qdrant failed to {what} collection {self.collection!r} at "
+            f"{self.location}: {exc}{hint}"
+        )
 
     def _has_data(self) -> bool:
         return self.path.is_dir() and any(self.path.iterdir())
 
-    def _shard(self, *, required: bool = True) -> Any:
+    async def _shard(self, *, required: bool = True) -> Any:
+        """The open shard; waits (with backoff) while another process holds it."""
         key = str(self.path.resolve())
-        with _LOCK:
-            shard = _SHARDS.get(key)
-            if shard is not None:
-                return shard
-            if not self._has_data():
-                if required:
-                    raise RetrievalError(
-                        f"collection {self.collection!r} does not exist at {self.location}; "
-                        f"create it with `agentflow ingest PATH... --collection {self.collection}`"
-                    )
-                return None
-            shard = self._call("open", lambda: _qe().EdgeShard.load(str(self.path)))
-            _SHARDS[key] = shard
+        shard = _SHARDS.get(key)
+        if shard is not None:  # the common case: open already, no lock to take
             return shard
+        started, delay = time.monotonic(), 0.05
+        timeout = self.lock_timeout if self.lock_timeout is not None else lock_timeout()
+        while True:
+            with _LOCK:
+                shard = _SHARDS.get(key)
+                if shard is not None:
+                    return shard
+                if not self._has_data():
+                    if required:
+                        raise RetrievalError(
+                            f"collection {self.collection!r} does not exist at {self.location}; "
+                            f"create it with `agentflow ingest PATH... --collection "
+                            f"{self.collection}`"
+                        )
+                    return None
+                try:
+                    shard = self._load()
+                except _Busy:
+                    pass
+                else:
+                    _SHARDS[key] = shard
+                    _OWNED[key] = claim(self.path)
+                    return shard
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                raise self._locked_error(waited)
+            await asyncio.sleep(min(delay, timeout - waited))
+            delay = min(delay * 2, 1.0)
+
+    def _load(self) -> Any:
+        disk.require_space(
+            self.path, disk.open_need(self.path), f"open collection {self.collection!r}"
+        )
+        try:
+            return _qe().EdgeShard.load(str(self.path))
+        except Exception as exc:
+            if _is_locked(exc):
+                raise _Busy() from exc
+            raise self._error("open", exc) from exc
+
+    def _locked_error(self, waited: float) -> RetrievalError:
+        return RetrievalError(
+            f"collection {self.collection!r} at {self.location} is locked by "
+            f"{holder(self.path)}; waited {waited:.0f}s. An embedded collection can be open in "
+            "one process at a time: wait for that one to finish, wait longer "
+            f"(${LOCK_TIMEOUT_ENV}, seconds), or share the collection through a Qdrant server "
+            "(`store: http://host:6333`)"
+        )
 
     async def exists(self) -> bool:
-        return self._shard(required=False) is not None
+        return await self._shard(required=False) is not None
 
     async def create(self, dense_dim: int) -> None:
-        shard = self._shard(required=False)
+        shard = await self._shard(required=False)
         if shard is not None:
             self._check_dim(shard, dense_dim)
             return
+        disk.require_space(
+            self.path, disk.NEW_SHARD + disk.MARGIN, f"create collection {self.collection!r}"
+        )
         qe = _qe()
         config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
         self.path.mkdir(parents=True, exist_ok=True)
-        shard = self._call("create", lambda: qe.EdgeShard.create(str(self.path), config))
+        try:
+            shard = qe.EdgeShard.create(str(self.path), config)
+        except Exception as exc:
+            if not _is_locked(exc) and "already" not in str(exc):
+                raise self._error("create", exc) from exc
+            # another process created it meanwhile: open theirs once they let go of it
+            self._check_dim(await self._shard(), dense_dim)
+            return
         indexes = [
             qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
             for name in _INDEXED
         ]
-        self._call("index", lambda: [shard.update(op) for op in indexes])
+        key = str(self.path.resolve())
         with _LOCK:
-            _SHARDS[str(self.path.resolve())] = shard
+            _SHARDS[key] = shard
+            _OWNED[key] = claim(self.path)
+        self._call("index", lambda: [shard.update(op) for op in indexes])
+        self._created = True
+
+    async def _check_reopen(self) -> None:
+        """After the first write to a shard this store created (which makes the engine's files):
+        drop it again unless there is the space to open it later (on tmpfs opening fills those
+        files), rather than leave a collection that no later run can open."""
+        self._created = False
+        try:
+            disk.require_space(
+                self.path,
+                disk.open_need(self.path),
+                f"open collection {self.collection!r} (which every later run does)",
+            )
+        except RetrievalError:
+            await self.drop()
+            raise
 
     def _check_dim(self, shard: Any, dense_dim: int) -> None:
         dim = self._dim(shard)
@@ -162,20 +265,38 @@ class EdgeStore:
             )
             for r in records
         ]
-        shard = self._shard()
+        shard = await self._shard()
+        dims = sum(len(r.dense) + 2 * len(r.sparse.indices) for r in records)
+        texts = sum(len(str(r.payload.get("text", ""))) for r in records)
+        disk.require_space(
+            self.path,
+            disk.write_need(dims, texts, len(records)),
+            f"write {len(records)} chunk(s) to collection {self.collection!r}",
+        )
         await asyncio.to_thread(
             self._call, "write to", lambda: shard.update(qe.UpdateOperation.upsert_points(points))
         )
+        if self._created:
+            await self._check_reopen()
 
     async def delete(self, filter: Filter) -> None:
         if not filter:
             raise RetrievalError("refusing to delete with an empty filter (it would match all)")
-        shard = self._shard()
+        shard = await self._shard()
+        disk.require_space(self.path, disk.MARGIN, f"delete from collection {self.collection!r}")
         op = _qe().UpdateOperation.delete_points_by_filter(to_edge_filter(filter))
         await asyncio.to_thread(self._call, "delete from", lambda: shard.update(op))
 
     async def optimize(self) -> None:
-        shard = self._shard()
+        shard = await self._shard()
+        points = self._call("inspect", shard.info).points_count
+        need = disk.optimize_need(points, self._call("inspect", lambda: self._dim(shard)) or 0)
+        disk.require_space(
+            self.path,
+            need,
+            f"index collection {self.collection!r} (its chunks are written and searchable; the "
+            "indexes are built by the next ingest that changes it)",
+        )
 
         def run() -> None:
             shard.optimize()
@@ -189,6 +310,7 @@ class EdgeStore:
             shard = _SHARDS.pop(key, None)
         if shard is not None:
             self._call("close", shard.close)
+            release(_OWNED.pop(key, None))
         shutil.rmtree(self.path, ignore_errors=True)
 
     async def close(self) -> None:
@@ -201,12 +323,15 @@ class EdgeStore:
                 shard.flush()
                 shard.close()
 
-            self._call("close", run)
+            try:
+                self._call("close", run)
+            finally:
+                release(_OWNED.pop(key, None))
 
     # -- reads -------------------------------------------------------------------------
 
     async def scan(self, fields: Sequence[str]) -> list[dict[str, Any]]:
-        shard = self._shard(required=False)
+        shard = await self._shard(required=False)
         if shard is None:
             return []
         qe = _qe()
@@ -225,7 +350,7 @@ class EdgeStore:
         return await asyncio.to_thread(self._call, "scan", run)
 
     async def count(self, filter: Filter | None = None) -> int:
-        shard = self._shard(required=False)
+        shard = await self._shard(required=False)
         if shard is None:
             return 0
         request = _qe().CountRequest(filter=to_edge_filter(filter) if filter else None, exact=True)
@@ -233,7 +358,7 @@ class EdgeStore:
 
     async def query(self, query: StoreQuery) -> list[Hit]:
         require_vectors(query)
-        shard = self._shard()
+        shard = await self._shard()
         request = build_request(query)
         # about a millisecond on the engine's own thread pool: cheaper inline than a thread hop
         points = self._call("search", lambda: shard.query(request))
@@ -241,7 +366,7 @@ class EdgeStore:
         return ordered(hits, query)
 
     async def info(self) -> StoreInfo:
-        shard = self._shard(required=False)
+        shard = await self._shard(required=False)
         if shard is None:
             return StoreInfo(self.collection, False, location=self.location)
         info = self._call("inspect", shard.info)

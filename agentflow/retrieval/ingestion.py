@@ -13,6 +13,10 @@ A document's chunks are written in one store operation, so an interrupted ingest
 half-written document visible to search; documents finished before the interruption stay, and the
 next run picks up the rest. Embedding runs in large length-sorted batches while the previous batch
 is being written, so ingestion keeps pace with the embedder.
+
+A file whose content is not text (a corrupt PDF, binary data) is skipped with a warning naming it;
+the chunks it had before stay. Paths that name no file to ingest, or files with no text at all
+for a collection that does not exist yet, are an error rather than a collection no run can open.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -29,11 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from agentflow.errors import RetrievalError
+from agentflow.errors import RetrievalError, UnreadableDocumentError
 from agentflow.retrieval.chunking import ChunkingConfig, Piece, chunk
 from agentflow.retrieval.embedders import Bm25Encoder, Embedder
-from agentflow.retrieval.loaders import Document, FieldMap, discover, load, source_name
+from agentflow.retrieval.loaders import FORMATS, Document, FieldMap, discover, load, source_name
 from agentflow.retrieval.store import Condition, Filter, Record, VectorStore
+
+log = logging.getLogger(__name__)
 
 _VERSION = "1"
 _NAMESPACE = uuid.UUID("6c1d3a52-9d0e-4b7f-8a55-2f0c1f6f3a10")
@@ -56,6 +63,8 @@ class IngestReport:
     chunks_written: int = 0
     seconds: float = 0.0
     removed_sources: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Files that were not ingested, each with the reason (a corrupt PDF, binary data)."""
 
     @property
     def changed(self) -> bool:
@@ -69,6 +78,7 @@ class IngestReport:
             f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
             f"{self.removed} removed; {self.chunks_written} chunk(s) written in "
             f"{self.seconds:.1f}s ({self.location})"
+            + (f"; {len(self.skipped)} file(s) skipped (see the warnings)" if self.skipped else "")
         )
 
 
@@ -157,8 +167,14 @@ class _Ingest:
     ) -> IngestReport:
         started = time.perf_counter()
         files = discover(paths, root=self.root)
+        if not files:
+            raise RetrievalError(
+                f"no documents found under {_where(paths, self.root)} (looked for "
+                f"{', '.join(sorted(FORMATS))} files; hidden files and folders are skipped)"
+            )
         report = IngestReport(self.store.collection, self.store.location, files=len(files))
-        docs = self._load(files)
+        skipped: set[str] = set()
+        docs = self._load(files, report, skipped)
         report.documents = len(docs)
         known: dict[str, set[str]] = {}
         file_of: dict[str, str] = {}
@@ -187,7 +203,13 @@ class _Ingest:
         current_files = {doc.file for doc in docs} | {source_name(f, self.root) for f in files}
         current = {doc.source for doc in docs}
         gone = sorted(
-            {s for s in known if s not in current and (prune or file_of.get(s) in current_files)}
+            {
+                s
+                for s in known
+                if s not in current
+                and file_of.get(s) not in skipped  # unreadable now: keep what it had
+                and (prune or file_of.get(s) in current_files)
+            }
             | set(emptied)
         )
         report.added = sum(1 for p in pending if not p.replaces)
@@ -201,14 +223,27 @@ class _Ingest:
         report.removed, report.removed_sources = len(gone), gone
         if report.changed or stale:
             await self.store.optimize()
+        elif not known and not await self.store.exists():
+            raise RetrievalError(
+                f"no text to index under {_where(paths, self.root)}: {len(files)} file(s) found, "
+                f"{report.empty} with no text and {len(report.skipped)} skipped as unreadable; "
+                f"collection {self.store.collection!r} was not created"
+            )
         report.seconds = time.perf_counter() - started
         return report
 
-    def _load(self, files: list[Path]) -> list[Document]:
+    def _load(self, files: list[Path], report: IngestReport, skipped: set[str]) -> list[Document]:
         docs: list[Document] = []
         seen: dict[str, str] = {}
         for path in files:
-            for doc in load(path, root=self.root, field_map=self.field_map):
+            try:
+                loaded = load(path, root=self.root, field_map=self.field_map)
+            except UnreadableDocumentError as exc:
+                log.warning("%s; skipped, the other files are ingested", exc)
+                report.skipped.append(str(exc))
+                skipped.add(source_name(path, self.root))
+                continue
+            for doc in loaded:
                 if doc.source in seen:
                     raise RetrievalError(
                         f"two documents have the source {doc.source!r} (in {seen[doc.source]} and "
@@ -313,6 +348,11 @@ class _Ingest:
                 "metadata": metadata,
             },
         )
+
+
+def _where(paths: Sequence[str | Path], root: str | Path) -> str:
+    named = ", ".join(str(p) for p in paths) or "(no paths)"
+    return named if str(root) == "." else f"{named} (in {root})"
 
 
 def _old_versions(sources: list[str], keep: list[str]) -> Filter:

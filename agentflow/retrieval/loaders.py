@@ -4,12 +4,19 @@ A :class:`Document` is the unit of content hashing: a whole file, or one record 
 (its ``source`` is ``path#id``). HTML headings become markdown headings, so the markdown chunker
 records the heading path of HTML chunks too. PDF pages are joined with form feeds and each chunk
 records the page it starts on.
+
+A file whose content is not text (a corrupt PDF; binary data in a .txt, .md or .html file: NUL
+bytes, or many bytes that are not UTF-8 or are control characters) raises
+:class:`~agentflow.errors.UnreadableDocumentError`, which ingestion turns into a warning and a
+skipped file. Text files are UTF-8 (a UTF-16 or UTF-8 byte order mark is honoured); a few stray
+undecodable bytes become U+FFFD.
 """
 
 from __future__ import annotations
 
 import glob
 import json
+import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from agentflow.errors import RetrievalError
+from agentflow.errors import RetrievalError, UnreadableDocumentError
 
 Format = Literal["text", "markdown", "html", "pdf", "jsonl"]
 FORMATS: dict[str, Format] = {
@@ -142,7 +149,7 @@ def load(
             return list(_jsonl(path, name, field_map or FieldMap()))
         if fmt == "pdf":
             return [_pdf(path, name)]
-        raw = path.read_text(encoding="utf-8", errors="replace")
+        raw = read_text(path)
     except OSError as exc:
         raise RetrievalError(f"cannot read {path}: {exc}") from exc
     if fmt == "html":
@@ -157,6 +164,32 @@ def load(
         f"cannot ingest {path}: unsupported file type {path.suffix!r}; "
         f"supported: {', '.join(sorted(FORMATS))}"
     )
+
+
+BINARY_RATIO = 0.05
+"""A text file with more than this share of undecodable or control characters is binary."""
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\ufffd]")
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def read_text(path: Path) -> str:
+    """The text of a .txt, .md or .html file; raises UnreadableDocumentError for binary data,
+    which would otherwise become chunks of garbage."""
+    data = path.read_bytes()
+    encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), "utf-8")
+    if encoding != "utf-16" and b"\x00" in data:
+        raise UnreadableDocumentError(
+            f"cannot ingest {path}: it holds binary data (NUL bytes), not {path.suffix} text"
+        )
+    text = data.decode(encoding, errors="replace")
+    sample = text[: 1 << 20]  # the first million characters tell, as they do for `file` and git
+    share = len(_CONTROL.findall(sample)) / len(sample) if sample else 0.0
+    if share > BINARY_RATIO:
+        raise UnreadableDocumentError(
+            f"cannot ingest {path}: it looks binary, not {path.suffix} text ({share:.0%} of its "
+            f"characters are not UTF-8 or are control characters; at most {BINARY_RATIO:.0%} pass)"
+        )
+    return text
 
 
 def html_to_markdown(html: str) -> tuple[str, str]:
@@ -188,14 +221,24 @@ def html_to_markdown(html: str) -> tuple[str, str]:
 
 def _pdf(path: Path, name: str) -> Document:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
+    if path.stat().st_size == 0:
+        raise UnreadableDocumentError(f"cannot read PDF {path}: the file is empty")
+    pypdf_log = logging.getLogger("pypdf")
+    level = pypdf_log.level
+    pypdf_log.setLevel(logging.ERROR)  # its warnings ("EOF marker not found") name no file
     try:
         reader = PdfReader(str(path))
         pages = [page.extract_text() or "" for page in reader.pages]
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
-    except (PdfReadError, ValueError, KeyError) as exc:
-        raise RetrievalError(f"cannot read PDF {path}: {exc}") from exc
+    except OSError:
+        raise
+    except Exception as exc:  # pypdf raises many types (struct, zlib, KeyError...) on bad files
+        raise UnreadableDocumentError(
+            f"cannot read PDF {path}: {type(exc).__name__}: {exc or 'malformed file'}"
+        ) from exc
+    finally:
+        pypdf_log.setLevel(level)
     starts, offset = [], 0
     for page in pages:
         starts.append(offset)

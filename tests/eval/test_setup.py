@@ -47,8 +47,8 @@ def test_an_intent_set_replaces_the_labels_and_the_out_of_scope_label() -> None:
     assert "install" not in config.specs()
 
 
-def test_what_a_workflow_cannot_take_is_noted() -> None:
-    data = load_dataset(DATA / "hotpotqa_musique", "hotpotqa", limit=1)
+def test_what_a_workflow_cannot_take_is_noted(tmp_path: Path) -> None:
+    data = load_dataset(DATA / "hotpotqa_musique", "hotpotqa", limit=1, work_dir=tmp_path)
     router = load_file(ROUTER).data
     applied, notes = dataset_overrides(router, data, collection="knowledge", route="classify")
     assert applied == []  # nor the threshold: the node's own labels are kept as they are

@@ -129,4 +129,4 @@ def test_invalid_chunking_is_rejected() -> None:
         ChunkingConfig(size=10, overlap=10)
     with pytest.raises(ValidationError):
         ChunkingConfig(chunker="paragraphs")  # type: ignore[arg-type]
-    assert ChunkingConfig(size=100, overlap=10).fingerprint() == "auto:100:10:2"
+    assert ChunkingConfig(size=100, overlap=10).fingerprint() == "auto:100:10:3"
