@@ -142,6 +142,14 @@ def _add_spec_options(p: argparse.ArgumentParser) -> None:
                    "(e.g. collections.knowledge.source=./my-docs)")
     p.add_argument("--allow-module", action="append", default=[], metavar="MODULE",
                    help="let the workflow use node types and python functions from MODULE")
+    p.add_argument("--max-errors", type=_positive_int, default=20, metavar="N",
+                   help="list at most N problems of a workflow that does not build (20)")
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def _add_validate(sub: Any) -> None:
@@ -194,7 +202,8 @@ def load_workflow_or_flow(args: argparse.Namespace) -> tuple[Any, Any]:
     target = getattr(args, "target", None) or args.file
     if _is_yaml(target):
         workflow = load_workflow(target, overrides=getattr(args, "overrides", []),
-                                 profile=getattr(args, "profile", None))
+                                 profile=getattr(args, "profile", None), check_stores=True,
+                                 max_errors=getattr(args, "max_errors", 20))
         return workflow.flow, workflow
     return load_flow(target), None
 
@@ -276,7 +285,34 @@ def parse_inputs(pairs: Sequence[str], raw_json: str | None) -> dict[str, Any]:
             values[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
             values[key.strip()] = value
-    return values
+    return _valid_text(values)
+
+
+def _valid_text(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with lone surrogates (``"\\udcff"`` in JSON, undecodable bytes in argv) replaced
+    by U+FFFD, with a warning: such a string can be neither stored nor printed as UTF-8."""
+    from agentflow.redaction import has_surrogates, scrub_surrogates
+
+    found = 0
+
+    def clean(value: Any) -> Any:
+        nonlocal found
+        if isinstance(value, str):
+            if has_surrogates(value):
+                found += 1
+                return scrub_surrogates(value)
+            return value
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {clean(k): clean(v) for k, v in value.items()}
+        return value
+
+    cleaned = clean(values)
+    if found:
+        print(f"agentflow: warning: {found} input value(s) held invalid characters (lone "
+              "surrogates); each was replaced by U+FFFD", file=sys.stderr)
+    return cleaned
 
 
 def load_flow(target: str) -> Any:

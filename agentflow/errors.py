@@ -7,7 +7,7 @@ translated into these in the one module that imports the library they come from.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -17,6 +17,11 @@ class AgentflowError(Exception):
 
 class ConfigError(AgentflowError):
     """A setting is missing or invalid (a profile, an alias, a service that is not configured)."""
+
+
+class PromptError(ConfigError):
+    """A prompt template is missing, malformed, or does what templates may not (its sandbox
+    refuses attributes such as ``__class__``); the message names the file and line."""
 
 
 class GraphBuildError(AgentflowError):
@@ -53,6 +58,32 @@ class SpecError(AgentflowError):
         self.detail = message
 
 
+class SpecErrors(SpecError):
+    """Every problem found in one workflow, reported at once, one per line (each with its file,
+    line and column). ``problems`` holds them; ``total`` counts those past the cap as well.
+    The location attributes are the first problem's."""
+
+    def __init__(self, problems: Sequence[SpecError], *, total: int | None = None) -> None:
+        first = problems[0]
+        self.problems, self.total = list(problems), max(total or 0, len(problems))
+        lines = [str(p) for p in self.problems]
+        if self.total > len(lines):
+            lines.append(f"... {self.total - len(lines)} more problem(s) not shown "
+                         f"(--max-errors {self.total} shows them all)")
+        Exception.__init__(self, "\n".join(lines))
+        self.file, self.line, self.column = first.file, first.line, first.column
+        self.path = first.path
+        self.detail = first.detail
+
+    @classmethod
+    def combine(cls, problems: Sequence[SpecError], *, limit: int | None = None) -> SpecError:
+        """One error for ``problems`` (at most ``limit`` shown): the problem itself when alone."""
+        if len(problems) == 1:
+            return problems[0]
+        shown = problems[:limit] if limit else problems
+        return cls(shown, total=len(problems))
+
+
 class NodeError(AgentflowError):
     """A node failed while running. Raised ``from`` the original exception.
 
@@ -81,6 +112,11 @@ class ModelError(AgentflowError):
 
 class RetrievalError(AgentflowError):
     """Ingestion or search failed (store unavailable, bad collection, unreadable file)."""
+
+
+class UnreadableDocumentError(RetrievalError):
+    """A file's content cannot be turned into text (a corrupt PDF, binary data in a text file):
+    ingestion skips such a file with a warning that names it, and ingests the rest."""
 
 
 class CheckFailed(AgentflowError):

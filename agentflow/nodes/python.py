@@ -1,12 +1,14 @@
 """The ``python`` node: call a user's function, from a module the user allowed explicitly.
 
 A workflow names the function (``module.path:function``); agentflow imports it only when the
-module is on the allowlist (``agentflow run --allow-module`` or ``python.allow`` in
-``agentflow.yaml``). A workflow file alone can never make agentflow import code.
+module is on the allowlist (``agentflow run --allow-module`` or ``python.allow`` in the project's
+``agentflow.yaml``, read by :mod:`agentflow.spec.project`). A workflow file alone can never make
+agentflow import code.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 from collections.abc import Callable, Iterable
@@ -49,8 +51,8 @@ class PythonConfig(NodeConfig):
         if not is_allowed(module):
             raise ValueError(
                 f"module {module!r} is not allowed for python nodes; allow it with "
-                f"`--allow-module {module}` or `python: {{allow: [{module}]}}` in agentflow.yaml "
-                f"(allowed now: {known(_ALLOWED)})"
+                f"`--allow-module {module}` or `python: {{allow: [{module}]}}` in the "
+                f"agentflow.yaml of the folder agentflow runs in (allowed now: {known(_ALLOWED)})"
             )
         return value
 
@@ -66,6 +68,28 @@ def resolve(function: str) -> Callable[..., Any]:
     return fn
 
 
+async def call_off_loop(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call a user's function without blocking the event loop, and await what it returns.
+
+    A sync function runs on a worker thread (``asyncio.to_thread``, which copies the context
+    variables), so the loop stays free meanwhile: it writes the checkpoints of the steps that
+    finished and the trace events. A slow sync function on the loop itself would hold those
+    writes back, and a run killed during it would lose them.
+    """
+    if _is_async(fn):
+        result = fn(*args)
+    else:
+        result = await asyncio.to_thread(fn, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None))
+
+
 @node("python", reads=lambda c: tuple(c.reads), writes=lambda c: tuple(c.writes))
 async def python(state: Any, cfg: PythonConfig, ctx: RunContext) -> dict[str, Any]:
     """Call ``function(inputs)`` with the fields it reads (a dict); it returns the fields it writes.
@@ -74,9 +98,7 @@ async def python(state: Any, cfg: PythonConfig, ctx: RunContext) -> dict[str, An
     """
     fn = resolve(cfg.function)
     get = state.get if isinstance(state, dict) else lambda k: getattr(state, k, None)
-    result = fn({k: get(k) for k in cfg.reads})
-    if inspect.isawaitable(result):
-        result = await result
+    result = await call_off_loop(fn, {k: get(k) for k in cfg.reads})
     if not isinstance(result, dict):
         raise NodeError(f"{cfg.function} returned {type(result).__name__}, expected a dict of "
                         f"the fields it writes ({known(cfg.writes)})", node=ctx.node)

@@ -7,6 +7,12 @@ A template is named by its path from the project root, as workflows reference it
 A template may define ``{% block system %}`` and ``{% block user %}``: :meth:`PromptStore.messages`
 renders them as a system and a user message. A template without blocks renders as one user message.
 Any variable a template uses but is not given is an error, never an empty string.
+
+Templates render in Jinja2's immutable sandbox: a prompt file is data, not code. Attributes that
+start with ``_`` (``__class__``, ``__globals__``, ``__init__``...), the internals of functions and
+frames, and methods that change a value (``list.append``) are refused, first when the template is
+loaded (so ``agentflow validate`` reports them) and again by the sandbox while rendering; either
+way a :class:`PromptError` names the file and line.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentflow.errors import ConfigError, did_you_mean
+from agentflow.errors import ConfigError, PromptError, did_you_mean
 
 if TYPE_CHECKING:
     import jinja2
@@ -34,9 +40,12 @@ class PromptStore:
     def __init__(self, roots: Sequence[str | Path] | None = None) -> None:
         import jinja2
 
+        from agentflow.prompts.sandbox import sandboxed_environment
+
         given = [Path(r).resolve() for r in (roots if roots is not None else [Path.cwd()])]
         self.roots: list[Path] = list(dict.fromkeys([*given, BUILTIN_ROOT]))
-        self.env = jinja2.Environment(
+        self._checked: dict[str, jinja2.Template] = {}
+        self.env = sandboxed_environment(
             loader=jinja2.FileSystemLoader([str(r) for r in self.roots]),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
@@ -59,11 +68,12 @@ class PromptStore:
         return sorted(found)
 
     def template(self, name: str) -> jinja2.Template:
-        """The compiled template ``name``; a :class:`ConfigError` says where it was looked for."""
+        """The compiled template ``name``; a :class:`ConfigError` says where it was looked for,
+        a :class:`PromptError` where it is malformed or reaches for what the sandbox refuses."""
         import jinja2
 
         try:
-            return self.env.get_template(_posix(name))
+            template = self.env.get_template(_posix(name))
         except jinja2.TemplateNotFound:
             searched = ", ".join(str(r) for r in self.roots)
             raise ConfigError(
@@ -71,7 +81,33 @@ class PromptStore:
                 f"{did_you_mean(name, self.names())}"
             ) from None
         except jinja2.TemplateSyntaxError as exc:
-            raise ConfigError(f"prompt template {name!r}, line {exc.lineno}: {exc.message}") from exc
+            raise PromptError(f"prompt template {name!r}, line {exc.lineno}: {exc.message}") from exc
+        if self._checked.get(name) is not template:  # a changed file is a new template object
+            self._checked[name] = template  # first, so templates including each other end
+            try:
+                self._check_safe(name)
+            except ConfigError:
+                del self._checked[name]
+                raise
+        return template
+
+    def _check_safe(self, name: str) -> None:
+        """Refuse what the sandbox would refuse while rendering, with the line, before any run;
+        the templates it includes or extends are checked too."""
+        import jinja2.meta
+
+        from agentflow.prompts.sandbox import unsafe_accesses
+
+        source, _, _ = self.env.loader.get_source(self.env, _posix(name))  # type: ignore[union-attr]
+        tree = self.env.parse(source)
+        found = unsafe_accesses(tree)
+        if found:
+            line, attribute = found[0]
+            raise PromptError(unsafe_message(_posix(name), line,
+                                             f"access to attribute {attribute!r} is not allowed"))
+        for other in jinja2.meta.find_referenced_templates(tree):
+            if other is not None:  # a name computed while rendering: the sandbox guards it
+                self.template(other)
 
     def variables(self, name: str) -> set[str]:
         """The variables template ``name`` reads from its context (including in its blocks)."""
@@ -84,7 +120,7 @@ class PromptStore:
     def render(self, name: str, variables: Mapping[str, Any] | None = None) -> str:
         """Render the whole template."""
         template = self.template(name)
-        with _Explained(name, variables):
+        with _Explained(name, variables, self.roots):
             return template.render(dict(variables or {})).strip()
 
     def render_block(self, name: str, block: str, variables: Mapping[str, Any] | None = None) -> str:
@@ -95,9 +131,12 @@ class PromptStore:
                 f"prompt template {name!r} has no block {block!r}; blocks: "
                 f"{', '.join(sorted(template.blocks)) or 'none'}"
             )
-        with _Explained(name, variables):
+        with _Explained(name, variables, self.roots):
             context = template.new_context(dict(variables or {}))
-            return "".join(template.blocks[block](context)).strip()
+            try:
+                return "".join(template.blocks[block](context)).strip()
+            except Exception:
+                self.env.handle_exception()  # re-raises with template lines, as render() does
 
     def has_block(self, name: str, block: str) -> bool:
         return block in self.template(name).blocks
@@ -120,21 +159,35 @@ def _posix(name: str) -> str:
     return Path(name).as_posix().removeprefix("./")
 
 
-class _Explained:
-    """Turns Jinja2's undefined-variable error into a ConfigError naming the template."""
+def unsafe_message(file: str, line: int | None, problem: str) -> str:
+    where = f"{file}:{line}" if line else file
+    return (f"unsafe template at {where}: {problem} (prompt templates run in a sandbox: they "
+            "format the values they are given, they cannot reach Python's internals)")
 
-    def __init__(self, name: str, variables: Mapping[str, Any] | None) -> None:
+
+class _Explained:
+    """Turns Jinja2's undefined-variable and sandbox errors into errors naming the template."""
+
+    def __init__(self, name: str, variables: Mapping[str, Any] | None,
+                 roots: Sequence[Path] = ()) -> None:
         self.name = name
         self.given = sorted(variables or {})
+        self.roots = roots
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         import jinja2
+        from jinja2.sandbox import SecurityError
 
+        if isinstance(exc, SecurityError):
+            from agentflow.prompts.sandbox import template_frame
+
+            file, line = template_frame(exc, self.roots) or (self.name, None)
+            raise PromptError(unsafe_message(file, line, exc.message or str(exc))) from exc
         if isinstance(exc, jinja2.UndefinedError):
-            raise ConfigError(
+            raise PromptError(
                 f"prompt template {self.name!r}: {exc.message}; variables given: "
                 f"{', '.join(self.given) or 'none'}"
             ) from exc

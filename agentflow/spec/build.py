@@ -12,7 +12,7 @@ import typing
 from typing import Annotated, Any
 
 from langgraph.graph.message import add_messages
-from pydantic import BaseModel, create_model
+from pydantic import AllowInfNan, BaseModel, create_model
 
 from agentflow.errors import GraphBuildError
 from agentflow.graph.flow import Flow
@@ -24,6 +24,8 @@ from agentflow.spec.yamlio import Loc
 
 _TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool,
                           "list": list, "object": dict, "any": Any}
+_CHECKED: dict[str, Any] = {**_TYPES, "number": Annotated[float, AllowInfNan(False)]}
+"""What a state field of each type accepts: a number is finite (JSON input may hold NaN)."""
 _EMPTY: dict[str, Any] = {"list": list, "object": dict}
 
 
@@ -39,12 +41,14 @@ def state_model(name: str, inputs: dict[str, FieldSpec], declared: dict[str, Fie
     """The Pydantic state of a YAML workflow: inputs, declared fields, and what nodes write."""
     fields: dict[str, Any] = {}
     for field_name, spec in {**declared, **inputs}.items():
-        annotation = _TYPES[spec.type] | None if spec.type != "any" else Any
+        required = spec.required if spec.required is not None else (
+            field_name in inputs and spec.default is None)
+        # a required input must hold a value of its type: null is no answer to "question"
+        annotation = Any if spec.type == "any" else (
+            _CHECKED[spec.type] if required else _CHECKED[spec.type] | None)
         reducer = _REDUCERS.get(spec.reducer)
         if reducer is not None:
             annotation = Annotated[annotation, reducer]
-        required = spec.required if spec.required is not None else (
-            field_name in inputs and spec.default is None)
         if required:
             fields[field_name] = (annotation, ...)
         elif spec.default is None and spec.type in _EMPTY:

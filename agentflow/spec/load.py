@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,14 +17,16 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from agentflow.errors import GraphBuildError, SpecError, did_you_mean, known
+from agentflow.errors import GraphBuildError, SpecError, SpecErrors, did_you_mean, known
 from agentflow.graph.flow import Flow
 from agentflow.nodes.registry import NodeRegistry, registry
 from agentflow.spec.build import StepBuilder, state_model
 from agentflow.spec.model import SPEC_VERSIONS, STEP_KINDS, WorkflowBase, workflow_model
-from agentflow.spec.yamlio import Located, dotted, load, load_file
+from agentflow.spec.yamlio import Located, dotted, load, load_file, safe_load
 
 SCHEMA_COMMENT = "# yaml-language-server: $schema={path}"
+MAX_ERRORS = 20
+"""How many problems of a workflow one error lists (``agentflow validate --max-errors``)."""
 
 
 @dataclass
@@ -51,6 +54,23 @@ class Workflow:
                 chunking=c.chunking, embedder=c.embedder, store=c.store, field_map=c.field_map))
         return out
 
+    def ingested_collections(self) -> list[Any]:
+        """The collections nodes search without the workflow declaring them: ones filled with
+        ``agentflow ingest``, opened (never ingested) from the embedded store."""
+        from agentflow.errors import RetrievalError
+        from agentflow.retrieval.catalog import CollectionSpec
+        from agentflow.retrieval.store import check_collection_name
+
+        out = []
+        for name in searched_collections(self.spec):
+            try:
+                check_collection_name(name)
+            except RetrievalError:
+                continue  # no store can hold it: the node says so when it runs
+            if name not in self.spec.collections:
+                out.append(CollectionSpec(name=name))
+        return out
+
     async def aservices(self, *, profile: str | None = None, root: str | Path = ".",
                         progress: bool = True) -> Any:
         """The services of a run: models and prompts from configuration, and the declared
@@ -59,9 +79,9 @@ class Workflow:
         from agentflow.spec.services import default_services
 
         prepared = {}
-        if self.spec.collections:
-            prepared = await prepare_collections(self.collections(), base_dir=root,
-                                                 progress=progress)
+        specs = [*self.collections(), *self.ingested_collections()]
+        if specs:
+            prepared = await prepare_collections(specs, base_dir=root, progress=progress)
         services = default_services(
             profile=profile, workflow_profile=self.spec.models.profile, root=root,
             base=self.flow.services,
@@ -88,28 +108,77 @@ def load_workflow(
     reg: NodeRegistry | None = None,
     text: str | None = None,
     profile: str | None = None,
+    check_stores: bool = False,
+    max_errors: int = MAX_ERRORS,
 ) -> Workflow:
     """Load and build a workflow from a file (or from ``text``, named ``source``).
 
     ``profile`` is the one the run will use (``--profile``), when it overrides the workflow's:
-    the model aliases the nodes name are checked against it.
+    the model aliases the nodes name are checked against it. ``check_stores``: every collection
+    a ``retrieve`` node searches must be declared under ``collections:`` or exist in the embedded
+    store, as for runs whose retrievers come from the workflow (the command line); code that
+    passes its own ``Services(retrievers=...)`` leaves it off.
+
+    Every problem found is reported at once (at most ``max_errors`` of them listed): a
+    :class:`SpecErrors` when there are several.
     """
     from agentflow.nodes import load_builtins
+    from agentflow.nodes.python import allow_modules
+    from agentflow.spec.project import python_allowlist
 
     load_builtins()
+    allow_modules(python_allowlist("."))  # the project's own allowlist, in ./agentflow.yaml
     reg = reg or registry
     located = load(text, str(source)) if text is not None else load_file(source)
     for item in overrides:
         apply_override(located, item)
-    _check_top(located)
+    problems = _check_top(located) + _non_finite(located.data, (), located)
     try:
-        spec = workflow_model(reg).model_validate(located.data)
+        spec: Any = workflow_model(reg).model_validate(located.data)
     except ValidationError as exc:
-        raise _spec_error(exc, located, reg) from None
-    check_references(spec, located, profile=profile)
-    flow = build_flow(spec, located, reg)
+        problems += _spec_errors(exc, located, reg, skip=("version",) if problems else ())
+        spec = _valid_parts(located.data, reg)
+    problems += reference_problems(spec, located, profile=profile, check_stores=check_stores)
+    if not problems:  # the graph is built from a valid spec only
+        try:
+            flow = build_flow(spec, located, reg)
+        except SpecError as exc:
+            problems.append(exc)
+    if problems:
+        problems.sort(key=lambda p: (p.line or 0, p.column or 0))
+        raise SpecErrors.combine(problems, limit=max_errors)
     path = Path(source) if text is None else None
     return Workflow(spec=spec, flow=flow, path=path, located=located)
+
+
+@dataclass
+class _Parts:
+    """What of an invalid workflow validates on its own: the references of these parts are
+    still checked, so that one report lists every problem."""
+
+    nodes: dict[str, Any]
+    models: Any
+    collections: dict[str, Any]
+
+
+def _valid_parts(data: dict[str, Any], reg: NodeRegistry) -> _Parts:
+    from agentflow.spec.model import ModelsSpec, node_model
+
+    nodes: dict[str, Any] = {}
+    raw_nodes = data.get("nodes")
+    for name, raw in (raw_nodes.items() if isinstance(raw_nodes, dict) else ()):
+        kind = raw.get("type") if isinstance(raw, dict) else None
+        if isinstance(kind, str) and kind in reg:
+            try:
+                nodes[name] = node_model(reg.get(kind)).model_validate(raw)
+            except ValidationError:
+                pass  # reported already
+    try:
+        models = ModelsSpec.model_validate(data.get("models") or {})
+    except ValidationError:
+        models = ModelsSpec()
+    declared = data.get("collections")  # declared, even where a declaration has errors
+    return _Parts(nodes, models, declared if isinstance(declared, dict) else {})
 
 
 def build_flow(spec: WorkflowBase, located: Located, reg: NodeRegistry) -> Flow:
@@ -147,8 +216,18 @@ ALIAS_FIELDS = ("model", "embed_model")
 
 
 def check_references(spec: WorkflowBase, located: Located, root: str | Path = ".", *,
-                     profile: str | None = None) -> None:
-    """Model aliases, prompt files and template variables the nodes name must exist.
+                     profile: str | None = None, check_stores: bool = False) -> None:
+    """Model aliases, prompt files and template variables the nodes name must exist (and, with
+    ``check_stores``, the collections they search); raises every problem at once."""
+    problems = reference_problems(spec, located, root, profile=profile, check_stores=check_stores)
+    if problems:
+        raise SpecErrors.combine(problems)
+
+
+def reference_problems(spec: WorkflowBase | _Parts, located: Located, root: str | Path = ".", *,
+                       profile: str | None = None, check_stores: bool = False) -> list[SpecError]:
+    """Every model alias, prompt file, template variable (and collection) the nodes name that
+    does not exist.
 
     Aliases are those of the workflow's profile (``agentflow.yaml`` and the built-in profiles);
     prompts are looked up like at run time (the project, then agentflow's own templates).
@@ -156,40 +235,114 @@ def check_references(spec: WorkflowBase, located: Located, root: str | Path = ".
     from agentflow.errors import ConfigError
     from agentflow.models import build_router
     from agentflow.prompts import PromptStore
-    from agentflow.prompts.templates import unknown_variables
 
     nodes = getattr(spec, "nodes", {})
     if not nodes:
-        return
+        return []
+    problems: list[SpecError] = []
     try:
-        router = build_router(Path(root) / "agentflow.yaml", profile=profile,
-                              workflow_profile=spec.models.profile, root=root)
+        router: Any = build_router(Path(root) / "agentflow.yaml", profile=profile,
+                                   workflow_profile=spec.models.profile, root=root)
     except ConfigError as exc:
-        raise located.error(str(exc), ("models", "profile")) from None
+        problems.append(located.error(str(exc), ("models", "profile")))
+        router = None
     prompts = PromptStore.for_project(root)
     for name, node_spec in nodes.items():
         for field_name in ALIAS_FIELDS:
             alias = getattr(node_spec, field_name, None)
-            if isinstance(alias, str):
+            if isinstance(alias, str) and router is not None:
                 try:
                     router.check_alias(alias)
                 except ConfigError as exc:
-                    raise located.error(str(exc), ("nodes", name, field_name)) from None
-        prompt = getattr(node_spec, "prompt", None)
-        if not isinstance(prompt, str) or "{" in prompt:
+                    problems.append(located.error(str(exc), ("nodes", name, field_name)))
+        problems += _prompt_problems(name, node_spec, located, prompts, root)
+    if check_stores:
+        problems += collection_problems(spec, located, root)
+    return problems
+
+
+def _prompt_problems(name: str, node_spec: Any, located: Located, prompts: Any,
+                     root: str | Path) -> list[SpecError]:
+    """The node's prompt template must exist, be safe, and get every variable it uses."""
+    from agentflow.errors import ConfigError
+    from agentflow.prompts.templates import unknown_variables
+
+    prompt = getattr(node_spec, "prompt", None)
+    if not isinstance(prompt, str) or "{" in prompt:
+        return []
+    try:
+        prompts.template(prompt)
+    except ConfigError as exc:
+        return [located.error(str(exc), ("nodes", name, "prompt"))]
+    variables = getattr(node_spec, "variables", None)
+    if isinstance(variables, dict):
+        missing, _unused = unknown_variables(prompt, list(variables), root=root)
+        if missing:
+            return [located.error(
+                f"template {prompt!r} uses variable(s) {known(missing)}, which the node does "
+                f"not give; variables given: {known(variables)}. Map each to a state field "
+                "under variables:", ("nodes", name, "variables"))]
+    return []
+
+
+def searched_collections(spec: WorkflowBase | _Parts) -> dict[str, list[str]]:
+    """Collection name -> the nodes that search it (every node config with a ``collection``)."""
+    out: dict[str, list[str]] = {}
+    for name, node_spec in getattr(spec, "nodes", {}).items():
+        collection = getattr(node_spec, "collection", None)
+        if isinstance(collection, str):
+            out.setdefault(collection, []).append(name)
+    return out
+
+
+def collection_problems(spec: WorkflowBase | _Parts, located: Located,
+                        root: str | Path = ".") -> list[SpecError]:
+    """A searched collection must be declared under ``collections:`` or exist in the embedded
+    store; where the store cannot be read, a warning says which collection went unchecked."""
+    import warnings
+
+    from agentflow.errors import RetrievalError
+    from agentflow.retrieval.store import check_collection_name
+
+    problems: list[SpecError] = []
+    for collection, searchers in searched_collections(spec).items():
+        if collection in spec.collections:
             continue
         try:
-            prompts.template(prompt)
-        except ConfigError as exc:
-            raise located.error(str(exc), ("nodes", name, "prompt")) from None
-        variables = getattr(node_spec, "variables", None)
-        if isinstance(variables, dict):
-            missing, _unused = unknown_variables(prompt, list(variables), root=root)
-            if missing:
-                raise located.error(
-                    f"template {prompt!r} uses variable(s) {known(missing)}, which the node does "
-                    f"not give; variables given: {known(variables)}. Map each to a state field "
-                    "under variables:", ("nodes", name, "variables"))
+            check_collection_name(collection)
+        except RetrievalError as exc:
+            problems += [located.error(str(exc), ("nodes", name, "collection"))
+                         for name in searchers]
+            continue
+        found = _in_embedded_store(collection, root)
+        if found is None:
+            warnings.warn(f"{located.file}: cannot check whether collection {collection!r} "
+                          f"(searched by {known(searchers)}) exists in the store under {root}; "
+                          "it is not declared under collections:", stacklevel=3)
+        elif not found:
+            problems += [located.error(
+                f"collection {collection!r} is not declared under collections: and does not "
+                f"exist in the store ({_store_location(collection, root)}). Declared: "
+                f"{known(spec.collections)}.{did_you_mean(collection, spec.collections)} Declare "
+                f"it with its source, or run `agentflow ingest PATH... --collection {collection}`",
+                ("nodes", name, "collection")) for name in searchers]
+    return problems
+
+
+def _store_location(collection: str, root: str | Path) -> str:
+    from agentflow.retrieval.catalog import open_store
+
+    return open_store(collection, None, base_dir=root).location
+
+
+def _in_embedded_store(collection: str, root: str | Path) -> bool | None:
+    """Whether the embedded store holds ``collection`` (None: it cannot be read). Looks at its
+    folder only: opening the store would lock it against a run in progress."""
+    try:
+        where = Path(_store_location(collection, root))
+        return where.is_dir() and any(where.iterdir())
+    except OSError:
+        return None
 
 
 def _maps(step: Any) -> Iterable[Any]:
@@ -232,7 +385,7 @@ def apply_override(located: Located, item: str) -> None:
                             f"{did_you_mean(part, options)}{valid}", file=located.file)
         node = node[part]
     try:
-        value = yaml.safe_load(raw) if raw else ""
+        value = safe_load(raw) if raw else ""
     except yaml.YAMLError:
         value = raw
     if isinstance(value, (dict, list)) and not raw.lstrip().startswith(("{", "[")):
@@ -247,17 +400,33 @@ def apply_override(located: Located, item: str) -> None:
 
 
 # errors -----------------------------------------------------------------------------------------
-def _check_top(located: Located) -> None:
+def _check_top(located: Located) -> list[SpecError]:
+    """The document must be a mapping (else nothing more can be checked) of a known version."""
     data = located.data
     if not isinstance(data, dict):
         raise located.error("a workflow is a mapping with version, name, nodes and flow", ())
     version = data.get("version")
     if version is None:
-        raise located.error(f"missing required field 'version'; supported: "
-                            f"{', '.join(map(str, SPEC_VERSIONS))}", ())
+        return [located.error(f"missing required field 'version'; supported: "
+                              f"{', '.join(map(str, SPEC_VERSIONS))}", ())]
     if version not in SPEC_VERSIONS:
-        raise located.error(f"unknown version {version!r}; supported: "
-                            f"{', '.join(map(str, SPEC_VERSIONS))}", ("version",))
+        return [located.error(f"unknown version {version!r}; supported: "
+                              f"{', '.join(map(str, SPEC_VERSIONS))}", ("version",))]
+    return []
+
+
+def _non_finite(value: Any, loc: tuple[str | int, ...], located: Located) -> list[SpecError]:
+    """NaN and infinity (YAML's ``.nan``, ``.inf``) are no setting of any field: a threshold of
+    NaN compares false with everything and would silently change what a node does."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [located.error(f"expected a finite number, got {value!r}: NaN and infinity are "
+                              "not valid values in a workflow (give a number such as 0.5, or "
+                              "leave the field out for its default)", loc)]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _non_finite(v, (*loc, k), located)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _non_finite(v, (*loc, i), located)]
+    return []
 
 
 _TAGS = {"node", "sequence", "branches", "body", *STEP_KINDS}
@@ -283,14 +452,21 @@ def _real_loc(loc: Sequence[str | int], data: Any, type_names: Iterable[str]) ->
     return out
 
 
-def _spec_error(exc: ValidationError, located: Located, reg: NodeRegistry) -> SpecError:
-    errors = exc.errors()
-    err = errors[0]
-    loc = _real_loc(err["loc"], located.data, reg.names())
-    message = _explain(err, loc, located, reg)
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return located.error(message, loc)
+def _spec_errors(exc: ValidationError, located: Located, reg: NodeRegistry, *,
+                 skip: Sequence[str | int] = ()) -> list[SpecError]:
+    """One located error per problem Pydantic found (those at ``skip`` already reported)."""
+    out: list[SpecError] = []
+    seen: set[tuple[str, str]] = set()
+    for err in exc.errors():
+        loc = _real_loc(err["loc"], located.data, reg.names())
+        if skip and tuple(loc) == tuple(skip):
+            continue
+        error = located.error(_explain(err, loc, located, reg), loc)
+        key = (dotted(loc), error.detail)
+        if key not in seen:
+            seen.add(key)
+            out.append(error)
+    return out
 
 
 def _explain(err: dict[str, Any], loc: list[str | int], located: Located, reg: NodeRegistry) -> str:
@@ -353,5 +529,5 @@ def import_allowed(modules: Iterable[str]) -> None:
             raise SpecError(f"cannot import allowed module {name!r}: {exc}") from None
 
 
-__all__ = ["SCHEMA_COMMENT", "Workflow", "apply_override", "dotted", "import_allowed",
-           "load_workflow"]
+__all__ = ["MAX_ERRORS", "SCHEMA_COMMENT", "Workflow", "apply_override", "dotted",
+           "import_allowed", "load_workflow"]

@@ -225,6 +225,7 @@ def _subclass(base: type[BaseModel], name: str, doc: str | None, **fields: tuple
     return type(base)(name, (base,), namespace)
 
 
+@lru_cache(maxsize=256)
 def node_model(node_type: NodeType) -> type[BaseModel]:
     """The YAML form of a node type: its config plus ``type``."""
     title = "".join(p.capitalize() for p in node_type.name.replace("-", "_").split("_")) + "Node"

@@ -137,3 +137,15 @@ def test_the_quick_exit_is_a_plain_exit_while_a_thread_still_works() -> None:
     finally:
         release.set()
         worker.join()
+
+
+def test_a_lone_surrogate_in_the_input_is_replaced_and_the_output_is_valid_utf8(tmp_path: Path) -> None:
+    (tmp_path / "myflows.py").write_text(FLOWS)
+    proc = subprocess.run([sys.executable, "-m", "agentflow.cli", "run", "myflows:flow",
+                           "--input-json", '{"name": "Ada \\udcff"}', "--output", "json"],
+                          cwd=tmp_path, capture_output=True, env={**os.environ, "PYTHONPATH": ""},
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    state = json.loads(proc.stdout.decode("utf-8"))  # strict: no raw surrogate byte printed
+    assert state["greeting"] == "hello Ada \ufffd"
+    assert "replaced by U+FFFD" in proc.stderr.decode("utf-8")

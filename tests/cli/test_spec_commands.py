@@ -44,6 +44,21 @@ def test_validate_ok_and_errors_with_file_line_and_exit_code(tmp_path: Path) -> 
     assert "--allow-module mysteps" in bad.stderr
 
 
+def test_the_allowlist_in_agentflow_yaml_is_the_one_the_error_suggests(tmp_path: Path) -> None:
+    setup(tmp_path)
+    bad = cli(tmp_path, "validate", "shout.yaml")
+    assert "`python: {allow: [mysteps]}` in the agentflow.yaml" in bad.stderr
+    (tmp_path / "agentflow.yaml").write_text("python: {allow: [mysteps]}\n")
+    ok = cli(tmp_path, "run", "shout.yaml", "-i", "text=hi", "--output", "json", "-q")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == {"loud": "HI"}
+    (tmp_path / "agentflow.yaml").write_text("profile: offline\npython:\n  allow: mysteps\n")
+    malformed = cli(tmp_path, "validate", "shout.yaml")
+    assert malformed.returncode == 3 and "Traceback" not in malformed.stderr
+    assert "agentflow.yaml:3:10 (python.allow): Input should be a valid list (got 'mysteps'); " \
+           "expected a list of module names" in malformed.stderr
+
+
 def test_run_a_yaml_workflow_with_set_and_json_output(tmp_path: Path) -> None:
     setup(tmp_path)
     proc = cli(tmp_path, "run", "shout.yaml", "--allow-module", "mysteps", "-i", "text=hi",

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 
-from .test_examples import run
+from .support import ROOT, run
 
 ALLOW = ("--allow-module", "examples.custom_node.nodes")
+WORKFLOW = str(ROOT / "examples" / "custom_node" / "ticket.yaml")
 TICKET = "I was charged twice on card 4111 1111 1111 1111, call +44 20 7946 0958 or mail ana@example.com."
 
 
 def test_the_custom_nodes_redact_the_ticket_before_it_is_tagged_and_routed() -> None:
-    proc = run("-m", "agentflow.cli", "run", "examples/custom_node/ticket.yaml", *ALLOW,
+    proc = run("-m", "agentflow.cli", "run", WORKFLOW, *ALLOW,
                "-i", f"ticket={TICKET}", "--output", "json", "-q")
     assert proc.returncode == 0, proc.stderr
     state = json.loads(proc.stdout)
@@ -22,9 +23,9 @@ def test_the_custom_nodes_redact_the_ticket_before_it_is_tagged_and_routed() -> 
 
 
 def test_the_workflow_needs_its_module_allowed_and_rejects_bad_config() -> None:
-    denied = run("-m", "agentflow.cli", "validate", "examples/custom_node/ticket.yaml")
+    denied = run("-m", "agentflow.cli", "validate", WORKFLOW)
     assert denied.returncode == 3 and "unknown node type 'redact'" in denied.stderr
-    bad = run("-m", "agentflow.cli", "validate", "examples/custom_node/ticket.yaml", *ALLOW,
+    bad = run("-m", "agentflow.cli", "validate", WORKFLOW, *ALLOW,
               "--set", "nodes.scrub.kinds=[mail]")
     assert bad.returncode == 3
     assert "(nodes.scrub.kinds[0]): Input should be 'card', 'email' or 'phone'" in bad.stderr

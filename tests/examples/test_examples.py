@@ -3,27 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
+from .support import ROOT, run
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.is_dir() and not p.name.startswith("_"))
-
-
-@pytest.fixture
-def run(tmp_path: Path):
-    """Run ``python ARGS`` as a user would, from a project folder of its own (``tmp_path``), so the
-    examples' ``.agentflow/`` (traces, store, evaluations) never lands in the checkout."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-
-    def run_(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=300, stdin=subprocess.DEVNULL, env=env)
-    return run_
 
 
 def test_every_example_is_a_folder_with_a_readme_a_workflow_and_a_script() -> None:
@@ -34,14 +17,14 @@ def test_every_example_is_a_folder_with_a_readme_a_workflow_and_a_script() -> No
         assert list(folder.glob("flow.py")) or list(folder.glob("*.yaml")), folder.name
 
 
-def test_every_example_script_runs(run) -> None:
+def test_every_example_script_runs() -> None:
     for folder in EXAMPLES:
         proc = run("-m", f"examples.{folder.name}.run")
         assert proc.returncode == 0, f"{folder.name}: {proc.stderr}"
         assert proc.stdout.strip(), folder.name
 
 
-def test_hello_example_from_the_command_line(run) -> None:
+def test_hello_example_from_the_command_line() -> None:
     proc = run("-m", "agentflow.cli", "run", "examples.hello.flow:flow", "-i",
                "message=What are a loop and a map?", "--output", "json", "-q")
     assert proc.returncode == 0, proc.stderr

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from .test_examples import run
+from .support import ROOT, run
 
 FLOW = "examples.release_notes.flow:flow"
-INPUTS = "@examples/release_notes/prs.json"
+INPUTS = f"@{ROOT / 'examples' / 'release_notes' / 'prs.json'}"
 
 
 def notes(*extra: str) -> dict:
