@@ -328,8 +328,10 @@ def load_models_config(path: str | Path | None = "agentflow.yaml") -> ModelsConf
         return ModelsConfig()
     import yaml  # only when there is a file to read
 
+    from agentflow.yamlsafe import safe_load
+
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        data = safe_load(file.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
     if not isinstance(data, Mapping):

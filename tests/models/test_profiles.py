@@ -124,3 +124,15 @@ def test_the_cache_mode_comes_from_config_env_or_argument(tmp_path: Path) -> Non
     assert build_router(config, root=tmp_path, env=env, cache_mode="off").cache is None
     with pytest.raises(ConfigError, match="unknown model cache mode 'sometimes'"):
         build_router(config, env={"AGENTFLOW_CACHE_MODE": "sometimes"})
+
+
+@pytest.mark.parametrize("text", [
+    "profiles: &p [*p]\n",  # a recursive alias
+    "profiles:\n" + "".join(f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" if i else
+                            '  l0: &l0 ["lol"]\n' for i in range(9)),  # an alias bomb
+    "profiles: " + "[" * 500 + "]" * 500 + "\n",
+])
+def test_agentflow_yaml_is_read_with_the_bounded_loader(tmp_path: Path, text: str) -> None:
+    (tmp_path / "agentflow.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="agentflow.yaml: not valid YAML: .*(recursive|expand|nested)"):
+        load_models_config(tmp_path / "agentflow.yaml")
