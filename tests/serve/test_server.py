@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jsonschema
@@ -270,16 +272,30 @@ def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyp
 LONG = {"model": MODEL, "prompt": "The cat", "max_tokens": 500, "ignore_eos": True, "stream": True}
 
 
-def test_overload_gets_503_and_a_disconnect_frees_the_slot(small_node: Served) -> None:
+def test_overload_gets_503_and_a_disconnect_frees_the_slot(small_node: Served,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    engine: Any = small_node.runtime.engine  # type: ignore[attr-defined]
+    running, step = threading.Event(), engine.step
+    running.set()
+
+    def held_step() -> Any:  # the first request must not finish before the third arrives
+        running.wait(30)
+        return step()
+
+    monkeypatch.setattr(engine, "step", held_step)
     with httpx.Client(timeout=30) as http:
         with http.stream("POST", small_node.base + "/completions", json=LONG) as first:
             next(first.iter_lines())  # generating: the only slot is taken
-            with http.stream("POST", small_node.base + "/completions", json=LONG) as second:
-                assert second.status_code == 200  # accepted: it waits for the slot
-                third = http.post(small_node.base + "/completions", json={**LONG, "stream": False})
-                assert third.status_code == 503 and third.headers["retry-after"] == "1"
-                assert "queue is full" in third.json()["error"]["message"]
-                assert metric(small_node, "agentflow_node_requests_rejected_total") == 1
+            running.clear()
+            try:
+                with http.stream("POST", small_node.base + "/completions", json=LONG) as second:
+                    assert second.status_code == 200  # accepted: it waits for the slot
+                    third = http.post(small_node.base + "/completions", json={**LONG, "stream": False})
+                    assert third.status_code == 503 and third.headers["retry-after"] == "1"
+                    assert "queue is full" in third.json()["error"]["message"]
+                    assert metric(small_node, "agentflow_node_requests_rejected_total") == 1
+            finally:
+                running.set()
     # Both streams were closed mid-generation: the engine aborts them and the slot is free again.
     wait_for(lambda: metric(small_node, 'agentflow_node_requests_finished_total{reason="abort"}') == 2)
     wait_for(lambda: metric(small_node, "agentflow_node_running_batch_size") == 0)
