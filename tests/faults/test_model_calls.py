@@ -11,7 +11,6 @@ tests/models/test_litellm_http.py; these tests add what a user sees after the fa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from agentflow.spec.services import default_services
 from agentflow.testing.models import FakeChatModel
 from agentflow.tracing import SQLiteTraceStore, TraceReader
 from agentflow.tracing.query import run_records
+from tests.models.conftest import http_server  # noqa: F401  (the fixture: a local OpenAI-style server)
 from tests.models.support import RecordingServer, Reply, openai_reply
 
 WORKFLOW = """
@@ -39,17 +39,6 @@ flow: [greet, answer]
 """
 
 FAST_RETRIES = RetryConfig(max_attempts=3, initial_wait_s=0.01, max_wait_s=0.05)
-
-
-@pytest.fixture
-def http_server() -> Iterator[RecordingServer]:
-    server = RecordingServer()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
 
 
 def _run(tmp_path: Path, router: ModelRouter) -> tuple[Any, BaseException | None]:
