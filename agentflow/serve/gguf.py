@@ -1,0 +1,231 @@
+"""GGUF models in the node: metadata to a :class:`LlamaSpec`, tensors dequantized into :class:`LlamaWeights`.
+
+The file is read with ``gguf``, the format's reference library (``GGUFReader`` maps it; ``quants.dequantize``
+expands each quantized tensor to fp32), and the node runs its own forward pass on the result, so a GGUF model
+and a safetensors one share every line after loading. Two conversions undo what llama.cpp's converter did:
+
+- tensor names: ``blk.N.attn_q.weight`` is HuggingFace's ``model.layers.N.self_attn.q_proj.weight`` and so on
+  (:data:`TENSOR_NAMES`); ``output.weight`` absent means the head is tied to the embeddings;
+- for the ``llama`` architecture the converter permutes the rows of q and k (its rotary pairs adjacent
+  dimensions, HuggingFace's and the engine's pair the two halves of a head); :func:`unpermute` reverses it.
+
+The tokenizer, special tokens and chat template come from the file's metadata through transformers' own GGUF
+converter (:meth:`agentflow.serve.tokenizer.Tokenizer.load_gguf`), the reference this loader is tested against.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentflow.serve.config import LlamaSpec, ModelLoadError, RopeSpec
+from agentflow.serve.weights import LlamaWeights, from_state_dict
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from gguf import GGUFReader, ReaderTensor
+
+SUPPORTED_ARCHITECTURES: tuple[str, ...] = ("llama", "qwen2")
+"""``general.architecture`` values the engine runs: Llama 1/2/3 (and Mistral, SmolLM2, TinyLlama, which llama.cpp
+writes as ``llama``) and Qwen2/2.5 (q/k/v bias)."""
+PERMUTED_ARCHITECTURES: tuple[str, ...] = ("llama",)
+"""Architectures whose q/k rows llama.cpp's converter permutes (its ``LlamaModel.permute``)."""
+
+_LAYER_TENSORS: dict[str, str] = {
+    "attn_norm.weight": "input_layernorm.weight",
+    "attn_q.weight": "self_attn.q_proj.weight",
+    "attn_k.weight": "self_attn.k_proj.weight",
+    "attn_v.weight": "self_attn.v_proj.weight",
+    "attn_q.bias": "self_attn.q_proj.bias",
+    "attn_k.bias": "self_attn.k_proj.bias",
+    "attn_v.bias": "self_attn.v_proj.bias",
+    "attn_output.weight": "self_attn.o_proj.weight",
+    "ffn_norm.weight": "post_attention_layernorm.weight",
+    "ffn_gate.weight": "mlp.gate_proj.weight",
+    "ffn_up.weight": "mlp.up_proj.weight",
+    "ffn_down.weight": "mlp.down_proj.weight",
+}
+_GLOBAL_TENSORS: dict[str, str] = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
+_ROPE_FREQS = "rope_freqs.weight"  # Llama 3.1+ stores its rope scaling as per-frequency factors
+
+
+def find_gguf(folder: Path) -> Path | None:
+    """The one ``*.gguf`` file in ``folder`` (``None`` when there is none); several are an error naming them."""
+    files = sorted(folder.glob("*.gguf"))
+    if len(files) > 1:
+        raise ModelLoadError(
+            f"{folder}: holds {len(files)} GGUF files ({', '.join(f.name for f in files)}); "
+            "pass the one to serve as --model FILE.gguf"
+        )
+    return files[0] if files else None
+
+
+def supported_tensor_types() -> tuple[str, ...]:
+    """GGML tensor types ``gguf.quants.dequantize`` expands (F32, F16 and the quantized types it implements)."""
+    from gguf import quants
+
+    return ("F32", "F16", *(t.name for t in getattr(quants, "_type_traits", {})))
+
+
+def tensor_names(num_layers: int) -> dict[str, str]:
+    """GGUF tensor name -> the HuggingFace name :func:`agentflow.serve.weights.from_state_dict` reads."""
+    names = dict(_GLOBAL_TENSORS)
+    for i in range(num_layers):
+        names.update({f"blk.{i}.{g}": f"model.layers.{i}.{h}" for g, h in _LAYER_TENSORS.items()})
+    return names
+
+
+def unpermute(w: np.ndarray, heads: int) -> np.ndarray:
+    """Reverse llama.cpp's q/k row permutation (interleaved rotary pairs back to rotate-half halves)."""
+    rows = w.shape[0]
+    return w.reshape(heads, rows // heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+class GGUFModel:
+    """One opened GGUF file (memory-mapped): its metadata and its tensors by name."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            from gguf import GGUFReader
+        except ImportError as exc:
+            raise ModelLoadError(f"{path}: GGUF models need the 'gguf' package (the node extra has it): "
+                                 "pip install gguf") from exc
+
+        self.path = path
+        try:
+            self.reader: GGUFReader = GGUFReader(str(path))
+        except (ValueError, OSError) as exc:
+            raise ModelLoadError(f"{path}: not a readable GGUF file ({exc})") from exc
+        self.tensors: dict[str, ReaderTensor] = {t.name: t for t in self.reader.tensors}
+        self.architecture = str(self.field("general.architecture", ""))
+        if self.architecture not in SUPPORTED_ARCHITECTURES:
+            raise ModelLoadError(
+                f"{path}: GGUF architecture {self.architecture!r} (general.architecture) is not supported by the "
+                f"node engine; supported: {', '.join(SUPPORTED_ARCHITECTURES)} (the Llama family: Llama 1-3, "
+                "Mistral, SmolLM2, TinyLlama, Qwen2/2.5). Serve other architectures with vLLM or llama.cpp."
+            )
+
+    def field(self, key: str, default: Any = None) -> Any:
+        """A metadata value (``default`` when absent)."""
+        f = self.reader.fields.get(key)
+        return default if f is None else f.contents()
+
+    def arch(self, key: str, default: Any = None) -> Any:
+        """An architecture-scoped value: ``arch("block_count")`` reads ``llama.block_count``."""
+        value = self.field(f"{self.architecture}.{key}", default)
+        if value is None:
+            raise ModelLoadError(f"{self.path}: metadata key {self.architecture}.{key} is missing")
+        return value
+
+    def spec(self) -> LlamaSpec:
+        """The model's shape from the ``{arch}.*`` and ``tokenizer.ggml.*`` metadata."""
+        heads = int(self.arch("attention.head_count"))
+        hidden = int(self.arch("embedding_length"))
+        head_dim = int(self.arch("attention.key_length", hidden // heads))
+        rotary = int(self.arch("rope.dimension_count", head_dim))
+        if rotary != head_dim:
+            raise ModelLoadError(f"{self.path}: partial rotary ({self.architecture}.rope.dimension_count={rotary} "
+                                 f"of head_dim {head_dim}) is not supported by the node engine")
+        if "token_embd.weight" not in self.tensors:
+            raise ModelLoadError(f"{self.path}: tensor token_embd.weight is missing")
+        eos = [int(v) for k in ("eos_token_id", "eot_token_id", "eom_token_id")
+               if (v := self.field(f"tokenizer.ggml.{k}")) is not None]
+        bos = self.field("tokenizer.ggml.bos_token_id")
+        return LlamaSpec(
+            vocab_size=int(self.tensors["token_embd.weight"].shape[1]),
+            hidden_size=hidden,
+            intermediate_size=int(self.arch("feed_forward_length")),
+            num_layers=int(self.arch("block_count")),
+            num_heads=heads,
+            num_kv_heads=int(self.arch("attention.head_count_kv", heads)),
+            head_dim=head_dim,
+            max_position_embeddings=int(self.arch("context_length", 2048)),
+            rms_norm_eps=float(self.arch("attention.layer_norm_rms_epsilon", 1e-5)),
+            tie_word_embeddings="output.weight" not in self.tensors,
+            qkv_bias="blk.0.attn_q.bias" in self.tensors,
+            rope=self._rope(head_dim),
+            model_type=self.architecture,
+            bos_token_id=int(bos) if bos is not None else None,
+            eos_token_ids=tuple(dict.fromkeys(eos)),
+        )
+
+    def _rope(self, head_dim: int) -> RopeSpec:
+        theta = float(self.arch("rope.freq_base", 10000.0))
+        kind = str(self.arch("rope.scaling.type", "none"))
+        factor = float(self.arch("rope.scaling.factor", 1.0))
+        original = int(self.arch("rope.scaling.original_context_length", 8192))
+        if _ROPE_FREQS in self.tensors:
+            return self._llama3_rope(theta, head_dim, original)
+        if kind in ("none", "") or (kind == "linear" and factor == 1.0):
+            return RopeSpec(theta=theta)
+        if kind == "linear":
+            return RopeSpec(theta=theta, rope_type="linear", factor=factor)
+        raise ModelLoadError(f"{self.path}: rope scaling {kind!r} ({self.architecture}.rope.scaling.type) is not "
+                             "supported by the node engine; supported: none, linear, and Llama 3's rope_freqs")
+
+    def _llama3_rope(self, theta: float, head_dim: int, original: int) -> RopeSpec:
+        """Llama 3's scaling from its per-frequency factors, checked against the form the engine computes."""
+        factors = self._array(_ROPE_FREQS).astype("float64").reshape(-1)
+        rope = RopeSpec(theta=theta, rope_type="llama3", factor=float(factors.max()), low_freq_factor=1.0,
+                        high_freq_factor=4.0, original_max_position_embeddings=original)
+        base = [1.0 / (theta ** (i / head_dim)) for i in range(0, head_dim, 2)]
+        spec = LlamaSpec(0, head_dim, 0, 0, 1, 1, head_dim, 0, rope=rope)
+        implied = [b / f for b, f in zip(base, spec.inv_freq(), strict=True)]
+        if len(implied) != factors.size or any(abs(a - b) > 1e-3 * b for a, b in zip(implied, factors, strict=True)):
+            raise ModelLoadError(f"{self.path}: {_ROPE_FREQS} does not have Llama 3's form (factor "
+                                 f"{rope.factor}, low 1, high 4, original {original}); the node cannot serve it")
+        return rope
+
+    def _array(self, name: str) -> np.ndarray:
+        """A tensor dequantized to fp32, rows first (numpy order, the reverse of GGUF's ``shape``)."""
+        from gguf import quants
+
+        t = self.tensors[name]
+        try:
+            return quants.dequantize(t.data, t.tensor_type)
+        except NotImplementedError as exc:
+            raise ModelLoadError(self._type_error(name)) from exc
+
+    def _type_error(self, name: str) -> str:
+        t = self.tensors[name]
+        return (f"{self.path}: tensor {name} has type {t.tensor_type.name}, which cannot be dequantized; "
+                f"supported: {', '.join(supported_tensor_types())}")
+
+    def check(self, spec: LlamaSpec) -> None:
+        """Fail before dequantizing anything: every tensor is one the engine uses, of a type it can expand."""
+        known = tensor_names(spec.num_layers)
+        unknown = [n for n in self.tensors if n not in known and n != _ROPE_FREQS]
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            raise ModelLoadError(f"{self.path}: tensors the Llama engine has no place for: {shown} (a "
+                                 f"{self.architecture} variant the node does not run, such as mixture-of-experts)")
+        types = set(supported_tensor_types())
+        for name, t in self.tensors.items():
+            if t.tensor_type.name not in types:
+                raise ModelLoadError(self._type_error(name))
+
+    def weights(self, spec: LlamaSpec, *, device: torch.device, dtype: torch.dtype) -> LlamaWeights:
+        """Dequantize every tensor (one at a time) into the engine's fused layout."""
+        import torch
+
+        self.check(spec)
+        to_gguf = {hf: g for g, hf in tensor_names(spec.num_layers).items()}
+        by_hf = {hf: g for hf, g in to_gguf.items() if g in self.tensors}
+        permuted = self.architecture in PERMUTED_ARCHITECTURES
+
+        def get(key: str) -> torch.Tensor:
+            if key not in by_hf:
+                raise ModelLoadError(f"{self.path}: tensor {to_gguf.get(key, key)} is missing")
+            name = by_hf[key]
+            w = self._array(name)
+            if permuted and (".attn_q." in name or ".attn_k." in name):
+                w = unpermute(w, spec.num_heads if ".attn_q." in name else spec.num_kv_heads)
+            return torch.from_numpy(w.copy())
+
+        return from_state_dict(spec, get, has=by_hf.__contains__, device=device, dtype=dtype)
+
