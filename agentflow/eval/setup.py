@@ -123,7 +123,11 @@ def dataset_overrides(data: dict[str, Any], dataset: Dataset, *, collection: str
         overrides.append(f"{base}.labels={json.dumps(specs, ensure_ascii=False)}")
     else:
         for name, label in routing.labels.items():
-            if isinstance(labels, dict) and name in labels:
+            if isinstance(labels, dict) and isinstance(labels.get(name), dict):
+                # field by field: what else the label declares (``from_collection``) is kept
+                overrides.extend(f"{base}.labels.{name}.{key}={json.dumps(value, ensure_ascii=False)}"
+                                 for key, value in label.as_spec().items())
+            elif isinstance(labels, dict) and name in labels:
                 overrides.append(f"{base}.labels.{name}="
                                  f"{json.dumps(label.as_spec(), ensure_ascii=False)}")
             else:

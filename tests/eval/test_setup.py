@@ -31,6 +31,8 @@ def test_a_qa_set_becomes_the_knowledge_collection_and_re_describes_the_knowledg
     assert labels["knowledge"].description == "a factual question that Wikipedia passages answer"
     assert len(labels["knowledge"].examples) == 64
     assert "hi there" in labels["chitchat"].examples  # the other labels are kept
+    # re-described field by field: the label still routes by the collection's content
+    assert labels["knowledge"].from_collection == "knowledge"
     assert classify.config.threshold == 0.2  # the user's --set came last and wins
     outputs = outputs_of(workflow.flow, answer="answer", chunks="chunks", route=classify)
     assert (outputs.route, outputs.out_of_scope, outputs.chunks) == ("route", "out_of_scope",
