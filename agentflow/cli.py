@@ -384,8 +384,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     _flush_traces()
     state = result.state
-    if workflow is not None and workflow.spec.outputs:
-        state = {k: state.get(k) for k in workflow.spec.outputs}
+    if workflow is not None:
+        state = workflow.outputs_of(state)
     if args.output == "json":
         print(json.dumps(to_jsonable(state), ensure_ascii=False))
     else:
@@ -432,12 +432,13 @@ def to_jsonable(value: Any) -> Any:
 
 
 def _print_state(state: dict[str, Any]) -> None:
-    """The final state for a person: the answer first, citations and checks one line each."""
+    """The final state for a person: the answer first, citations and checks one line each;
+    what is empty on this route (no citations on a declined question, say) is left out."""
     plain = to_jsonable(state)
     if "answer" in plain:
         print(plain["answer"], end="\n\n")
     for key, value in plain.items():
-        if key == "answer":
+        if key == "answer" or value is None or value in ("", [], {}):
             continue
         if key == "citations" and isinstance(value, list):
             print("citations:")

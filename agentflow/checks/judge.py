@@ -54,6 +54,18 @@ QUESTIONS_PROMPT = (
     "example \"I don't know\" or \"the documents do not say\"). Reply with only a JSON object: "
     '{{"questions": ["...", ...], "noncommittal": false}}.'
 )
+ANSWERABLE_PROMPT = (
+    "You judge whether a context answers a question. Give verdict true if the passages state "
+    "the answer to the question (fully or in large part), and false if they do not: they are "
+    "about something else, or on the topic without the answer. Give a short reason. Reply with "
+    'only a JSON object: {"reason": "...", "verdict": true}.'
+)
+ANSWERABLE_THRESHOLD = 0.53
+"""Offline: support score of the question's best-matching passage sentence (or adjacent pair) at
+or above which the documents are taken to answer it. Chosen by ``benchmarks/calibrate_checks.py``
+(answerable vs unanswerable CLAP NQ dev questions against their passage, items 100-599, which
+``benchmarks/eval_reference.py`` does not report: balanced accuracy 0.77); that script's
+docstring has the numbers."""
 
 
 class Statements(BaseModel):
@@ -73,6 +85,20 @@ class StatementVerdicts(BaseModel):
 class GeneratedQuestions(BaseModel):
     questions: list[str] = Field(min_length=1)
     noncommittal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Support:
+    """Whether the documents support an answer to a question (judging an abstention)."""
+
+    answerable: bool
+    score: float
+    """1.0/0.0 from an LLM; the offline judge's support score of the question."""
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"answerable": self.answerable, "score": round(self.score, 4),
+                "reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +217,32 @@ class Judge:
             f"judge alias {self.alias!r} returned {len(parsed.verdicts)} verdicts for "
             f"{len(claims)} statements, even after a second request"
         )
+
+    async def answerable(self, question: str, documents: Sequence[Chunk], *,
+                         threshold: float = ANSWERABLE_THRESHOLD) -> Support:
+        """Whether ``documents`` support an answer to ``question``.
+
+        Offline: the question is scored as a claim (its best passage sentence or adjacent pair)
+        and held to ``threshold``; an LLM judge is asked (:data:`ANSWERABLE_PROMPT`).
+        """
+        if not documents:
+            return Support(False, 0.0, "no documents were retrieved")
+        if self.offline:
+            inputs = PromptInputs(task="judge", claim=question, documents=tuple(documents))
+            verdict: JudgeVerdict = await self._complete(
+                _verify_messages([question], documents), JudgeVerdict, inputs, "answerable")
+            score = max(verdict.sentence_scores) if verdict.sentence_scores else verdict.score
+            held = score >= threshold
+            return Support(held, float(score), f"support of the question {score:.2f} "
+                           f"{'>=' if held else '<'} {threshold:g}, offline support judge")
+        context = "\n\n".join(f"Passage {i}: {d.text}" for i, d in enumerate(documents, 1))
+        parsed: StatementVerdict = await self._complete(
+            [{"role": "system", "content": ANSWERABLE_PROMPT},
+             {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}"}],
+            StatementVerdict, PromptInputs(task="prompt", query=question), "answerable",
+        )
+        return Support(parsed.verdict, 1.0 if parsed.verdict else 0.0, parsed.reason or
+                       ("the passages answer it" if parsed.verdict else "they do not answer it"))
 
     async def questions(self, answer: str, k: int) -> GeneratedQuestions:
         """``k`` questions the answer answers, and whether it is noncommittal (LLM judges only)."""

@@ -86,6 +86,9 @@ class CheckVerdict(BaseModel):
     reasons: dict[str, str] = Field(default_factory=dict)
     """Check name -> reason, for every failing check and warning."""
     scores: dict[str, float | None] = Field(default_factory=dict)
+    abstained: bool = False
+    """The verdict passed on an answer that abstains, judged right (the documents lack the
+    answer): an outcome, reported as ``answer_status: abstained``, not a failure to retry."""
 
     def feedback(self) -> str:
         """Instructions for the next attempt: what failed and why ("" when it passed)."""
@@ -146,8 +149,13 @@ def combine(
         reason = f"{len(names)} check(s) passed" + (
             f" ({len(warnings)} warning(s): {', '.join(warnings)})" if warnings else ""
         )
+    right_abstention = not failing and any(
+        r.passed and r.details.get("abstention") == "right"
+        for r in (by_name.get(n) for n in names) if r is not None)
+    if right_abstention:
+        reason = "the answer abstains, rightly: the documents do not support an answer; " + reason
     return CheckVerdict(passed=not failing, reason=reason, failing=failing, warnings=warnings,
-                        reasons=reasons, scores=scores)
+                        reasons=reasons, scores=scores, abstained=right_abstention)
 
 
 def merge_checks(
@@ -164,7 +172,9 @@ def merge_checks(
     return merged
 
 
-AbstentionPolicy = Literal["pass", "fail"]
+AbstentionPolicy = Literal["pass", "fail", "support"]
+"""What a check gives an answer that abstains: pass, fail (a loop retries), or support: the judge
+decides whether the documents support an answer (:mod:`agentflow.checks.abstention`)."""
 
 
 def abstained_result(

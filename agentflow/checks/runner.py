@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentflow.checks import citations, consistency, ragas
+from agentflow.checks.abstention import judge_abstention
 from agentflow.checks.judge import Judge
 from agentflow.checks.result import AbstentionPolicy, CheckKind, CheckResult, Severity
+from agentflow.checks.text import cited_numbers, is_abstention
 from agentflow.documents import Chunk
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
@@ -57,10 +59,15 @@ async def run_check(
     """Run the check ``kind`` on an answer; see each check's module for what it measures.
 
     ``samples`` (self_consistency) are the sampled answers; ``answer``, when also given, is
-    checked against their majority.
+    checked against their majority. Under ``abstention="support"`` an answer that abstains is
+    judged instead: right when ``documents`` do not support an answer to ``question``.
     """
     limit = threshold if threshold is not None else default_threshold(kind, judge)
     label = name or kind
+    if (abstention == "support" and kind != "self_consistency" and is_abstention(answer)
+            and not cited_numbers(answer)):
+        return await judge_abstention(label, kind, question=question, documents=documents,
+                                      judge=judge, threshold=limit, severity=severity)
     if kind == "citations":
         return await citations.check_citations(answer, documents, judge, threshold=limit,
                                                severity=severity, name=label,

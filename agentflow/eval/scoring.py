@@ -7,6 +7,11 @@ calls are evaluation overhead and are not counted in the item's tokens and cost.
 
 A metric is ``None`` (not scored) when the item has no gold for it or the run produced nothing it
 applies to; the report averages over scored items and says how many there were.
+
+Abstention is scored both ways: ``abstention_accuracy`` (the run abstained, or declined, exactly
+when the item is unanswerable: an abstention on an unanswerable item is right, on an answerable
+one wrong) and ``abstention_judgement`` (where the workflow's checks judged an abstention right
+or wrong, whether that judgement agrees with the gold).
 """
 
 from __future__ import annotations
@@ -86,6 +91,16 @@ def abstained(observed: Observed, outputs: Outputs) -> bool:
     return outputs.out_of_scope is not None and observed.route == outputs.out_of_scope
 
 
+def abstention_judgement(observed: Observed) -> str | None:
+    """``right`` or ``wrong``: how the workflow's checks judged the answer's abstention (under
+    the ``support`` policy, :mod:`agentflow.checks.abstention`); None when none judged one."""
+    for result in observed.checks.values():
+        judged = result.details.get("abstention")
+        if judged in ("right", "wrong"):
+            return str(judged)
+    return None
+
+
 async def score(
     item: Item,
     observed: Observed,
@@ -109,6 +124,9 @@ async def score(
         out["ndcg@10"] = m.ndcg_at(ranked, gold.doc_ids, 10)
     if gold.answerable is not None:
         out["abstention_accuracy"] = float(declined != gold.answerable)
+        judged = abstention_judgement(observed)
+        if judged is not None:  # the workflow's checks judged its abstention right or wrong
+            out["abstention_judgement"] = float((judged == "right") != gold.answerable)
     if gold.route is not None and outputs.route:
         out["routing_accuracy"] = float(observed.route == gold.route)
     checks = await _checks(item, observed, judge, declined)

@@ -19,7 +19,7 @@ Direction = Literal["higher", "lower"]
 ORDER = ("exact_match", "token_f1", "answer_contains", "recall@", "ndcg@10",
          "citation_precision", "citation_recall", "faithfulness", "relevancy",
          "abstention_accuracy", "unanswerable_abstained", "answerable_abstained",
-         "routing_accuracy", "hallucination_detection")
+         "abstention_judgement", "routing_accuracy", "hallucination_detection")
 """Quality metrics in the order reports show them (``recall@`` stands for every k, in order of k;
 others follow, sorted)."""
 
@@ -36,6 +36,7 @@ LABELS = {
     "abstention_accuracy": "abstention accuracy",
     "unanswerable_abstained": "abstained when unanswerable",
     "answerable_abstained": "abstained when answerable",
+    "abstention_judgement": "abstention judged right",
     "routing_accuracy": "routing accuracy", "hallucination_detection": "hallucination detection",
     "latency_p50_s": "latency p50 (s)", "latency_p95_s": "latency p95 (s)",
     "latency_mean_s": "latency mean (s)", "tokens_per_item": "tokens per item",

@@ -40,6 +40,9 @@ class Label(BaseModel):
     description: str = ""
     examples: tuple[str, ...] = ()
     """Example inputs of this class; the offline classifier learns from them."""
+    passages: tuple[str, ...] = ()
+    """Document text nearest the input, for a label that takes its meaning from a collection
+    (``from_collection``): the offline classifier compares the input with it, an LLM reads it."""
 
 
 class PromptInputs(BaseModel):
@@ -195,6 +198,10 @@ class Classification(BaseModel):
     """Similarity of the input to the chosen label, in [-1, 1]."""
     scores: dict[str, float] = Field(default_factory=dict)
     """The best few labels and their scores."""
+    threshold: float | None = None
+    """The score under which the input was out of scope, when there is an out-of-scope label."""
+    nearest: dict[str, str] = Field(default_factory=dict)
+    """Label -> the example, description or passage sentence the input came closest to."""
 
 
 class JudgeVerdict(BaseModel):

@@ -2,23 +2,27 @@
 
 .. code-block:: yaml
 
-    chit_chat: {type: chat, input: question, output: answer, model: small}
+    chit_chat:
+      type: chat
+      purpose: "answering questions about {{ collections.knowledge.description }}"
 
-The small model replies briefly and steers back to what the workflow is for (``purpose``). The
-offline profile has no language model: it replies with a fixed message that says so.
+The small model replies briefly and steers back to what the workflow is for (``purpose``, a
+template like a ``reply`` node's text). The offline profile has no language model: it answers
+greetings, thanks and goodbyes with a fixed sentence that offers help with the purpose.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from agentflow.models.sampling import Sampling
 from agentflow.models.types import PromptInputs
 from agentflow.nodes.context import RunContext
 from agentflow.nodes.llm import read_state
 from agentflow.nodes.registry import NodeConfig, node
+from agentflow.nodes.reply import check_text_template, render_text
 from agentflow.prompts.messages import split_reasoning
 
 
@@ -30,12 +34,18 @@ class ChatConfig(NodeConfig):
     history: str | None = None
     """State field with the conversation so far (messages), if any."""
     purpose: str = "answering questions from its documents"
-    """What the assistant is for, so that small talk ends with an offer to help with it."""
+    """What the assistant is for, so that small talk ends with an offer to help with it; a
+    template may use ``{{ collections.NAME.description }}``."""
     model: str = "small"
     """Model alias."""
     prompt: str = "prompts/chit_chat.j2"
     """Template (variables: message, purpose)."""
     sampling: Sampling = Field(default_factory=lambda: Sampling(temperature=0.7, max_tokens=128))
+
+    @field_validator("purpose")
+    @classmethod
+    def _valid_template(cls, purpose: str) -> str:
+        return check_text_template(purpose)
 
 
 def _reads(cfg: ChatConfig) -> tuple[str, ...]:
@@ -46,7 +56,8 @@ def _reads(cfg: ChatConfig) -> tuple[str, ...]:
 async def chat(state: Any, cfg: ChatConfig, ctx: RunContext) -> dict[str, Any]:
     """Reply to a conversational message, without retrieval."""
     message = str(read_state(state, cfg.input, ctx.node))
-    messages = ctx.prompts.messages(cfg.prompt, {"message": message, "purpose": cfg.purpose})
+    purpose = render_text(cfg.purpose, ctx)
+    messages = ctx.prompts.messages(cfg.prompt, {"message": message, "purpose": purpose})
     if cfg.history:
         from agentflow.prompts.messages import to_messages
 
@@ -54,6 +65,6 @@ async def chat(state: Any, cfg: ChatConfig, ctx: RunContext) -> dict[str, Any]:
         messages = [messages[0], *history, *messages[1:]]
     response = await ctx.models.complete(
         cfg.model, messages, sampling=cfg.sampling, tracer=ctx.tracer, node=ctx.node,
-        inputs=PromptInputs(task="chat", query=message),
+        inputs=PromptInputs(task="chat", query=message, variables={"purpose": purpose}),
     )
     return {cfg.output: split_reasoning(response.text)[0]}

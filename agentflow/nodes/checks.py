@@ -29,7 +29,7 @@ Every check leaves a ``check`` span in the trace with its score, verdict, thresh
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -45,7 +45,7 @@ from agentflow.checks import (
 from agentflow.checks.citations import resolve_citations
 from agentflow.checks.consistency import DEFAULT_THRESHOLD as CONSISTENCY_THRESHOLD
 from agentflow.checks.consistency import self_consistency as consistency_check
-from agentflow.checks.result import CheckResult
+from agentflow.checks.result import AbstentionPolicy, CheckResult, CheckVerdict
 from agentflow.errors import CheckFailed, ConfigError, ModelError
 from agentflow.models.sampling import Sampling
 from agentflow.nodes.context import RunContext
@@ -86,8 +86,10 @@ class CheckConfig(NodeConfig):
     citations_output: str | None = None
     """citations: state field that receives the resolved citations
     (``[{doc, source, chunk_id, quote, statement, valid, supported}]``)."""
-    abstention: Literal["pass", "fail"] = "fail"
-    """What an answer that abstains gets: fail (a loop retries) or pass."""
+    abstention: AbstentionPolicy = "fail"
+    """What an answer that abstains gets: fail (a loop retries), pass, or support: the judge
+    decides whether the documents support an answer (they do not: a right abstention, which
+    passes and makes the verdict ``abstained``; they do: a wrong one, which fails)."""
     claim_threshold: float | None = Field(None, ge=0.0, le=1.0)
     """Offline judge: support score a claim sentence needs (its default 0.6)."""
     relevancy_questions: int = Field(3, ge=1, le=10)
@@ -112,7 +114,9 @@ def _check_reads(cfg: CheckConfig) -> tuple[str, ...]:
         "relevancy": (cfg.question, cfg.answer),
         "self_consistency": (cfg.samples, cfg.answer),
     }
-    return tuple(f for f in fields[cfg.kind] if f)
+    if cfg.abstention == "support" and cfg.kind != "self_consistency":
+        fields[cfg.kind] = (cfg.question, cfg.answer, cfg.documents)
+    return tuple(dict.fromkeys(f for f in fields[cfg.kind] if f))
 
 
 def _check_writes(cfg: CheckConfig) -> tuple[str, ...]:
@@ -133,8 +137,10 @@ async def check(state: Any, cfg: CheckConfig, ctx: RunContext) -> dict[str, Any]
     started = time.time()
     judge = Judge(ctx.models, cfg.model, embed_alias=cfg.embed_model, tracer=ctx.tracer,
                   node=ctx.node, claim_threshold=cfg.claim_threshold)
+    judged = cfg.abstention == "support" and cfg.kind != "self_consistency"
     documents = (chunks_of(read_state(state, cfg.documents, ctx.node), ctx.node)
-                 if cfg.documents and cfg.kind in ("citations", "faithfulness") else [])
+                 if cfg.documents and (judged or cfg.kind in ("citations", "faithfulness"))
+                 else [])
     samples = None
     if cfg.kind == "self_consistency" and cfg.samples:
         samples = [str(s) for s in (read_state(state, cfg.samples, ctx.node) or [])]
@@ -144,7 +150,7 @@ async def check(state: Any, cfg: CheckConfig, ctx: RunContext) -> dict[str, Any]
     answer = _text(state, cfg.answer, ctx.node)
     result = await run_check(
         cfg.kind, judge=judge, answer=answer,
-        question=_text(state, cfg.question, ctx.node) if cfg.kind != "citations" else "",
+        question=_text(state, cfg.question, ctx.node) if judged or cfg.kind != "citations" else "",
         documents=documents, samples=samples, threshold=cfg.threshold, severity=cfg.severity,
         name=cfg.name, abstention=cfg.abstention, relevancy_questions=cfg.relevancy_questions,
         similarity=cfg.similarity,
@@ -181,6 +187,10 @@ class VerdictConfig(NodeConfig):
     top_k_step: int = Field(8, ge=0, le=100)
     """How much wider each failed pass makes the next retrieval."""
     top_k_max: int = Field(50, ge=1, le=100)
+    widen_abstentions: int = Field(0, ge=0, le=10)
+    """Passes on which a right abstention (the documents retrieved so far lack the answer) still
+    retries with wider retrieval before it is accepted: 0 accepts it at once, ending the loop as
+    ``abstained``; 1 looks once more, in twice as many passages, first."""
     raise_on_fail: bool = False
     """Stop the run with CheckFailed when the verdict fails (instead of letting a loop retry)."""
 
@@ -196,10 +206,12 @@ async def verdict(state: Any, cfg: VerdictConfig, ctx: RunContext) -> dict[str, 
     started = time.time()
     results = read_state(state, cfg.checks, ctx.node) or {}
     combined = combine(results, require=cfg.require)
+    if combined.abstained and (ctx.pass_index or 1) <= cfg.widen_abstentions:
+        combined = _widen(combined)
     ctx.tracer.record("check", "verdict", started=started, data={
         "kind": "verdict", "passed": combined.passed, "verdict": "pass" if combined.passed else "fail",
         "reason": combined.reason, "failing": combined.failing, "warnings": combined.warnings,
-        "scores": combined.scores,
+        "scores": combined.scores, "abstained": combined.abstained,
     })
     if cfg.raise_on_fail and not combined.passed:
         raise CheckFailed(f"node {ctx.node!r}: the checks did not pass: {combined.reason}")
@@ -212,6 +224,14 @@ async def verdict(state: Any, cfg: VerdictConfig, ctx: RunContext) -> dict[str, 
         passes = ctx.pass_index or 1
         out[cfg.top_k_output] = min(cfg.top_k + cfg.top_k_step * passes, cfg.top_k_max)
     return out
+
+
+def _widen(combined: CheckVerdict) -> CheckVerdict:
+    """A right abstention held back for one more, wider pass (``widen_abstentions``)."""
+    why = "the answer abstains and these documents lack the answer; look in more documents"
+    return combined.model_copy(update={
+        "passed": False, "abstained": False, "failing": ["abstention"],
+        "reasons": {**combined.reasons, "abstention": why}, "reason": f"abstention: {why}"})
 
 
 class SelfConsistencyConfig(GenerateConfig):

@@ -11,19 +11,26 @@
         chit_chat: {description: greetings and small talk, examples: [hi there!, thanks]}
       out_of_scope: out_of_scope
 
-An LLM gets the labels, their descriptions and examples in ``prompts/classify.j2`` and must answer
-``{"label": ...}`` with one of them (validated; one repair; then an error). The offline profile's
-embedding classifier gets the same labels as structured fields and answers by similarity, choosing
-``out_of_scope`` below its threshold.
+A label can take its meaning from a collection (``from_collection: knowledge``): the node searches
+it for the input and hands the label the nearest passages, so "a question about the documents" is
+whatever those documents hold, and pointing a workflow at other documents needs no new examples.
+
+An LLM gets the labels, their descriptions, examples and passages in ``prompts/classify.j2`` and
+must answer ``{"label": ...}`` with one of them (validated; one repair; then an error). The offline
+profile's embedding classifier gets the same labels as structured fields and answers by
+similarity, choosing ``out_of_scope`` below its threshold. The choice, its scores, the threshold
+and what the input was compared with are recorded as the node's ``classification`` event.
 """
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from agentflow.documents import Chunk
 from agentflow.models.budget import check_fits
 from agentflow.models.sampling import Sampling
 from agentflow.models.types import Label, PromptInputs
@@ -41,6 +48,9 @@ class LabelSpec(BaseModel):
     """What inputs with this label are about."""
     examples: list[str] = Field(default_factory=list)
     """Example inputs with this label (the offline classifier embeds them)."""
+    from_collection: str | None = None
+    """A collection whose content this label is about: the passages nearest the input are the
+    label's prototypes too (a question the documents answer, or one on their topic)."""
 
 
 class ClassifyConfig(NodeConfig):
@@ -55,7 +65,10 @@ class ClassifyConfig(NodeConfig):
     out_of_scope: str | None = "out_of_scope"
     """Label for inputs that fit no label; ``null`` always picks one of ``labels``."""
     threshold: float | None = None
-    """Offline classifier: similarity under which the input is out of scope (default 0.35)."""
+    """Offline classifier: similarity under which the input is out of scope (default 0.35,
+    measured on a dev split for labels ``from_collection``)."""
+    passages: int = Field(4, ge=1, le=20)
+    """How many chunks of a label's ``from_collection`` are searched for the input."""
     prompt: str = "prompts/classify.j2"
     """Template of the prompt an LLM gets (variables: text, labels, out_of_scope)."""
     sampling: Sampling = Field(default_factory=lambda: Sampling(temperature=0.0))
@@ -80,12 +93,23 @@ class ClassifyConfig(NodeConfig):
             for name, spec in self.labels.items()
         }
 
-    def label_list(self) -> tuple[Label, ...]:
-        """The labels as the models see them."""
+    def label_list(self, passages: dict[str, list[Chunk]] | None = None) -> tuple[Label, ...]:
+        """The labels as the models see them, with the passages found for ``from_collection``."""
+        found = passages or {}
         return tuple(
-            Label(name=name, description=spec.description, examples=tuple(spec.examples))
+            Label(
+                name=name, description=spec.description, examples=tuple(spec.examples),
+                passages=tuple(_passage_text(c) for c in found.get(name, ())),
+            )
             for name, spec in self.specs().items()
         )
+
+    def collections(self) -> dict[str, str]:
+        """Label -> the collection it takes its meaning from."""
+        return {
+            name: spec.from_collection
+            for name, spec in self.specs().items() if spec.from_collection
+        }
 
     def names(self) -> tuple[str, ...]:
         """Every label the node can write, the out-of-scope one last."""
@@ -103,7 +127,8 @@ def label_schema(names: tuple[str, ...]) -> type[BaseModel]:
 async def classify(state: Any, cfg: ClassifyConfig, ctx: RunContext) -> dict[str, Any]:
     """Write one of the configured labels (or the out-of-scope label) for the input text."""
     text = str(read_state(state, cfg.input, ctx.node))
-    labels = cfg.label_list()
+    found = await _nearest_passages(text, cfg, ctx)
+    labels = cfg.label_list(found)
     messages = ctx.prompts.messages(
         cfg.prompt,
         {
@@ -129,4 +154,42 @@ async def classify(state: Any, cfg: ClassifyConfig, ctx: RunContext) -> dict[str
         tracer=ctx.tracer,
         node=ctx.node,
     )
-    return {cfg.output: response.parsed.label}
+    label = response.parsed.label
+    ctx.emit("classification", _trace_data(label, response.text, found))
+    return {cfg.output: label}
+
+
+async def _nearest_passages(
+    text: str, cfg: ClassifyConfig, ctx: RunContext
+) -> dict[str, list[Chunk]]:
+    """Label -> the chunks of its ``from_collection`` that best match the input (hybrid search)."""
+    found: dict[str, list[Chunk]] = {}
+    if not text.strip():
+        return {name: [] for name in cfg.collections()}
+    for name, collection in cfg.collections().items():
+        found[name] = await ctx.retriever(collection).search(text, cfg.passages)
+    return found
+
+
+def _passage_text(chunk: Chunk) -> str:
+    """A chunk as a label prototype: its heading (a line of its own) and its text."""
+    heading = chunk.heading.strip()
+    return f"{heading}\n{chunk.text}" if heading and heading not in chunk.text else chunk.text
+
+
+def _trace_data(label: str, reply: str, found: dict[str, list[Chunk]]) -> dict[str, Any]:
+    """What the trace shows of a classification: the label, the scores a scoring classifier
+    sent with it, and the passages each collection label was compared with."""
+    data: dict[str, Any] = {"label": label}
+    try:
+        sent = json.loads(reply)
+    except ValueError:
+        sent = None
+    if isinstance(sent, dict):
+        data.update({k: sent[k] for k in ("score", "scores", "threshold", "nearest") if k in sent})
+    if found:
+        data["compared_with"] = {
+            name: [{"id": c.id, "source": c.source, "heading": c.heading} for c in chunks]
+            for name, chunks in found.items()
+        }
+    return data

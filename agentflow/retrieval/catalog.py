@@ -37,6 +37,8 @@ class CollectionSpec(BaseModel):
 
     name: str
     """Collection name, used by ``retrieve`` nodes (``collection: docs``)."""
+    description: str = ""
+    """What the documents are about (replies say it); :meth:`about` derives one when empty."""
     sources: tuple[str, ...] = ()
     """Files, folders or glob patterns, relative to the workflow's folder. Empty: the collection
     is filled some other way (``agentflow ingest``) and only opened."""
@@ -68,6 +70,22 @@ class CollectionSpec(BaseModel):
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         return (value,) if isinstance(value, str) else value
+
+    def about(self) -> str:
+        """The description, or one derived from the sources: "the documents in handbook"."""
+        if self.description.strip():
+            return self.description.strip()
+        names = list(dict.fromkeys(_source_name(s) for s in self.sources)) or [self.name]
+        shown = " and ".join(names[:2]) + (" and others" if len(names) > 2 else "")
+        return f"the documents in {shown}"
+
+
+def _source_name(source: str) -> str:
+    """The folder or file a source names, without its glob part: ``docs/**/*.md`` -> ``docs``."""
+    parts = Path(source).parts
+    plain = [p for p in parts if not any(ch in p for ch in "*?[")]
+    kept = plain[: next((i for i, p in enumerate(parts) if p not in plain), len(parts))]
+    return Path(*kept).name if kept and Path(*kept).name else source
 
 
 def open_store(
@@ -130,6 +148,7 @@ def open_retriever(spec: CollectionSpec, *, base_dir: str | Path = ".") -> Qdran
         embedder=shared_embedder(spec.embedder),
         sparse=Bm25Encoder(avg_len=spec.bm25_avg_len),
         settings=spec.search,
+        description=spec.about(),
     )
 
 

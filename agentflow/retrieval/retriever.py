@@ -71,8 +71,11 @@ class QdrantRetriever:
         sparse: Bm25Encoder | None = None,
         settings: SearchSettings | None = None,
         cache_size: int = 512,
+        description: str = "",
     ) -> None:
         self.store = store
+        self.description = description or f"the documents in collection {store.collection!r}"
+        """What the documents are about, for replies (a reply's ``collections.NAME.description``)."""
         self.embedder = embedder
         self.sparse = sparse or Bm25Encoder()
         self.settings = settings or SearchSettings()

@@ -26,6 +26,8 @@ from agentflow.spec.yamlio import Located, dotted, load, load_file, safe_load
 
 SCHEMA_COMMENT = "# yaml-language-server: $schema={path}"
 MAX_ERRORS = 20
+EMPTY_OUTPUT = {"list": list, "object": dict, "string": str}
+"""The value of an output no node wrote, by its declared type (others stay null)."""
 """How many problems of a workflow one error lists (``agentflow validate --max-errors``)."""
 
 
@@ -51,7 +53,22 @@ class Workflow:
             sources = [c.source] if isinstance(c.source, str) else list(c.source)
             out.append(CollectionSpec(
                 name=name, sources=tuple(str((self.base_dir / s).resolve()) for s in sources),
-                chunking=c.chunking, embedder=c.embedder, store=c.store, field_map=c.field_map))
+                chunking=c.chunking, embedder=c.embedder, store=c.store, field_map=c.field_map,
+                description=c.description))
+        return out
+
+    def outputs_of(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The workflow's ``outputs`` from a final state, the same keys on every route: a field
+        no node wrote holds the empty value of its declared type ([] for a list, {} for an
+        object, "" for a string) rather than null. Without ``outputs``, the whole state."""
+        if not self.spec.outputs:
+            return dict(state)
+        declared = {**self.spec.state, **self.spec.inputs}
+        out = {}
+        for key in self.spec.outputs:
+            value = state.get(key)
+            kind = declared[key].type if key in declared else "any"
+            out[key] = EMPTY_OUTPUT[kind]() if value is None and kind in EMPTY_OUTPUT else value
         return out
 
     def ingested_collections(self) -> list[Any]:
@@ -286,12 +303,17 @@ def _prompt_problems(name: str, node_spec: Any, located: Located, prompts: Any,
 
 
 def searched_collections(spec: WorkflowBase | _Parts) -> dict[str, list[str]]:
-    """Collection name -> the nodes that search it (every node config with a ``collection``)."""
+    """Collection name -> the nodes that search it (every node config with a ``collection``,
+    and classify nodes whose labels take their meaning ``from_collection``)."""
     out: dict[str, list[str]] = {}
     for name, node_spec in getattr(spec, "nodes", {}).items():
         collection = getattr(node_spec, "collection", None)
         if isinstance(collection, str):
             out.setdefault(collection, []).append(name)
+        label_collections = getattr(node_spec, "collections", None)
+        if callable(label_collections):
+            for collection in dict.fromkeys(label_collections().values()):
+                out.setdefault(collection, []).append(name)
     return out
 
 

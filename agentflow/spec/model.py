@@ -47,6 +47,9 @@ class CollectionSpec(_Strict):
 
     source: str | list[str]
     """A file, a folder or a glob (or a list of them), relative to the workflow file."""
+    description: str = ""
+    """What the documents are about, for replies such as declining (`{{ collections.NAME.description }}`
+    in a reply's text or a chat's purpose); when omitted, "the documents in FOLDER" after the source."""
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
     embedder: str = "minilm"
     """minilm (local, offline), or a LiteLLM embedding model name."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agentflow.checks import Judge, response_relevancy
+from agentflow.checks.ragas import RELEVANCY_OFFLINE_THRESHOLD
 from agentflow.models import build_router
 from agentflow.models.offline import HashingEncoder
 from agentflow.testing.models import FakeChatModel
@@ -40,7 +41,7 @@ async def test_the_offline_variant_compares_answer_sentences_with_the_question_a
     padded = await response_relevancy(
         QUESTION, "Qdrant is written in Rust [DOC 1]. Bananas ripen faster next to apples [DOC 2].", judge)
     assert on_topic.details["method"] == "offline-sentence-similarity"
-    assert on_topic.threshold == 0.3 and on_topic.passed
+    assert on_topic.threshold == RELEVANCY_OFFLINE_THRESHOLD and on_topic.passed
     assert padded.score is not None and on_topic.score is not None and padded.score < on_topic.score
     assert padded.details["sentences"][1] == {"text": "Bananas ripen faster next to apples.",
                                               "similarity": pytest.approx(0.0, abs=0.2)}
@@ -59,3 +60,17 @@ async def test_an_unparseable_question_list_is_an_error() -> None:
     result = await response_relevancy(QUESTION, "Qdrant is written in Rust.",
                                       Judge(router(model, TableEmbedder({}))))
     assert result.outcome == "error" and result.score is None and model.calls == 2
+
+
+async def test_an_on_topic_answer_that_does_not_address_the_question_fails_offline() -> None:
+    from agentflow.models.offline import MiniLMEncoder
+
+    judge = Judge(build_router(None, env={}, encoder=MiniLMEncoder()))
+    question = "How many kilometres does a chain last?"
+    miss = await response_relevancy(
+        question, "Clean the chain every 300 kilometres with a degreaser and a brush [DOC 1].", judge)
+    hit = await response_relevancy(
+        question, "A chain wears out after about 3000 kilometres of riding [DOC 1].", judge)
+    assert not miss.passed and "asks for a number and the answer gives none" in miss.reason
+    assert miss.details["answer_type"] == {"wanted": "number", "found": False}
+    assert hit.passed and hit.details["answer_type"]["found"]

@@ -152,3 +152,19 @@ def test_summary_averages_over_scored_items_and_reports_latency_cost_and_errors(
     assert summary["items"] == {"planned": 5, "finished": 4, "ok": 3, "errors": 1}
     assert direction("latency_p95_s") == "lower" and direction("recall@5") == "higher"
     assert direction("answerable_abstained") == "lower"
+
+
+async def test_an_abstention_counts_right_on_an_unanswerable_item_and_wrong_on_an_answerable_one() -> None:
+    outputs = Outputs(route="route", out_of_scope="out_of_scope")
+    judged = CheckResult(name="faithfulness", kind="faithfulness", score=None, passed=True,
+                         threshold=0.8, reason="r", details={"abstained": True,
+                                                             "abstention": "right"}).model_dump()
+    state = {"answer": "I don't know: the documents do not say.", "answer_status": "abstained",
+             "route": "knowledge", "checks": {"faithfulness": judged}}
+    unanswerable = Item("u", {"question": "q"}, Gold(answers=("x",), answerable=False))
+    answerable = Item("a", {"question": "q"}, Gold(answers=("x",), answerable=True))
+    right, _ = await score(unanswerable, observe(state, outputs), outputs)
+    wrong, _ = await score(answerable, observe(state, outputs), outputs)
+    assert right == {"abstention_accuracy": 1.0, "abstention_judgement": 1.0}
+    assert wrong["abstention_accuracy"] == 0.0 and wrong["abstention_judgement"] == 0.0
+    assert wrong["token_f1"] == 0.0  # an answerable item's abstention scores no answer either

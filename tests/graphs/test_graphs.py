@@ -47,7 +47,8 @@ async def test_knowledge_question_is_answered_with_checked_citations(project: Pa
 async def test_chit_chat_is_answered_without_retrieval(project: Path) -> None:
     result = await run("agentic_rag", {"question": "hello there!"}, project, SOURCE)
     assert result["route"] == "chitchat"
-    assert "offline profile" in result["answer"]
+    assert result["answer"].startswith("Hello!")  # offers help with what the documents cover
+    assert "the documents in corpus" in result["answer"] and "offline" not in result["answer"]
     assert not result.get("citations") and "search" not in result.nodes_run
 
 
@@ -55,15 +56,16 @@ async def test_out_of_scope_is_declined(project: Path) -> None:
     result = await run("agentic_rag", {"question": "What will the stock market do next year?"},
                        project, SOURCE)
     assert result["route"] == "out_of_scope"
-    assert result["answer"].startswith("I can only answer questions about agentflow")
+    assert result["answer"] == "I can only answer questions about the documents in corpus."
 
 
 async def test_an_unanswerable_question_is_not_made_up(project: Path) -> None:
     result = await run("agentic_rag", {"question": "How does agentflow encrypt its trace database?"},
                        project, SOURCE)
     assert result["route"] == "knowledge"
-    assert result["answer_status"] in ("abstained", "caveat") or "I don't know" in result["answer"]
-    assert result.loops["refine"].passes >= 1
+    assert result["answer_status"] in ("abstained", "caveat")
+    if result["answer_status"] == "abstained":  # an outcome: no retries, no caveat
+        assert result.loops["refine"].passes == 1 and "Caveat" not in result["answer"]
 
 
 async def test_router_graph(project: Path) -> None:
@@ -148,12 +150,55 @@ async def test_each_retry_answers_from_a_wider_context(tmp_path: Path) -> None:
             f"# City {i}\n\nThe weather in city {i} is mild in spring. Its market opens at {i % 12 + 1} "
             f"o'clock.\n", encoding="utf-8")
     collector = EventCollector()
-    wf = load_workflow(GRAPHS / "agentic_rag.yaml",
-                       overrides=[f"collections.knowledge.source={corpus}"])
+    wf = load_workflow(GRAPHS / "agentic_rag.yaml",  # routed as knowledge whatever its topic
+                       overrides=[f"collections.knowledge.source={corpus}",
+                                  "nodes.classify.threshold=-1",
+                                  "nodes.relevant.threshold=1.0"])  # fails every pass
     services = await wf.aservices(root=tmp_path, progress=False)
-    result = await wf.flow.arun({"question": "How does agentflow encrypt its trace database?"},
+    result = await wf.flow.arun({"question": "When does the market in city 3 open?"},
                                 services=services, hooks=[collector])
     fused = [len(e.data["update"]["chunks"]) for e in collector.of_kind("node_finished")
              if e.name == "fuse"]
     assert result.loops["refine"].passes == 3 and result["answer_status"] != "passed"
     assert fused == [6, 12, 18]
+
+
+BIKE = """# Chain care
+
+Clean the chain every 300 kilometres with a degreaser and a brush. Wipe it dry with a clean rag before you oil it.
+
+# Brakes
+
+SRAM hydraulic brakes use DOT 5.1 brake fluid. Shimano brakes use mineral oil, never DOT fluid.
+"""
+
+
+@pytest.fixture(scope="module")
+def bike(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bike")
+    (root / "docs").mkdir()
+    (root / "docs" / "bike.md").write_text(BIKE, encoding="utf-8")
+    return root
+
+
+async def bike_run(root: Path, question: str) -> Any:
+    return await run("agentic_rag", {"question": question}, root,
+                     f"collections.knowledge.source={root / 'docs'}", "nodes.classify.threshold=-1")
+
+
+async def test_a_right_abstention_ends_the_refine_loop_at_once_as_abstained(bike: Path) -> None:
+    result = await bike_run(bike, "How much does a new chain cost?")
+    assert result["answer"].startswith("I don't know") and "Caveat" not in result["answer"]
+    assert result["answer_status"] == "abstained" and result.loops["refine"].passes == 1
+    assert result["checks"]["faithfulness"].details["abstention"] == "right"
+    assert all(c.passed for c in result["checks"].values())
+
+
+async def test_an_on_topic_answer_that_misses_the_question_does_not_pass(bike: Path) -> None:
+    result = await bike_run(bike, "How many kilometres does a chain last?")
+    assert result["answer_status"] != "passed"
+    relevancy = result["checks"]["relevancy"]
+    assert not relevancy.passed and "asks for a number" in relevancy.reason
+    answered = await bike_run(bike, "Which brake fluid do SRAM brakes use?")
+    assert answered["answer"].startswith("SRAM hydraulic brakes use DOT 5.1 brake fluid [DOC")
+    assert answered["answer_status"] == "passed"

@@ -187,3 +187,85 @@ async def test_self_consistency_keeps_the_majority_of_llm_samples_or_abstains() 
             {"n": 4, "threshold": 0.9, "abstain_text": "I am not sure.",
              "sampling": {"seed": 0}}, node="n"), context(models))
     assert low["answer"] == "I am not sure." and not low["checks"]["self_consistency"].passed
+
+
+ABSTAIN = "I don't know: the retrieved documents do not contain enough information to answer this question."
+
+
+@node("hesitant", reads=("question", "feedback", "top_k"), writes=("answer", "seen"), registry=REG)
+async def hesitant(state: RagState, cfg: NodeConfig, ctx: RunContext) -> dict[str, Any]:
+    """Abstains on the first pass, answers from the documents on the second."""
+    answer = ABSTAIN if (ctx.pass_index or 1) == 1 else "Paris is the capital of France [DOC 1]."
+    return {"answer": answer, "seen": [f"top_k={state.top_k} feedback={state.feedback}"]}
+
+
+class FinalState(RagState):
+    answer_status: str | None = None
+
+
+def abstention_flow() -> af.Flow:
+    from agentflow.nodes.finalize import finalize
+
+    body = af.sequence(hesitant(),
+            af.parallel(check("cite", kind="citations", abstention="pass"),
+                        check("ground", kind="faithfulness", abstention="support"),
+                        check("relevant", kind="relevancy", abstention="pass"), name="checks_run"),
+            verdict("judge", require=["citations", "faithfulness", "relevancy"],
+                    feedback_output="feedback", top_k_output="top_k", top_k=2, top_k_step=3))
+    return af.Flow("rag", state=FinalState, inputs=("question", "chunks"),
+                   steps=[af.loop(body, until="verdict", max_iterations=3, name="answer_loop"),
+                          finalize("finalize", policy="caveat")])
+
+
+def test_a_right_abstention_ends_the_loop_after_one_pass_as_abstained() -> None:
+    result = abstention_flow().run({"question": "Who won the 1998 football world cup?",
+                                    "chunks": CHUNKS}, services=Services(models=offline_router()))
+    outcome = result.loops["answer_loop"]
+    assert (outcome.passes, outcome.stop_reason) == (1, "passed")
+    assert result["answer_status"] == "abstained" and result["answer"] == ABSTAIN  # no caveat
+    assert result["verdict"].abstained and "rightly" in result["verdict"].reason
+    ground = result["checks"]["faithfulness"]
+    assert ground.passed and ground.details["abstention"] == "right"
+    assert "do not support an answer" in ground.reason
+    assert "abstentions fail" not in result["checks"]["citations"].reason
+
+
+def test_a_wrong_abstention_fails_and_the_loop_retries_wider_with_the_reason() -> None:
+    result = abstention_flow().run({"question": "What is the capital of France?",
+                                    "chunks": CHUNKS}, services=Services(models=offline_router()))
+    outcome = result.loops["answer_loop"]
+    assert (outcome.passes, outcome.stop_reason) == (2, "passed")
+    assert "the answer abstains, but the documents support an answer" in outcome.verdicts[0].reason
+    assert result["seen"][1].startswith("top_k=5 feedback=Your previous answer did not pass")
+    assert "documents support an answer" in result["seen"][1]
+    assert result["answer_status"] == "passed" and not result["verdict"].abstained
+
+
+def test_widen_abstentions_looks_once_more_before_accepting_a_right_abstention() -> None:
+    wide = verdict("judge", require=["citations", "faithfulness", "relevancy"],
+                   feedback_output="feedback", top_k_output="top_k", top_k=2, top_k_step=3,
+                   widen_abstentions=1)
+    from agentflow.nodes.finalize import finalize
+
+    body = af.sequence(hesitant_twice(),
+            af.parallel(check("cite", kind="citations", abstention="pass"),
+                        check("ground", kind="faithfulness", abstention="support"),
+                        check("relevant", kind="relevancy", abstention="pass"), name="checks_run"),
+            wide)
+    flow = af.Flow("rag", state=FinalState, inputs=("question", "chunks"),
+                   steps=[af.loop(body, until="verdict", max_iterations=3, name="answer_loop"),
+                          finalize("finalize")])
+    result = flow.run({"question": "Who won the 1998 football world cup?", "chunks": CHUNKS},
+                      services=Services(models=offline_router()))
+    outcome = result.loops["answer_loop"]
+    assert (outcome.passes, outcome.stop_reason) == (2, "passed")
+    assert "look in more documents" in outcome.verdicts[0].reason
+    assert result["seen"][1].startswith("top_k=5")
+    assert result["answer_status"] == "abstained" and result["verdict"].abstained
+
+
+@node("hesitant_twice", reads=("question", "feedback", "top_k"), writes=("answer", "seen"),
+      registry=REG)
+async def hesitant_twice(state: RagState, cfg: NodeConfig, ctx: RunContext) -> dict[str, Any]:
+    """Abstains on every pass."""
+    return {"answer": ABSTAIN, "seen": [f"top_k={state.top_k} feedback={state.feedback}"]}

@@ -8,12 +8,17 @@ refined discriminatively: a softmax layer initialised at the centroids and train
 logits divided by the temperature are again similarities. An input whose best score is under the
 threshold is out of scope; :meth:`EmbeddingClassifier.calibrate` sets the threshold that keeps a
 chosen share of in-scope inputs.
+
+A label may also bring passages: document text near the input, for a label whose meaning is a
+collection's content (a ``classify`` label ``from_collection``). The label then scores the higher of
+its prototype score and the input's best cosine similarity to a passage sentence, and
+:data:`PASSAGE_THRESHOLD` applies: measured on a dev split (``benchmarks/routing.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +29,10 @@ from agentflow.models.types import Label
 DEFAULT_THRESHOLD = 0.35
 """Out-of-scope threshold of the few-example (centroid) mode when none is given or calibrated."""
 
+PASSAGE_THRESHOLD = 0.35
+"""Out-of-scope threshold when a label scores passages (``from_collection``), from the dev split
+of ``benchmarks/routing.py`` (docs/benchmarks.md): the best balanced route accuracy."""
+
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
@@ -32,6 +41,8 @@ class Prediction:
     label: str | None
     score: float
     top: tuple[tuple[str, float], ...]
+    nearest: dict[str, str] = field(default_factory=dict)
+    """Label -> the example, description or passage sentence the input came closest to."""
 
 
 class EmbeddingClassifier:
@@ -57,6 +68,7 @@ class EmbeddingClassifier:
         self._centroids = np.zeros((0, 0), dtype=np.float32)
         self._examples = np.zeros((0, 0), dtype=np.float32)
         self._example_label = np.zeros(0, dtype=np.int64)
+        self._texts: list[str] = []
         self._weights: np.ndarray | None = None
         self._bias: np.ndarray | None = None
         self._fitted_default = DEFAULT_THRESHOLD
@@ -74,7 +86,9 @@ class EmbeddingClassifier:
             texts += items
             owner += [index] * len(items)
         vectors = self.encoder.encode(texts)
-        return self.fit_vectors([label.name for label in labels], vectors, np.asarray(owner))
+        self.fit_vectors([label.name for label in labels], vectors, np.asarray(owner))
+        self._texts = texts
+        return self
 
     def fit_vectors(self, labels: Sequence[str], vectors: np.ndarray, owner: np.ndarray) -> EmbeddingClassifier:
         """Fit from precomputed unit-length vectors; ``owner[i]`` is the label index of row ``i``."""
@@ -89,6 +103,7 @@ class EmbeddingClassifier:
         self._centroids = _unit(sums)
         self._examples = vectors.astype(np.float32)
         self._example_label = owner
+        self._texts = []
         self._weights = self._bias = None
         self.mode = "centroid"
         if k > 1 and counts.min() >= self.fit_min_examples:
@@ -132,21 +147,64 @@ class EmbeddingClassifier:
             nearest[:, index] = sims[:, self._example_label == index].max(axis=1)
         return 0.5 * (centroid + nearest)
 
-    def predict_vectors(self, vectors: np.ndarray, *, threshold: float | None = None, top: int = 3) -> list[Prediction]:
-        """Predict from precomputed vectors; ``threshold`` overrides the calibrated one."""
+    def predict_vectors(
+        self,
+        vectors: np.ndarray,
+        *,
+        threshold: float | None = None,
+        top: int = 3,
+        passages: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[Prediction]:
+        """Predict from precomputed vectors; ``threshold`` overrides the calibrated one.
+
+        ``passages``: label -> sentences of documents near the inputs; the label scores the
+        higher of its prototype score and the best similarity to one of them.
+        """
         scores = self.scores(vectors)
+        nearest = [self._nearest_examples(row) for row in vectors]
+        for name, units in (passages or {}).items():
+            if name not in self.labels or not units:
+                continue
+            index = self.labels.index(name)
+            sims = vectors @ self.encoder.encode(list(units)).T
+            for row, best in enumerate(sims.argmax(axis=1)):
+                if sims[row, best] > scores[row, index]:
+                    scores[row, index] = sims[row, best]
+                    nearest[row][name] = units[best]
         limit = threshold if threshold is not None else self.threshold
         out = []
-        for row in scores:
+        for row, near in zip(scores, nearest, strict=True):
             order = np.argsort(-row, kind="stable")[:top]
             best = float(row[order[0]])
             label = self.labels[order[0]] if limit is None or best >= limit else None
-            out.append(Prediction(label, best, tuple((self.labels[i], float(row[i])) for i in order)))
+            ranked = tuple((self.labels[i], float(row[i])) for i in order)
+            shown = {n: near[n] for n, _ in ranked if n in near}
+            out.append(Prediction(label, best, ranked, shown))
         return out
 
-    def predict(self, texts: Sequence[str], *, threshold: float | None = None) -> list[Prediction]:
-        """Predict the label of each text (``None`` for out of scope)."""
-        return self.predict_vectors(self.encoder.encode(texts), threshold=threshold)
+    def _nearest_examples(self, vector: np.ndarray) -> dict[str, str]:
+        """Label -> its example (or description) nearest ``vector``, when the texts are known."""
+        if not self._texts:
+            return {}
+        sims = self._examples @ vector
+        out: dict[str, str] = {}
+        for index, name in enumerate(self.labels):
+            mine = np.flatnonzero(self._example_label == index)
+            out[name] = self._texts[int(mine[np.argmax(sims[mine])])]
+        return out
+
+    def predict(
+        self,
+        texts: Sequence[str],
+        *,
+        threshold: float | None = None,
+        passages: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[Prediction]:
+        """Predict the label of each text (``None`` for out of scope); ``passages`` as in
+        :meth:`predict_vectors`."""
+        return self.predict_vectors(
+            self.encoder.encode(texts), threshold=threshold, passages=passages
+        )
 
     def calibrate(self, vectors: np.ndarray, *, retention: float = 0.95) -> float:
         """Set the threshold that keeps ``retention`` of these in-scope inputs; returns it."""

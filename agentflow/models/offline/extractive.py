@@ -17,8 +17,10 @@ import numpy as np
 from agentflow.documents import Chunk
 from agentflow.models.offline.embedder import VectorEncoder
 from agentflow.models.offline.text import (
+    answer_type,
     containment,
     content_words,
+    has_answer_type,
     sentences,
     strip_citations,
     weighted_containment,
@@ -87,7 +89,15 @@ class _SentenceScorer:
 
 
 class ExtractiveAnswerer:
-    """Answer by quoting the best-matching sentences of the documents, or abstain."""
+    """Answer by quoting the best-matching sentences of the documents, or abstain.
+
+    The sentence that answers comes first: a question that wants a number, a date, a person or a
+    place (:func:`~agentflow.models.offline.text.answer_type`) ranks the sentences that hold one
+    ``type_bonus`` higher (calibrated on NQ-Open by ``benchmarks/calibrate_checks.py``). Further
+    sentences follow only when they score within ``margin`` of the
+    best and at least ``relative`` times it (no padding with weakly related sentences), in
+    document order (both calibrated on CLAP NQ and NQ-Open by ``benchmarks/calibrate_checks.py``). Navigation, headings and table rows are never quoted.
+    """
 
     def __init__(
         self,
@@ -96,15 +106,19 @@ class ExtractiveAnswerer:
         max_sentences: int = 3,
         min_support: float = 0.4,
         margin: float = 0.12,
+        relative: float = 0.8,
+        type_bonus: float = 0.15,
         semantic_weight: float = 0.7,
     ) -> None:
         self.max_sentences = max_sentences
         self.min_support = min_support
         self.margin = margin
+        self.relative = relative
+        self.type_bonus = type_bonus
         self._scorer = _SentenceScorer(encoder, semantic_weight)
 
     def answer(self, query: str, documents: Sequence[tuple[int, Chunk]]) -> ExtractiveAnswer:
-        """Quote up to ``max_sentences`` sentences within ``margin`` of the best one."""
+        """Quote the best sentence, then up to ``max_sentences - 1`` close to it."""
         pool: list[tuple[int, str, str]] = []
         headings: list[str] = []
         seen: set[str] = set()
@@ -118,14 +132,19 @@ class ExtractiveAnswerer:
         if not pool or float(scores.max()) < self.min_support:
             best = float(scores.max()) if pool else 0.0
             return ExtractiveAnswer(ABSTAIN_TEXT, (), best, abstained=True)
-        order = np.argsort(-scores, kind="stable")
-        best = float(scores[order[0]])
-        picked = sorted(int(i) for i in order[: self.max_sentences]
-                        if scores[i] >= max(self.min_support, best - self.margin))
-        # in document order: sentences of one passage read in the order they were written
-        chosen = [Evidence(pool[i][0], pool[i][1], pool[i][2], float(scores[i])) for i in picked]
+        kind = answer_type(query)
+        ranked = scores + self.type_bonus * np.array(
+            [kind is not None and has_answer_type(s, kind) for _, _, s in pool], dtype=np.float32)
+        order = np.argsort(-ranked, kind="stable")
+        first = int(order[0])
+        best = float(ranked[first])
+        floor = max(self.min_support, best - self.margin, best * self.relative)
+        rest = sorted(int(i) for i in order[1: self.max_sentences] if ranked[i] >= floor)
+        # the answering sentence first, then the others in the order they were written
+        chosen = [Evidence(pool[i][0], pool[i][1], pool[i][2], float(scores[i]))
+                  for i in (first, *rest)]
         text = " ".join(_cite(e.sentence, e.doc) for e in chosen)
-        return ExtractiveAnswer(text, tuple(chosen), best, abstained=False)
+        return ExtractiveAnswer(text, tuple(chosen), float(scores.max()), abstained=False)
 
 
 def _cite(sentence: str, doc: int) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 
 from agentflow.errors import ModelError
 from agentflow.models.budget import estimate_messages, estimate_tokens
-from agentflow.models.offline.classifier import EmbeddingClassifier
+from agentflow.models.offline.classifier import PASSAGE_THRESHOLD, EmbeddingClassifier
 from agentflow.models.offline.embedder import MiniLMEncoder, VectorEncoder
 from agentflow.models.offline.extractive import ExtractiveAnswerer, SupportJudge, passage_sentences
 from agentflow.models.offline.text import expand_query
@@ -33,12 +34,28 @@ from agentflow.models.types import (
     Usage,
 )
 
-CHAT_REPLY = (
-    "Hello! This is agentflow's offline profile, which has no language model: it answers "
-    "questions from the workflow's documents by quoting them with [DOC n] citations. Ask me "
-    "something about them."
-)
-"""The offline reply to conversation (greetings, thanks): deterministic, and says what it is."""
+THANKS = frozenset({"thank", "thanks", "thx", "appreciate", "appreciated", "helpful", "grateful",
+                    "cheers"})
+GOODBYE = frozenset({"bye", "goodbye", "farewell", "later", "night"})
+"""Words that make a message thanks or a goodbye for the offline chat reply (else a greeting)."""
+
+
+def passage_units(passages: Sequence[str]) -> list[str]:
+    """The sentences of a label's passages (headings among them) that the classifier compares
+    the input with: the answerer's own units, whose vectors ingestion has cached already."""
+    return list(dict.fromkeys(u for p in passages for u in passage_sentences(p)))
+
+
+def chat_reply(message: str, purpose: str) -> str:
+    """The offline reply to conversation: deterministic, one sentence for greetings, thanks or
+    goodbyes, ending with an offer to help with the chat node's ``purpose``."""
+    words = set(re.findall(r"[a-z]+", message.lower()))
+    offer = f" with {purpose.strip().rstrip('.')}" if purpose.strip() else ""
+    if words & THANKS:
+        return f"You're welcome! I'm glad to help{offer}."
+    if words & GOODBYE:
+        return f"Goodbye! Come back any time for help{offer}."
+    return f"Hello! I can help{offer}: ask me a question."
 
 PREPARE_LIMIT = 10_000
 """Most sentences :meth:`OfflineModel.prepare` embeds ahead of questions (about half a minute on
@@ -132,7 +149,8 @@ class OfflineModel:
             return ChatResponse(text=json.dumps(queries), parsed=queries,
                                 model="offline/query-expansion", finish_reason="stop")
         if inputs.task == "chat":
-            return ChatResponse(text=CHAT_REPLY, model="offline/chat", finish_reason="stop")
+            reply = chat_reply(inputs.query, str(inputs.variables.get("purpose", "")))
+            return ChatResponse(text=reply, model="offline/chat", finish_reason="stop")
         if inputs.task == "judge":
             verdict = self.judge.judge(inputs.claim or inputs.query, inputs.documents)
             return ChatResponse(
@@ -156,24 +174,30 @@ class OfflineModel:
         if not inputs.query:
             raise ModelError("a classify request needs the text to classify in inputs.query")
         classifier = self.classifier(inputs)
+        passages = {label.name: passage_units(label.passages)
+                    for label in inputs.labels if label.passages}
         threshold = inputs.threshold
         if threshold is None and inputs.out_of_scope is not None:
-            threshold = classifier.default_threshold()
-        prediction = classifier.predict([inputs.query], threshold=threshold)[0]
+            threshold = PASSAGE_THRESHOLD if passages else classifier.default_threshold()
+        prediction = classifier.predict([inputs.query], threshold=threshold, passages=passages)[0]
         label = prediction.label if prediction.label is not None else inputs.out_of_scope
         if label is None:  # no out-of-scope label: the best label wins whatever its score
             label = prediction.top[0][0]
         parsed = Classification(
             label=label, score=round(prediction.score, 6),
             scores={name: round(score, 6) for name, score in prediction.top},
+            threshold=None if threshold is None else round(threshold, 6),
+            nearest=prediction.nearest,
         )
+        # the reply says how the label was chosen: {"label": ...} plus its scores
         return ChatResponse(
-            text=label, parsed=parsed, model="offline/classifier", finish_reason="stop"
+            text=parsed.model_dump_json(exclude_none=True), parsed=parsed,
+            model="offline/classifier", finish_reason="stop",
         )
 
     def classifier(self, inputs: PromptInputs) -> EmbeddingClassifier:
         """The classifier fitted to this request's labels (fitted once, then reused)."""
-        labels = [label.model_dump(mode="json") for label in inputs.labels]
+        labels = [label.model_dump(mode="json", exclude={"passages"}) for label in inputs.labels]
         if not labels:
             raise ModelError("a classify request needs at least one label in inputs.labels")
         key = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()

@@ -61,13 +61,23 @@ def is_pointer(sentence: str) -> bool:
     return lead.endswith(":") or len(lead.split()) < 4
 
 
+_LEADING_LINK = re.compile(r"^[\s*_`+-]*!?\[[^\]]*\]\([^)]*\)[\s*_`]*(?:[:\-\u2013\u2014,]|$)")
+
+
+def is_navigation(sentence: str) -> bool:
+    """Whether a sentence is navigation rather than a statement: it only points elsewhere
+    (:func:`is_pointer`), or it is an entry of a list of links, a link followed by its blurb
+    ("[Switch to a hosted provider](hosted-models.md): OpenAI, Anthropic, ...")."""
+    return is_pointer(sentence) or bool(_LEADING_LINK.match(sentence))
+
+
 def whole_sentences(text: str, *, min_words: int = 3) -> list[str]:
     """:func:`sentences` of a chunk, without the pieces its boundaries cut: a first piece that
     starts in lower case (the chunk began mid-sentence) and a last one with no closing
     punctuation (it ended mid-sentence). Overlapping neighbours hold those sentences whole.
-    Sentences that only point to another page (:func:`is_pointer`) are left out: they are not
-    answers."""
-    parts = [p for p in sentences(text, min_words=min_words) if not is_pointer(p)]
+    Navigation (:func:`is_navigation`: sentences that only point to another page, entries of a
+    list of links) is left out: it is not an answer."""
+    parts = [p for p in sentences(text, min_words=min_words) if not is_navigation(p)]
     if parts and parts[0][:1].islower():
         parts = parts[1:]
     last = parts[-1] if parts else ""
@@ -137,3 +147,81 @@ def expand_query(question: str, n: int) -> list[str]:
         if key and content_words(q) and key not in seen:
             seen[key] = q.strip()
     return list(seen.values())[: max(1, n)]
+
+
+# -- question types: what kind of answer a question wants, and whether a sentence has one --------
+
+AnswerType = str
+"""``procedure``, ``number``, ``frequency``, ``date``, ``person`` or ``place``
+(see :func:`answer_type`)."""
+
+_QUESTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("procedure", re.compile(r"^\s*how (?:do|can|should|would) (?:i|we|you|one)\b|^\s*how to\b",
+                             re.I)),
+    ("frequency", re.compile(r"\bhow (?:often|frequently)\b", re.I)),
+    ("number", re.compile(r"\bhow (?:many|much|long|far|old|big|large|high|tall|wide|deep|heavy|"
+                          r"fast)\b|\bwhat (?:number|percentage|amount|size|age)\b", re.I)),
+    ("date", re.compile(r"^\s*when\b|\bwhat (?:year|date|day|month|time|century)\b|"
+                        r"\bin which year\b", re.I)),
+    ("person", re.compile(r"^\s*(?:who|whom|whose)\b|\bwhich (?:person|people|author|writer|"
+                          r"player|actor|president|king|queen)\b", re.I)),
+    ("place", re.compile(r"^\s*where\b|\bwhich (?:country|city|state|place|town|continent)\b|"
+                         r"\bin what (?:country|city|state|place)\b", re.I)),
+)
+_NUMBER_WORDS = (r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+                 r"forty|fifty|hundred|thousand|million|billion|dozen|half")
+_NUMBER = re.compile(rf"\b\d[\d,.]*\b|\b(?:{_NUMBER_WORDS})\b", re.I)
+_FREQUENCY = re.compile(
+    rf"\bevery\s+(?:(?:\d[\d,.]*|{_NUMBER_WORDS}|few|other)\s+)?[a-z]+|\b(?:once|twice|\d+\s+times)"
+    r"\s+(?:a|an|per|every)\b|\bper\s+(?:day|week|month|year|hour|ride)\b|"
+    r"\b(?:daily|weekly|monthly|yearly|annually|hourly)\b", re.I)
+_MONTHS = (r"january|february|march|april|may|june|july|august|september|october|november|"
+           r"december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
+_DATE = re.compile(rf"\b(?:1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b(?:{_MONTHS})\b\.?\s*\d|"
+                   r"\b\d{1,2}(?:st|nd|rd|th)?\s+(?:" + _MONTHS + r")\b|\b\d+(?:st|nd|rd|th)\s+"
+                   r"century\b|\b(?:yesterday|today|century|decade)\b", re.I)
+_IMPERATIVE = ("set use pass run add install call point give write put start choose switch change "
+               "create open define export replace keep make send select enable disable turn type "
+               "edit copy move ingest configure specify").split()
+_INSTRUCTION = re.compile(r"`[^`]*(?:--[a-z]|^[a-z][\w.-]* [^`]+)[^`]*`|^\s*(?:" +
+                          "|".join(_IMPERATIVE) + r")\b", re.I | re.M)
+_NAME = re.compile(r"\b[A-Z]\w+(?:\s+(?:[A-Z]\.\s*)*[A-Z]\w+)+|(?<=[a-z,;]\s)[A-Z]\w+")
+_PLACE = re.compile(r"\b(?:in|at|near|from|to|of)\s+(?:the\s+)?[A-Z][a-z]+|\b(?:city|country|"
+                    r"state|river|mountain|island|region|province|county|street|town)\b")
+
+
+def answer_type(question: str) -> AnswerType | None:
+    """What kind of answer ``question`` wants (``None``: no particular kind), from cheap patterns:
+    "how do I" -> procedure (an instruction: a command or flag in code, or an imperative);
+    "how often" -> frequency; "how many/much/long" -> number ("how many times" too: NQ's are
+    counts, "how many times has X won"); "when", "what year" -> date;
+    "who" -> person; "where" -> place."""
+    for kind, pattern in _QUESTION_TYPES:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def has_answer_type(sentence: str, kind: AnswerType | None) -> bool:
+    """Whether ``sentence`` holds an answer of that kind (``True`` when ``kind`` is ``None``).
+
+    A number question is not answered by a frequency alone: "every 300 kilometres" says how often,
+    not how many. A person answer is a name: two capitalised words, or one after a lower-case word.
+    """
+    text = strip_citations(sentence)
+    if kind is None:
+        return True
+    if kind == "procedure":
+        return bool(_INSTRUCTION.search(text))
+    if kind == "frequency":
+        return bool(_FREQUENCY.search(text))
+    if kind == "number":
+        return bool(_NUMBER.search(_FREQUENCY.sub(" ", text)))
+    if kind == "date":
+        return bool(_DATE.search(text))
+    if kind == "person":
+        return bool(_NAME.search(text))
+    if kind == "place":
+        return bool(_PLACE.search(text))
+    raise ValueError(f"unknown answer type {kind!r}; valid: procedure, frequency, number, date, "
+                     "person, place")
