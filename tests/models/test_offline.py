@@ -271,6 +271,8 @@ def test_a_number_question_leads_with_the_sentence_that_has_the_number(minilm: M
     assert answer_type("Where is the store kept?") == "place"
     assert answer_type("How do I switch profiles?") == "procedure"
     assert answer_type("Does agentflow support PDF files?") is None
+    assert answer_type("When should I replace the brake pads?") is None  # a condition, not a date
+    assert answer_type("When does the season start?") == "date"
     assert not has_answer_type("Clean the chain every 300 kilometres.", "number")  # how often
     assert has_answer_type("Clean the chain every 300 kilometres.", "frequency")
     assert has_answer_type("It was released in May 2021.", "date")

@@ -190,12 +190,19 @@ _PLACE = re.compile(r"\b(?:in|at|near|from|to|of)\s+(?:the\s+)?[A-Z][a-z]+|\b(?:
                     r"state|river|mountain|island|region|province|county|street|town)\b")
 
 
+_CONDITION = re.compile(r"^\s*when (?:should|do|can|must|shall|would|will) (?:i|we|you|one)\b|"
+                        r"^\s*when to\b", re.I)
+""""When should I replace the pads?" asks for a condition, not a date."""
+
+
 def answer_type(question: str) -> AnswerType | None:
     """What kind of answer ``question`` wants (``None``: no particular kind), from cheap patterns:
     "how do I" -> procedure (an instruction: a command or flag in code, or an imperative);
     "how often" -> frequency; "how many/much/long" -> number ("how many times" too: NQ's are
     counts, "how many times has X won"); "when", "what year" -> date;
-    "who" -> person; "where" -> place."""
+    "who" -> person; "where" -> place; "when should I" (a condition) -> no particular kind."""
+    if _CONDITION.search(question):
+        return None
     for kind, pattern in _QUESTION_TYPES:
         if pattern.search(question):
             return kind
