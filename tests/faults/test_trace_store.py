@@ -25,9 +25,8 @@ import httpx
 import pytest
 
 from agentflow.tracing import SQLiteTraceStore, TraceReader
-from agentflow.tracing import cli as traces_cli
 from agentflow.ui.server import ServerThread
-from tracing.demo import make_flow, record_demo_runs, synthetic_events
+from tracing.demo import make_flow, record_demo_runs, synthetic_events, traces
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -162,15 +161,6 @@ def stored(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return db, ids
 
 
-def _traces(*argv: str) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="agentflow")
-    traces_cli.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["traces", *argv])
-    return int(args.handler(args))
-
-
 def _spy_connect(monkeypatch: pytest.MonkeyPatch, *, shared_memory: bool = True) -> list[str]:
     """Record how SQLite is opened; without ``shared_memory``, a plain read-only open fails as it
     does for a user who may not write the folder (no ``-shm`` file can be made)."""
@@ -195,12 +185,12 @@ def test_readers_print_a_read_only_store_and_never_write_it(
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
     opened = _spy_connect(monkeypatch, shared_memory=shared_memory)
     with _read_only(db.parent.parent):
-        assert _traces("list", "--db", str(db), "--json") == 0
+        assert traces("list", "--db", str(db), "--json") == 0
         listed = [json.loads(line)["run_id"] for line in capsys.readouterr().out.splitlines()]
         assert listed == [ids["failed"], ids["chat"], ids["ok"]]
-        assert _traces("show", ids["ok"][:8], "--db", str(db)) == 0
+        assert traces("show", ids["ok"][:8], "--db", str(db)) == 0
         assert "loop refine (max 3) -> passed after 2 pass(es)" in capsys.readouterr().out
-        assert _traces("export", "--all", "--db", str(db)) == 0
+        assert traces("export", "--all", "--db", str(db)) == 0
         assert len(capsys.readouterr().out.splitlines()) == 3
         with ServerThread(db) as server:
             response = httpx.get(f"{server.url}/api/runs", timeout=10)
@@ -216,7 +206,7 @@ def test_readers_print_a_read_only_store_and_never_write_it(
 def test_readers_never_create_or_migrate_a_store(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nowhere" / ".agentflow" / "traces.db"
-    assert _traces("list", "--db", str(missing)) == 2
+    assert traces("list", "--db", str(missing)) == 2
     assert f"no traces at {str(missing)!r} yet" in capsys.readouterr().err
     assert not missing.parent.exists()
 

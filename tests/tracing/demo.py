@@ -254,3 +254,15 @@ def synthetic_events(items: int, *, run_id: str = "f" * 32, t0: float = 1_700_00
     ev.append(Event("run_finished", run_id, run_id, None, "big", "flow", end, status="ok",
                     data={"state": {"out": list(range(10))}}))
     return ev
+
+
+def traces(*argv: str) -> int:
+    """``agentflow traces ARGV...`` in this process; returns its exit code."""
+    import argparse
+
+    from agentflow.tracing import cli
+
+    parser = argparse.ArgumentParser(prog="agentflow")
+    cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["traces", *argv])
+    return int(args.handler(args))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -13,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from agentflow.tracing import SQLiteTraceStore, cli
+from agentflow.tracing import SQLiteTraceStore
 
-from .demo import record_demo_runs
+from .demo import record_demo_runs, traces
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +24,6 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     ids = asyncio.run(record_demo_runs(store))
     store.close()
     return path, ids
-
-
-def traces(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="agentflow")
-    cli.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["traces", *argv])
-    return int(args.handler(args))
 
 
 def test_list_shows_runs_newest_first_with_filters(db, capsys: pytest.CaptureFixture[str]) -> None:
