@@ -1,8 +1,10 @@
-"""Which backend serves a model entry: the offline backends, or LiteLLM for everything else."""
+"""Which backend serves a model entry: the offline backends, or LiteLLM for everything else
+(through a node agentflow finds or starts first, for an entry that declares ``serve``)."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentflow.models.profiles import ModelEntry
@@ -17,11 +19,14 @@ class Backends:
     """Builds backends for model entries, sharing one offline backend (and encoder) among them.
 
     Pass ``encoder`` to run the offline backends on another :class:`VectorEncoder` (tests use the
-    instant ``HashingEncoder``); by default they use MiniLM.
+    instant ``HashingEncoder``); by default they use MiniLM. ``project_dir`` is where a model node
+    agentflow starts keeps its log (``.agentflow/node/``); by default the working directory.
     """
 
-    def __init__(self, *, timeout_s: float = 60.0, encoder: VectorEncoder | None = None) -> None:
+    def __init__(self, *, timeout_s: float = 60.0, encoder: VectorEncoder | None = None,
+                 project_dir: str | Path | None = None) -> None:
         self.timeout_s = timeout_s
+        self.project_dir = project_dir
         self._encoder = encoder
         self._offline: OfflineModel | None = None
         self._lock = threading.Lock()
@@ -48,6 +53,10 @@ class Backends:
     def chat(self, entry: ModelEntry) -> ChatModel:
         if entry.provider_kind() == "offline":
             return self.offline()
+        if entry.serve is not None:
+            from agentflow.models.managed_node import ManagedNodeChatModel
+
+            return ManagedNodeChatModel(entry, timeout_s=self.timeout_s, project_dir=self.project_dir)
         from agentflow.models.litellm_adapter import LiteLLMChatModel
 
         return LiteLLMChatModel(entry, timeout_s=self.timeout_s)

@@ -29,7 +29,7 @@ def add_profile_argument(parser: argparse.ArgumentParser) -> None:
         "--profile",
         default=None,
         metavar="NAME",
-        help="model profile: offline (default), openai, anthropic, ollama, self-hosted, or one "
+        help="model profile: offline (default), local, openai, anthropic, ollama, self-hosted, or one "
         "defined in agentflow.yaml (overrides $AGENTFLOW_PROFILE and the workflow's)",
     )
 
@@ -97,6 +97,7 @@ def _describe(config: Any, name: str) -> dict[str, Any]:
                 "api_key_env": e.api_key_env,
                 "price": e.price.model_dump() if e.price else None,
                 "context_window": e.context_window,
+                "serve": e.serve.model_dump(mode="json") if e.serve else None,
             }
             for e in entries
         ]
@@ -109,8 +110,14 @@ def _line(entry: dict[str, Any]) -> str:
     if entry["api_base"]:
         extra.append(entry["api_base"])
     if entry["price"]:
-        extra.append("priced")
+        extra.append("priced" if any(entry["price"][k] for k in _PRICES) else "price 0")
+    if entry["serve"]:  # agentflow starts the node itself when none answers at api_base
+        model = entry["serve"]["model"] or entry["model"].partition("/")[2] or entry["model"]
+        extra.append(f"else started: agentflow node serve --model {model}")
     return f"{entry['model']} ({', '.join(extra)})"
+
+
+_PRICES = ("input_per_million", "output_per_million", "per_gpu_second")
 
 
 def _redact(url: str | None) -> str | None:

