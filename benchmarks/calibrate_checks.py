@@ -187,18 +187,100 @@ def relative_cutoff(data: Path, n: int, encoder: MiniLMEncoder) -> dict:
     return {"by_cutoff": out, "questions": len(items)}
 
 
+def clapnq_dev_items(data: Path) -> list[dict]:
+    """CLAP NQ items no report reads: answerable 100-267 and unanswerable 400-567 of
+    derived_questions.jsonl. ``agentflow eval`` interleaves answerable[:268] with
+    unanswerable[:268] (the last 32 of each half describe the knowledge label), so a report of up
+    to 200 items reads answerable 0-99 and unanswerable 300-399."""
+    items = read_jsonl(data / "clapnq_dev" / "derived_questions.jsonl")
+    return items[100:268] + items[400:568]
+
+
+def bees_dev(answerer_docs: bool = True) -> list[tuple[str, bool, list[tuple[int, Chunk]]]]:
+    """The beekeeping corpus's dev questions (benchmarks/answer_quality), answerable or not, each
+    with the passages the reference workflow retrieves for it (first pass, offline profile)."""
+    import asyncio
+    import tempfile
+
+    from agentflow.spec.load import load_workflow
+
+    corpus = ROOT / "benchmarks" / "answer_quality" / "corpus"
+    questions = [q for q in read_jsonl(ROOT / "benchmarks" / "answer_quality" / "questions.jsonl")
+                 if q["split"] == "dev" and q["kind"] in ("answerable", "unanswerable")]
+
+    async def gather(folder: Path) -> list[tuple[str, bool, list[tuple[int, Chunk]]]]:
+        flow = load_workflow(ROOT / "graphs" / "agentic_rag.yaml",
+                             overrides=[f"collections.knowledge.source={corpus}"])
+        services = await flow.aservices(root=folder, progress=False)
+        rows = []
+        for q in questions:
+            state = (await flow.flow.arun({"question": q["question"]}, services=services)).state
+            chunks = [c if isinstance(c, Chunk) else Chunk.model_validate(c)
+                      for c in state.get("chunks") or []]
+            rows.append((q["question"], q["kind"] == "answerable", list(enumerate(chunks, 1))))
+        return rows
+
+    with tempfile.TemporaryDirectory(prefix="agentflow-calibrate-") as tmp:
+        os.environ["AGENTFLOW_TRACES_DB"] = str(Path(tmp) / "traces.db")
+        home = os.getcwd()
+        os.chdir(tmp)
+        try:
+            return asyncio.run(gather(Path(tmp)))
+        finally:
+            os.chdir(home)
+
+
+def answerability(data: Path, encoder: MiniLMEncoder) -> dict:
+    """The answerer's abstention rule (``MIN_COVERAGE``, ``TYPE_WINDOW``, ``REQUIRED_TYPES`` in
+    agentflow/models/offline/extractive.py): the setting with the best mean balanced accuracy
+    (answered when answerable, abstained when not) over two dev sets, CLAP NQ (each question
+    against its passage) and the beekeeping corpus's dev split (against what the workflow
+    retrieves). The test splits are left for benchmarks/answer_quality.py to report."""
+    corpus = {d["doc_id"]: d["text"] for d in read_jsonl(data / "clapnq_dev" / "derived_corpus.jsonl")}
+    clap = [(i["question"], bool(i["answerable"]),
+             [(1, Chunk(id="p", text=corpus[i.get("source_passage_doc_id") or i["gold_doc_ids"][0]]))])
+            for i in clapnq_dev_items(data)]
+    sets = {"clapnq": clap, "beekeeping": bees_dev()}
+    units = ("money", "distance", "duration", "year")
+    best: dict = {"mean_balanced_accuracy": 0.0}
+    for coverage in (0.0, 0.4, 0.45, 0.5, 0.55, 0.6):
+        for window in (0.05, 0.1, 0.2):
+            for types in ((), units, (*units, "number", "date", "person")):
+                answerer = ExtractiveAnswerer(encoder, min_coverage=coverage, type_window=window,
+                                              required_types=types)
+                scores = {}
+                for name, rows in sets.items():
+                    kept = [(ok, not answerer.answer(q, docs).abstained) for q, ok, docs in rows]
+                    answered = np.mean([a for ok, a in kept if ok])
+                    abstained = np.mean([not a for ok, a in kept if not ok])
+                    scores[name] = (round(float(answered), 3), round(float(abstained), 3))
+                mean = float(np.mean([0.5 * (a + b) for a, b in scores.values()]))
+                if mean > best["mean_balanced_accuracy"] + 1e-9:
+                    best = {"min_coverage": coverage, "type_window": window,
+                            "required_types": list(types), "mean_balanced_accuracy": round(mean, 3),
+                            **{f"{k}_answered_abstained": v for k, v in scores.items()}}
+    return {**best, "items": {k: len(v) for k, v in sets.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--items", type=int, default=500)
+    parser.add_argument("--only", choices=("answerability",), default=None,
+                        help="run one calibration alone")
     args = parser.parse_args()
+    if args.only == "answerability":
+        print(json.dumps({"benchmark": "calibrate_checks",
+                          "answerability": answerability(args.data, MiniLMEncoder())}))
+        return
     encoder = MiniLMEncoder()
     out = {"benchmark": "calibrate_checks", "skip": SKIP,
            "answerable": answerable(args.data, args.items, SupportJudge(encoder)),
            "relevancy": relevancy(args.data, args.items, encoder),
            "type_rule": type_rule(args.data, args.items + 300),
            "type_bonus": type_bonus(args.data, args.items + 300, encoder),
-           "relative_cutoff": relative_cutoff(args.data, args.items, encoder)}
+           "relative_cutoff": relative_cutoff(args.data, args.items, encoder),
+           "answerability": answerability(args.data, encoder)}
     print(json.dumps(out))
 
 

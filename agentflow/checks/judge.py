@@ -228,13 +228,11 @@ class Judge:
         if not documents:
             return Support(False, 0.0, "no documents were retrieved")
         if self.offline:
-            inputs = PromptInputs(task="judge", claim=question, documents=tuple(documents))
+            inputs = PromptInputs(task="answerable", query=question, documents=tuple(documents))
             verdict: JudgeVerdict = await self._complete(
                 _verify_messages([question], documents), JudgeVerdict, inputs, "answerable")
-            score = max(verdict.sentence_scores) if verdict.sentence_scores else verdict.score
-            held = score >= threshold
-            return Support(held, float(score), f"support of the question {score:.2f} "
-                           f"{'>=' if held else '<'} {threshold:g}, offline support judge")
+            return Support(verdict.supported, float(verdict.score),
+                           f"{verdict.reason}, offline answerability")
         context = "\n\n".join(f"Passage {i}: {d.text}" for i, d in enumerate(documents, 1))
         parsed: StatementVerdict = await self._complete(
             [{"role": "system", "content": ANSWERABLE_PROMPT},

@@ -37,7 +37,13 @@ from agentflow.checks.result import (
     error_result,
 )
 from agentflow.checks.text import is_abstention, statements
-from agentflow.models.offline.text import answer_type, containment, content_words, has_answer_type
+from agentflow.models.offline.text import (
+    TYPE_WORDS,
+    answer_type,
+    containment,
+    content_words,
+    has_answer_type,
+)
 from agentflow.documents import Chunk
 from agentflow.errors import ModelError
 
@@ -102,16 +108,15 @@ RELEVANCY_OFFLINE_WEIGHT = 1.0
 """The offline variant's weight of cosine similarity (the rest is topic-word coverage),
 calibrated with the threshold: on that data the words add nothing to the cosine (weights 0-0.9
 score lower), so the weight is 1."""
-QUESTION_WORDS = frozenset(content_words(
-    "many much long far often old big large high tall wide deep what which who whom whose when "
-    "where why how does do did can could"))
+QUESTION_WORDS = TYPE_WORDS
 """Words that say what kind of answer is wanted, not what it is about: not counted as topic."""
 
 
-TYPED_ANSWERS = ("number", "frequency", "date", "person")
+TYPED_ANSWERS = ("money", "distance", "duration", "year", "number", "frequency", "date", "person")
 """Answer types the offline variant requires. ``benchmarks/calibrate_checks.py`` measured how many
 NQ-Open sentences that hold the gold answer have the type: number 0.97, date 0.94, person 0.99,
-place only 0.66 (so place is not required; nor is a "how do I" procedure, too loose a type)."""
+place only 0.66 (so place is not required; nor is a "how do I" procedure, too loose a type). The
+units (money, distance, duration, year) refine number and date."""
 TYPE_MISMATCH_FACTOR = 0.5
 """The offline variant's score is multiplied by this when the answer lacks the wanted type:
 ``benchmarks/calibrate_checks.py`` measures how often a right answer would (``type_rule``)."""

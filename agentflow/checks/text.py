@@ -25,6 +25,7 @@ _LEADING_CITATIONS = re.compile(r"^(?:\s*\[\s*DOC[^\]]*\]\s*[.!?]?)+", re.IGNORE
 _ABBREVIATION = re.compile(
     r"\b(?:Dr|Mr|Mrs|Ms|Prof|St|vs|etc|e\.g|i\.e|Fig|No|approx|al|Inc|Ltd|U\.S)\.$", re.IGNORECASE
 )
+_INITIAL = re.compile(r"(?:^|[\s(])[A-Z]\.$")  # "C. C. Miller": a name's initials end nothing
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _MAX_RANGE = 50  # a "[DOC 1-5000]" is not a range anyone meant; keep its ends only
 
@@ -86,7 +87,7 @@ def split_sentences(text: str) -> list[str]:
         part = " ".join(raw.split())
         if not part:
             continue
-        if parts and _ABBREVIATION.search(parts[-1]):
+        if parts and (_ABBREVIATION.search(parts[-1]) or _INITIAL.search(parts[-1])):
             parts[-1] = f"{parts[-1]} {part}"
         else:
             parts.append(part)

@@ -27,7 +27,7 @@ class Message(TypedDict):
     content: str
 
 
-Task = Literal["classify", "generate", "judge", "prompt", "queries", "chat"]
+Task = Literal["classify", "generate", "judge", "answerable", "prompt", "queries", "chat"]
 """What a request asks for; the offline backends dispatch on it."""
 
 

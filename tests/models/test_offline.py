@@ -314,3 +314,64 @@ def test_the_answerer_never_quotes_a_link_list_entry_a_heading_or_a_table_row(
     assert is_navigation("[Switch to a hosted provider](hosted-models.md): OpenAI, Anthropic.")
     assert is_navigation("- [Models](models.md) - aliases and profiles")
     assert not is_navigation("[Flows](flows.md) explains the state, the nodes and the four shapes.")
+
+
+HIVES = Chunk(id="b", source="docs/hives.md", heading="Hive types", text=(
+    "The Warré hive was designed in France by the priest Émile Warré in the 1940s. "
+    "A realistic first-year budget for one hive, a suit and a smoker is between 500 and 700 dollars. "
+    "Set honey is made by mixing one part of finely set honey into ten parts of liquid honey. "
+    "The annual honey show takes place in September at the village fair. "
+    "A winter bee lives up to six months, because it does little flying. "
+    "The Miller feeder, named after the American beekeeper C. C. Miller, is the best known kind."))
+
+
+@pytest.mark.parametrize("question", [
+    "How do I make mead from my own honey?",                 # about honey; mead is never mentioned
+    "In what year was the first honey show held?",          # a month is no year
+    "How far do honey bees fly to find nectar?",            # no distance anywhere
+])
+def test_a_question_the_documents_are_about_but_do_not_answer_is_abstained(
+        minilm: MiniLMEncoder, question: str) -> None:
+    answer = ExtractiveAnswerer(minilm).answer(question, [(1, HIVES)])
+    assert answer.abstained and answer.text == ABSTAIN_TEXT, answer.text
+    assert answer.reason  # says what the documents lack
+
+
+@pytest.mark.parametrize(("question", "quoted"), [
+    ("Who designed the Warré hive?", "Émile Warré"),
+    ("How long does a winter bee live?", "six months"),
+    ("Who is the Miller feeder named after?", "C. C. Miller"),   # initials do not end a sentence
+])
+def test_a_question_the_documents_answer_is_answered(minilm: MiniLMEncoder, question: str,
+                                                     quoted: str) -> None:
+    answer = ExtractiveAnswerer(minilm).answer(question, [(1, HIVES)])
+    assert not answer.abstained and quoted in answer.text.split(" [DOC")[0], answer.text
+
+
+def test_question_units_refine_number_and_date() -> None:
+    from agentflow.models.offline.text import answer_type, has_answer_type, stem
+
+    assert answer_type("How much does a Warré hive cost?") == "money"
+    assert answer_type("How far do bees fly?") == "distance"
+    assert answer_type("How long does a drone live?") == "duration"
+    assert answer_type("In what year was the show first held?") == "year"
+    assert answer_type("How long is the bee space?") == "number"
+    assert answer_type("How much honey should I leave?") == "number"
+    assert has_answer_type("between 500 and 700 dollars", "money")
+    assert has_answer_type("two miles north of the village", "distance")
+    assert has_answer_type("lives up to six months", "duration")
+    assert not has_answer_type("takes place in September", "year")
+    assert stem("lives") == stem("live") and stem("facing") == stem("face")
+
+
+async def test_offline_answerability_is_the_answerers_own_decision(minilm: MiniLMEncoder) -> None:
+    model = OfflineModel(minilm)
+    for question, answerable in (("Who designed the Warré hive?", True),
+                                 ("How do I make mead from my own honey?", False)):
+        request = ChatRequest(messages=[{"role": "user", "content": question}],
+                              inputs=PromptInputs(task="answerable", query=question,
+                                                  documents=(HIVES,)))
+        verdict = (await model.complete(request)).parsed
+        assert verdict.supported is answerable
+        assert verdict.supported is not ExtractiveAnswerer(minilm).answer(
+            question, [(1, HIVES)]).abstained

@@ -23,10 +23,18 @@ from agentflow.models.offline.text import (
     has_answer_type,
     sentences,
     strip_citations,
+    topic_words,
     weighted_containment,
     whole_sentences,
 )
 from agentflow.models.types import JudgeVerdict
+
+MIN_COVERAGE = 0.5
+"""Share of the question's topic words (weighed by rarity) the best sentence must hold."""
+REQUIRED_TYPES = ("money", "distance", "duration", "year", "number", "date", "person")
+"""Answer types a question must find among the sentences close to the best one, or abstain."""
+TYPE_WINDOW = 0.2
+"""How far under the best score a sentence with the wanted type may be."""
 
 ABSTAIN_TEXT = (
     "I don't know: the retrieved documents do not contain enough information to answer this question."
@@ -50,6 +58,8 @@ class ExtractiveAnswer:
     support: float
     """Score of the best sentence; under the answerer's ``min_support`` it abstains."""
     abstained: bool
+    reason: str = ""
+    """Why it abstained: what the documents lack."""
 
 
 class _SentenceScorer:
@@ -109,7 +119,13 @@ class ExtractiveAnswerer:
         relative: float = 0.8,
         type_bonus: float = 0.15,
         semantic_weight: float = 0.7,
+        min_coverage: float = MIN_COVERAGE,
+        required_types: tuple[str, ...] = REQUIRED_TYPES,
+        type_window: float = TYPE_WINDOW,
     ) -> None:
+        self.min_coverage = min_coverage
+        self.required_types = required_types
+        self.type_window = type_window
         self.max_sentences = max_sentences
         self.min_support = min_support
         self.margin = margin
@@ -131,13 +147,18 @@ class ExtractiveAnswerer:
         scores = self._scorer.score(query, [s for _, _, s in pool], headings)
         if not pool or float(scores.max()) < self.min_support:
             best = float(scores.max()) if pool else 0.0
-            return ExtractiveAnswer(ABSTAIN_TEXT, (), best, abstained=True)
+            return ExtractiveAnswer(ABSTAIN_TEXT, (), best, abstained=True,
+                                    reason=f"the best sentence scores {best:.2f} < {self.min_support:g}")
         kind = answer_type(query)
-        ranked = scores + self.type_bonus * np.array(
-            [kind is not None and has_answer_type(s, kind) for _, _, s in pool], dtype=np.float32)
+        typed = np.array([kind is not None and has_answer_type(s, kind) for _, _, s in pool])
+        ranked = scores + self.type_bonus * typed.astype(np.float32)
         order = np.argsort(-ranked, kind="stable")
         first = int(order[0])
         best = float(ranked[first])
+        gap = self._unanswered(query, kind, pool, headings, scores, typed, first)
+        if gap:
+            return ExtractiveAnswer(ABSTAIN_TEXT, (), float(scores.max()), abstained=True,
+                                    reason=gap)
         floor = max(self.min_support, best - self.margin, best * self.relative)
         rest = sorted(int(i) for i in order[1: self.max_sentences] if ranked[i] >= floor)
         # the answering sentence first, then the others in the order they were written
@@ -145,6 +166,36 @@ class ExtractiveAnswerer:
                   for i in (first, *rest)]
         text = " ".join(_cite(e.sentence, e.doc) for e in chosen)
         return ExtractiveAnswer(text, tuple(chosen), float(scores.max()), abstained=False)
+
+    def _unanswered(self, query: str, kind: str | None, pool: Sequence[tuple[int, str, str]],
+                    headings: Sequence[str], scores: np.ndarray, typed: np.ndarray,
+                    first: int) -> str:
+        """Why the best sentence is about the question without answering it ("" when it answers).
+
+        Two gaps tell "is about it" from "says it": a question that wants a kind of answer (a
+        price, a distance, a year, a name, ...) and no sentence close to the best that holds one;
+        and a best sentence that leaves out what the question is about: its topic words weighed by
+        their rarity among the retrieved sentences, so a word every passage has ("honey") counts
+        little and one none has ("mead") counts most. Both calibrated on held-out data by
+        ``benchmarks/calibrate_checks.py``.
+        """
+        if kind in self.required_types:
+            near = scores >= float(scores.max()) - self.type_window
+            if not bool((typed & near).any()):
+                return f"no retrieved sentence close to the question holds a {kind}"
+        words = topic_words(query)
+        if words and self.min_coverage > 0.0:
+            # a sentence is read with its heading and the sentence before it in the same chunk
+            # ("It was founded in 1987" names the club in the sentence before)
+            bags = [content_words(s) | content_words(h)
+                    | (content_words(pool[i - 1][2]) if i and pool[i - 1][1] == chunk else set())
+                    for i, ((_, chunk, s), h) in enumerate(zip(pool, headings, strict=True))]
+            near = np.flatnonzero(scores >= float(scores.max()) - self.type_window)
+            coverage = max(weighted_containment(words, bags)[i] for i in {first, *near.tolist()})
+            if coverage < self.min_coverage:
+                return (f"the best sentences cover {coverage:.2f} of what the question is about "
+                        f"(< {self.min_coverage:g})")
+        return ""
 
 
 def _cite(sentence: str, doc: int) -> str:

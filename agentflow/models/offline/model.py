@@ -30,6 +30,7 @@ from agentflow.models.types import (
     ChatRequest,
     ChatResponse,
     Classification,
+    JudgeVerdict,
     PromptInputs,
     Usage,
 )
@@ -157,6 +158,10 @@ class OfflineModel:
                 text=verdict.model_dump_json(), parsed=verdict, model="offline/judge",
                 finish_reason="stop",
             )
+        if inputs.task == "answerable":
+            verdict = self.answerability(inputs)
+            return ChatResponse(text=verdict.model_dump_json(), parsed=verdict,
+                                model="offline/answerability", finish_reason="stop")
         if request.response_schema is not None:
             raise ModelError(
                 "the offline extractive answerer writes text only and cannot fill the output "
@@ -169,6 +174,16 @@ class OfflineModel:
             text=answer.text, model="offline/extractive",
             finish_reason="abstain" if answer.abstained else "stop",
         )
+
+    def answerability(self, inputs: PromptInputs) -> JudgeVerdict:
+        """Whether the documents answer ``inputs.query``: the extractive answerer's own decision
+        (it abstains exactly when this says no), so a right abstention is one the documents lack
+        the answer for by the same measure."""
+        answer = self.answerer.answer(inputs.query, inputs.numbered_documents())
+        reason = answer.reason if answer.abstained else (
+            f"a sentence answers it (score {answer.support:.2f}): {answer.evidence[0].sentence[:100]!r}")
+        return JudgeVerdict(score=round(min(max(answer.support, 0.0), 1.0), 4), supported=not answer.abstained,
+                            reason=reason)
 
     def _classify(self, inputs: PromptInputs) -> ChatResponse:
         if not inputs.query:

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Sequence
 # like the checks' splitter (agentflow.checks.text), so a quoted sentence is one statement there
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[`]?[A-Za-z0-9])|\n{2,}|\n(?=[-*\d])")
 _ABBREVIATION = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Prof|St|vs|etc|e\.g|i\.e|Fig|No|approx|al)\.$", re.IGNORECASE)
+_INITIAL = re.compile(r"(?:^|[\s(])[A-Z]\.$")
+"""A name's initial ("C. C. Miller"): case-sensitive, so a sentence ending in "plan a." still ends."""
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-]*")
 _CITATION = re.compile(r"\s*\[DOC\s*\d+\]", re.IGNORECASE)
 _STOPWORDS = frozenset(
@@ -39,7 +41,7 @@ def sentences(text: str, *, min_words: int = 3) -> list[str]:
     parts: list[str] = []
     for part in _SENTENCE_END.split(body):
         part = " ".join(part.split()).lstrip("*- ").strip()
-        if parts and _ABBREVIATION.search(parts[-1]):
+        if parts and (_ABBREVIATION.search(parts[-1]) or _INITIAL.search(parts[-1])):
             parts[-1] = f"{parts[-1]} {part}"
         elif part:
             parts.append(part)
@@ -109,16 +111,30 @@ def strip_citations(text: str) -> str:
 
 
 def stem(word: str) -> str:
-    """A light suffix stripper, enough to match "uses"/"used"/"using" with "use"."""
+    """A light suffix stripper, enough to match "uses"/"used"/"using" with "use" and
+    "lives"/"living" with "live" (a final "e" is dropped from every stem: "facing" and "face"
+    both give "fac")."""
     for suffix in ("ies", "ing", "ed", "es", "s", "ly"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-    return word
+            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
 
 
 def content_words(text: str) -> set[str]:
     """Lower-cased, stemmed words of ``text`` without stop words."""
     return {stem(w) for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOPWORDS}
+
+
+TYPE_WORDS = frozenset(content_words(
+    "many much long far often old big large high tall wide deep what which who whom whose when "
+    "where why how does do did can could"))
+"""Words that say what kind of answer is wanted, not what it is about: not counted as topic."""
+
+
+def topic_words(question: str) -> set[str]:
+    """The content words of ``question`` that say what it is about (less :data:`TYPE_WORDS`)."""
+    return content_words(question) - TYPE_WORDS
 
 
 def containment(needle: Iterable[str] | set[str], haystack: set[str]) -> float:
@@ -152,10 +168,19 @@ def expand_query(question: str, n: int) -> list[str]:
 # -- question types: what kind of answer a question wants, and whether a sentence has one --------
 
 AnswerType = str
-"""``procedure``, ``number``, ``frequency``, ``date``, ``person`` or ``place``
-(see :func:`answer_type`)."""
+"""One of :data:`ANSWER_TYPES` (see :func:`answer_type`)."""
+ANSWER_TYPES = ("money", "distance", "duration", "year", "procedure", "frequency", "number",
+                "date", "person", "place")
 
 _QUESTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # units first: they refine "number" and "date" ("how far" wants a distance, not any number)
+    ("money", re.compile(r"\bhow much (?:money\b|(?:does|do|did|will|would|is|are|should|can)\b"
+                         r"[^?]*\b(?:cost|sell|charge|pay|price|worth)\w*)|\bwhat (?:does|do|did|is|"
+                         r"are)\b[^?]*\b(?:cost|price)\b", re.I)),
+    ("distance", re.compile(r"\bhow far\b", re.I)),
+    ("duration", re.compile(r"\bhow long (?:does|do|did|will|can|should|would|is|are)\b[^?]*\b"
+                            r"(?:live|last|take|stay|keep|wait|survive|remain|settle)\w*", re.I)),
+    ("year", re.compile(r"\b(?:what|which|in which|in what) year\b", re.I)),
     ("procedure", re.compile(r"^\s*how (?:do|can|should|would) (?:i|we|you|one)\b|^\s*how to\b",
                              re.I)),
     ("frequency", re.compile(r"\bhow (?:often|frequently)\b", re.I)),
@@ -180,6 +205,14 @@ _MONTHS = (r"january|february|march|april|may|june|july|august|september|october
 _DATE = re.compile(rf"\b(?:1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b(?:{_MONTHS})\b\.?\s*\d|"
                    r"\b\d{1,2}(?:st|nd|rd|th)?\s+(?:" + _MONTHS + r")\b|\b\d+(?:st|nd|rd|th)\s+"
                    r"century\b|\b(?:yesterday|today|century|decade)\b", re.I)
+_MONEY = re.compile(r"[$\u20ac\u00a3\u00a5]\s?\d|\b\d[\d,.]*\s*(?:dollars?|euros?|pounds?|cents?|"
+                    r"pence|usd|eur|gbp|yen)\b|\b(?:free of charge|costs? nothing)\b", re.I)
+_DISTANCE = re.compile(rf"\b(?:\d[\d,.]*|{_NUMBER_WORDS}|a few|several)\s*(?:-\s*)?(?:kilomet(?:re|er)s?|"
+                       r"km|miles?|met(?:re|er)s?|m|feet|foot|ft|yards?)\b", re.I)
+_DURATION = re.compile(rf"\b(?:\d[\d,.]*|{_NUMBER_WORDS}|a few|several|a|an)\s*(?:-\s*)?(?:seconds?|"
+                       r"minutes?|hours?|days?|weeks?|months?|years?|decades?|seasons?|winters?|"
+                       r"summers?)\b|\b(?:lifetime|lifespan|overnight)\b", re.I)
+_YEAR = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})s?\b")
 _IMPERATIVE = ("set use pass run add install call point give write put start choose switch change "
                "create open define export replace keep make send select enable disable turn type "
                "edit copy move ingest configure specify").split()
@@ -195,9 +228,14 @@ _CONDITION = re.compile(r"^\s*when (?:should|do|can|must|shall|would|will) (?:i|
 """"When should I replace the pads?" asks for a condition, not a date."""
 
 
+_UNITS = {"money": _MONEY, "distance": _DISTANCE, "duration": _DURATION, "year": _YEAR}
+
+
 def answer_type(question: str) -> AnswerType | None:
     """What kind of answer ``question`` wants (``None``: no particular kind), from cheap patterns:
     "how do I" -> procedure (an instruction: a command or flag in code, or an imperative);
+    "how much does X cost" -> money; "how far" -> distance; "how long does X live/last/take"
+    -> duration; "what year" -> year (a number or date in its unit, not any number);
     "how often" -> frequency; "how many/much/long" -> number ("how many times" too: NQ's are
     counts, "how many times has X won"); "when", "what year" -> date;
     "who" -> person; "where" -> place; "when should I" (a condition) -> no particular kind."""
@@ -224,11 +262,12 @@ def has_answer_type(sentence: str, kind: AnswerType | None) -> bool:
         return bool(_FREQUENCY.search(text))
     if kind == "number":
         return bool(_NUMBER.search(_FREQUENCY.sub(" ", text)))
+    if kind in _UNITS:
+        return bool(_UNITS[kind].search(text))
     if kind == "date":
         return bool(_DATE.search(text))
     if kind == "person":
         return bool(_NAME.search(text))
     if kind == "place":
         return bool(_PLACE.search(text))
-    raise ValueError(f"unknown answer type {kind!r}; valid: procedure, frequency, number, date, "
-                     "person, place")
+    raise ValueError(f"unknown answer type {kind!r}; valid: {', '.join(ANSWER_TYPES)}")
