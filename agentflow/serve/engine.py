@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import heapq
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agentflow.serve.constrained import ConstraintCompiler, JsonConstraint
+from agentflow.serve.constrained import CompiledFormat, Constraint, GrammarCompiler
 from agentflow.serve.model import LlamaModel
 from agentflow.serve.sampling import SamplingParams
 from agentflow.serve.slots import SlotSampling
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
+NO_LOGPROB = -9999.0
+"""The log-probability shown for a token the sampler did not draw (OpenAI's value for 'not among the likely')."""
 
 
 @dataclass
@@ -43,14 +46,13 @@ class EngineConfig:
 
 @dataclass
 class EngineRequest:
-    """One request as the engine sees it: prompt ids, sampling, ``n`` samples, an optional JSON constraint."""
+    """One request as the engine sees it: prompt ids, sampling, ``n`` samples, an optional output format."""
 
     request_id: str
     prompt_ids: list[int]
     params: SamplingParams
     n: int = 1
-    json_schema: dict[str, Any] | None = None
-    json_mode: bool = False
+    constraint: CompiledFormat | None = None
     arrival: float = field(default_factory=time.monotonic)
 
 
@@ -86,7 +88,7 @@ class Sequence:
     seed: int
     tokens: list[int] = field(default_factory=list)
     text: TextStream | None = None
-    constraint: JsonConstraint | None = None
+    constraint: Constraint | None = None
     finished: bool = False
 
     @property
@@ -126,7 +128,8 @@ class Engine:
         self._changed = False
         self._rng = random.Random()
         self._seed_source = seed_source or (lambda: self._rng.getrandbits(63))
-        self._constraints: ConstraintCompiler | None = None  # built on the first constrained request
+        self._grammars: GrammarCompiler | None = None  # built on the first constrained request
+        self._grammars_lock = threading.Lock()
         self.tokens_buf = torch.zeros(config.max_batch, dtype=torch.long, device=self.device)
         self.pos_buf = torch.zeros(config.max_batch, dtype=torch.long, device=self.device)
         self.active = torch.zeros(config.max_batch, dtype=torch.long, device=self.device)
@@ -246,12 +249,21 @@ class Engine:
         seq = Sequence(request=request, index=index, slot=slot, seed=seed & ((1 << 63) - 1))
         if self.tokenizer is not None:
             seq.text = TextStream(self.tokenizer, request.prompt_ids, request.params.stop)
-        if (request.json_schema is not None or request.json_mode) and self.tokenizer is not None:
-            if self._constraints is None:
-                self._constraints = ConstraintCompiler(self.tokenizer.trie())
-            seq.constraint = self._constraints.constraint(request.json_schema, self.eos_ids)
+        if request.constraint is not None:
+            seq.constraint = self.grammars().constraint(request.constraint)
         self.slots.assign(slot, request.params, seq.seed, request.prompt_ids)
         return seq
+
+    def grammars(self) -> GrammarCompiler:
+        """The llguidance compiler for this model's tokenizer (built on first use; the server validates
+        formats with it from other threads)."""
+        with self._grammars_lock:
+            if self._grammars is None:
+                if self.tokenizer is None:
+                    raise ValueError("constrained decoding needs the model's tokenizer")
+                self._grammars = GrammarCompiler(self.tokenizer.hf, vocab_size=self.model.spec.vocab_size,
+                                                 eos_ids=self.eos_ids)
+            return self._grammars
 
     # ------------------------------------------------------------------ decode
     def _bucket(self) -> int:
@@ -314,19 +326,12 @@ class Engine:
         return _Launch(rows, host_tokens, host_lp, event)
 
     def _grammar_masks(self, rows: list[Sequence | None], vocab: int) -> torch.Tensor | None:
-        import numpy as np
         import torch
 
-        if not any(s is not None and s.constraint is not None for s in rows):
+        constrained = [(s.constraint, i) for i, s in enumerate(rows) if s is not None and s.constraint is not None]
+        if not constrained:
             return None
-        mask = np.ones((len(rows), vocab), dtype=bool)
-        for i, seq in enumerate(rows):
-            if seq is not None and seq.constraint is not None:
-                allowed = seq.constraint.allowed(seq.request.params.max_tokens - len(seq.tokens))
-                width = min(vocab, allowed.shape[0])
-                mask[i] = False
-                mask[i, :width] = allowed[:width]
-        return torch.from_numpy(mask).to(self.device)
+        return torch.from_numpy(self.grammars().masks(constrained, len(rows), vocab)).to(self.device)
 
     def _sample_and_emit(self, logits: torch.Tensor, rows: list[Sequence]) -> list[StepOutput]:
         allowed = self._grammar_masks(list(rows), logits.shape[-1])
@@ -355,6 +360,13 @@ class Engine:
     def _accept(self, seq: Sequence, token: int, entry: LogprobEntry | None) -> StepOutput:
         params = seq.request.params
         out = StepOutput(seq.request.request_id, seq.index, [], prompt_tokens=len(seq.request.prompt_ids))
+        if seq.constraint is not None and token not in self.eos_ids:
+            left = min(params.max_tokens - len(seq.tokens), self.model.max_len - seq.position - 1) - 1
+            kept = seq.constraint.accept(token, left)
+            if kept != token:  # the closing path's token instead of one that could not close in time
+                self.slots.replace_token(seq.slot, token, kept)
+                entry = _substituted(entry, kept)
+                token = kept
         stop_token = (token in self.eos_ids and not params.ignore_eos) or token in params.stop_token_ids
         if stop_token:
             return self._finish(seq, "stop", out)
@@ -367,10 +379,8 @@ class Engine:
             out.text = delta.text
             if delta.stopped:
                 return self._finish(seq, "stop", out)
-        if seq.constraint is not None:
-            seq.constraint.advance(token, self.tokenizer.mid_text(token) if self.tokenizer else None)
-            if seq.constraint.complete:
-                return self._finish(seq, "stop", out)
+        if seq.constraint is not None and seq.constraint.complete:
+            return self._finish(seq, "stop", out)
         if len(seq.tokens) >= params.max_tokens or seq.position + 1 >= self.model.max_len:
             return self._finish(seq, "length", out)
         return out
@@ -442,3 +452,10 @@ class Engine:
         end.record(stream)
         end.synchronize()
         return float(start.elapsed_time(end)) / reps
+
+
+def _substituted(entry: LogprobEntry | None, token: int) -> LogprobEntry | None:
+    """A logprob entry for ``token`` put in place of the drawn one: its log-probability from the top list."""
+    if entry is None:
+        return None
+    return LogprobEntry(token, dict(entry.top).get(token, NO_LOGPROB), entry.top)

@@ -1,17 +1,21 @@
 """OpenAI-compatible request bodies, validated (Pydantic), and their translation to :class:`SamplingParams`.
 
 Besides OpenAI's fields the node accepts vLLM's sampling extensions (``top_k``, ``min_p``,
-``repetition_penalty``, ``ignore_eos``, ``stop_token_ids``, ``return_token_ids``), so the same client code
-works against either server. Fields OpenAI defines that do not change the output here (``user``,
-``metadata``, ...) are accepted and ignored; anything else unknown is refused by name.
+``repetition_penalty``, ``ignore_eos``, ``stop_token_ids``, ``return_token_ids``) and its structured-output
+fields (``structured_outputs``, and the older ``guided_json``/``guided_regex``/``guided_choice``/
+``guided_grammar``), so the same client code works against either server. Fields OpenAI defines that do not
+change the output here (``user``, ``metadata``, ...) are accepted and ignored; anything else unknown is
+refused by name.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agentflow.serve.constrained import ResponseFormat
 from agentflow.serve.sampling import SamplingParams
 
 IGNORED_FIELDS = frozenset({"user", "metadata", "store", "service_tier", "parallel_tool_calls", "stream_options",
@@ -40,6 +44,11 @@ class _Body(BaseModel):
     ignore_eos: bool = False
     return_token_ids: bool = False
     response_format: dict[str, Any] | None = None
+    structured_outputs: dict[str, Any] | None = None
+    guided_json: dict[str, Any] | str | None = None
+    guided_regex: str | None = None
+    guided_choice: list[str] | None = None
+    guided_grammar: str | None = None
 
     @model_validator(mode="after")
     def _no_unknown_fields(self) -> _Body:
@@ -71,12 +80,23 @@ class _Body(BaseModel):
         if value is None:
             return None
         kind = value.get("type")
-        if kind not in ("text", "json_object", "json_schema"):
-            raise ValueError(f"type must be one of 'text', 'json_object', 'json_schema', got {kind!r}")
+        if kind not in _FORMAT_KINDS:
+            raise ValueError(f"type must be one of {', '.join(map(repr, _FORMAT_KINDS))}, got {kind!r}")
         if kind == "json_schema":
             spec = value.get("json_schema")
             if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
                 raise ValueError("json_schema must be an object with a 'schema' object")
+        if kind in ("regex", "grammar") and not isinstance(value.get(kind), str):
+            raise ValueError(f"type {kind!r} needs a {kind!r} string beside it, e.g. {{'type': {kind!r}, {kind!r}: "
+                             + ("'(yes|no)'}" if kind == "regex" else "'start: \"yes\" | \"no\"'}"))
+        return value
+
+    @field_validator("structured_outputs")
+    @classmethod
+    def _structured(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        given = [k for k in _STRUCTURED_KEYS if (value or {}).get(k) is not None]
+        if value is not None and len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(_STRUCTURED_KEYS)}; got {given or 'none'}")
         return value
 
     def stop_strings(self) -> tuple[str, ...]:
@@ -85,14 +105,31 @@ class _Body(BaseModel):
             return ()
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
-    def json_constraint(self) -> tuple[bool, dict[str, Any] | None]:
-        """``(constrained, schema)`` from ``response_format`` (schema ``None`` means any JSON object)."""
+    def output_format(self) -> ResponseFormat | None:
+        """The format the output must match, from whichever field gave one (at most one may)."""
+        found: list[ResponseFormat] = []
         fmt = self.response_format or {}
-        if fmt.get("type") == "json_object":
-            return True, None
-        if fmt.get("type") == "json_schema":
-            return True, fmt.get("json_schema", {}).get("schema") or None
-        return False, None
+        kind = fmt.get("type")
+        if kind == "json_object":
+            found.append(ResponseFormat("json_object", None, "response_format"))
+        elif kind == "json_schema":
+            schema = fmt.get("json_schema", {}).get("schema") or None
+            found.append(ResponseFormat("json_schema", schema, "response_format.json_schema.schema"))
+        elif kind in ("regex", "grammar"):
+            found.append(ResponseFormat(kind, fmt[kind], f"response_format.{kind}"))
+        so = self.structured_outputs or {}
+        given = {
+            "structured_outputs": _vllm_format(so, "structured_outputs") if so else None,
+            "guided_json": _vllm_format({"json": self.guided_json}, "guided_json"),
+            "guided_regex": _vllm_format({"regex": self.guided_regex}, "guided_regex"),
+            "guided_choice": _vllm_format({"choice": self.guided_choice}, "guided_choice"),
+            "guided_grammar": _vllm_format({"grammar": self.guided_grammar}, "guided_grammar"),
+        }
+        found += [f for f in given.values() if f is not None]
+        if len(found) > 1:
+            raise InvalidFieldError(found[1].field.split(".")[0], "give one output format, not several (got "
+                                    f"{', '.join(f.field.split('.')[0] for f in found)})")
+        return found[0] if found else None
 
     def sampling(self, *, max_tokens: int, logprobs: int | None, vocab_size: int) -> SamplingParams:
         """The engine's sampling parameters for this body."""
@@ -179,6 +216,37 @@ class ChatRequest(_Body):
     def rendered_messages(self) -> list[dict[str, str]]:
         """Messages as the chat template expects them."""
         return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in self.messages]
+
+
+_FORMAT_KINDS = ("text", "json_object", "json_schema", "regex", "grammar")
+_STRUCTURED_KEYS = ("json", "regex", "choice", "grammar")
+
+
+def _vllm_format(spec: dict[str, Any], field: str) -> ResponseFormat | None:
+    """vLLM's ``structured_outputs`` (or one ``guided_*`` field) as a format; ``choice`` becomes a Lark grammar."""
+    if spec.get("json") is not None:
+        schema = spec["json"]
+        if isinstance(schema, str):
+            try:
+                schema = json.loads(schema)
+            except ValueError as exc:
+                raise InvalidFieldError(field, f"the JSON schema is not valid JSON: {exc}") from exc
+        if not isinstance(schema, dict):
+            raise InvalidFieldError(field, "the JSON schema must be an object")
+        return ResponseFormat("json_schema", schema, f"{field}.json" if field == "structured_outputs" else field)
+    for key in ("regex", "grammar", "choice"):
+        value = spec.get(key)
+        if value is None:
+            continue
+        where = f"{field}.{key}" if field == "structured_outputs" else field
+        if key == "choice":
+            if not isinstance(value, list) or not value or not all(isinstance(c, str) for c in value):
+                raise InvalidFieldError(where, "choice must be a non-empty list of strings")
+            return ResponseFormat("grammar", "start: " + " | ".join(json.dumps(c) for c in value), where)
+        if not isinstance(value, str):
+            raise InvalidFieldError(where, f"{key} must be a string")
+        return ResponseFormat("regex" if key == "regex" else "grammar", value, where)
+    return None
 
 
 class InvalidFieldError(ValueError):

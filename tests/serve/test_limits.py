@@ -13,13 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from agentflow.serve.json_schema import SchemaError, compile_schema
+from agentflow.serve.constrained import FormatError, check_depth
 
 from .conftest import Served, serve
 
 MODEL = "stories260K"
 LIMIT = 64 * 1024
-MAX_DEPTH = 64  # agentflow.serve.json_schema.MAX_DEPTH
+MAX_DEPTH = 64  # agentflow.serve.constrained.MAX_DEPTH
 
 
 @pytest.fixture(scope="module")
@@ -126,12 +126,14 @@ def deep_schema(depth: int) -> dict[str, Any]:
 
 
 def test_a_schema_nested_past_the_depth_limit_is_refused_by_name() -> None:
-    from agentflow.serve import json_schema
+    from agentflow.serve import constrained
 
-    assert json_schema.MAX_DEPTH == MAX_DEPTH
-    compile_schema(deep_schema(MAX_DEPTH - 1))
-    with pytest.raises(SchemaError, match=f"nested more than {MAX_DEPTH} levels deep"):
-        compile_schema(deep_schema(800))
+    assert constrained.MAX_DEPTH == MAX_DEPTH
+    check_depth(deep_schema(MAX_DEPTH - 1), "schema")
+    with pytest.raises(FormatError, match=f"nested more than {MAX_DEPTH} levels deep"):
+        check_depth(deep_schema(MAX_DEPTH), "schema")
+    with pytest.raises(FormatError, match=f"nested more than {MAX_DEPTH} levels deep"):
+        check_depth(deep_schema(800), "schema")
 
 
 def test_a_response_format_nested_800_deep_is_400(plain: Served) -> None:
