@@ -16,58 +16,39 @@ Before its first call the router asks this module for a node that serves it, in 
 A started node is stopped (SIGTERM, then SIGKILL after ``stop_timeout_s``) when the last router
 that used it is closed (:meth:`ModelRouter.close`), and at the latest when the process exits. If
 the process dies without cleaning up (SIGKILL), the node sees its parent gone and stops itself.
-Starts hold a lock file, so runs started together never race for a port. The node is reached
-through its command line and HTTP only: nothing of ``agentflow.serve`` is imported here.
+A port is claimed in a file shared by every agentflow process of the machine until the node has
+bound it, so runs started together never take the same one, and load their nodes side by side.
+How a node is started and probed is in :mod:`agentflow.models.node_launch`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
-import json
 import os
-import re
-import socket
 import subprocess
-import sys
-import tempfile
 import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from agentflow.models.node_launch import (
+    LOG_DIR,
+    StartFailed,
+    claim_port,
+    open_log,
+    serves,
+    spawn,
+    tail,
+    unclaim_port,
+    wait_ready,
+)
 from agentflow.models.profiles import ModelEntry, NodeLaunch
 from agentflow.models.sampling import Sampling, SamplingPlan
 from agentflow.models.types import ChatModel, ChatRequest, ChatResponse, ProviderError
 
-try:  # POSIX: the start lock and the log files are flock()ed; elsewhere runs go unlocked
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
-LOG_DIR = Path(".agentflow") / "node"
-"""Where, under the project folder, a started node writes its log."""
-START_LOCK = Path(tempfile.gettempdir()) / "agentflow-node-start.lock"
-"""Held while a node picks its port and loads: ports are the machine's, not one project's."""
-_PROBE_TIMEOUT_S = 2.0
-_POLL_S = 0.2
-_TAIL_LINES = 15
-
-# The child: `python -m agentflow.serve` with a watchdog thread that stops the node (SIGTERM, which
-# the server handles gracefully) once the process that started it is gone, even after a SIGKILL.
-_CHILD = """\
-import os, runpy, signal, sys, threading, time
-parent = int(sys.argv.pop(1))
-def watch():
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os.kill(os.getpid(), signal.SIGTERM)
-threading.Thread(target=watch, daemon=True).start()
-runpy.run_module("agentflow.serve", run_name="__main__", alter_sys=True)
-"""
+__all__ = ["LOG_DIR", "MANAGED_NODES", "ManagedNodeChatModel", "ManagedNodes", "NodeHandle",
+           "release_node", "served_name", "serves", "start_node"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,43 +140,35 @@ class ManagedNodes:
     # -- internals ------------------------------------------------------------------------------
 
     def _find_or_start(self, slot: _Slot, entry: ModelEntry, key: Any, root: Path) -> NodeHandle:
-        if entry.api_base and serves(entry.api_base, served_name(entry), entry.context_window,
-                                     api_key=_api_key(entry)):
+        name = served_name(entry)
+        if entry.api_base and serves(entry.api_base, name, entry.context_window, api_key=_api_key(entry)):
             return NodeHandle(entry.api_base, None, None, key)
         launch = entry.serve
         assert launch is not None  # checked by acquire
-        name = served_name(entry)
-        log_dir = root / LOG_DIR
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_path, log_file = _open_log(log_dir, name)
-        with _locked(START_LOCK):
-            port = _free_port()
-            argv = ["serve", "--model", launch.model or name, "--host", "127.0.0.1", "--port", str(port),
-                    "--served-model-name", name, *launch.args]
-            shown = "agentflow node " + " ".join(argv)
-            log_file.write(f"# agentflow started: {shown} (for pid {os.getpid()}, {time.ctime()})\n".encode())
-            log_file.flush()
-            process = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, str(os.getpid()), *argv], cwd=root, env=_child_env(),
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            )
-            slot.process, slot.log_file, slot.owner = process, log_file, os.getpid()
-            slot.stop_timeout_s = launch.stop_timeout_s
-            self._register_atexit()
-            api_base = f"http://127.0.0.1:{port}/v1"
+        log_path = root / LOG_DIR / f"{name}.log"
+        shown = f"agentflow node serve --model {launch.model or name}"
+        try:
+            log_path, slot.log_file = open_log(root / LOG_DIR, name)
+            port = claim_port(launch.start_timeout_s + 30)
             try:
-                _wait_ready(process, api_base, name, launch, entry.context_window)
-            except _StartFailed as exc:
-                self._stop(slot)
-                slot.failure = ProviderError(
-                    f"{entry.model}: the model node agentflow started for it ({shown}, in {root}) "
-                    f"{exc}. Its log is {log_path}; it ends with:\n{tail(log_path)}",
-                    reason="other", model=entry.model,
-                )
-                raise slot.failure from None
-            except BaseException:  # interrupted while it loads: leave nothing running
-                self._stop(slot)
-                raise
+                process, shown = spawn(launch, name, port, root, slot.log_file)
+                slot.process, slot.owner, slot.stop_timeout_s = process, os.getpid(), launch.stop_timeout_s
+                self._register_atexit()
+                api_base = f"http://127.0.0.1:{port}/v1"
+                wait_ready(process, api_base, name, launch, entry.context_window)
+            finally:
+                unclaim_port(port)
+        except StartFailed as exc:
+            self._stop(slot)
+            slot.failure = ProviderError(
+                f"{entry.model}: the model node agentflow started for it ({shown}, in {root}) "
+                f"{exc}. Its log is {log_path}; it ends with:\n{tail(log_path)}",
+                reason="other", model=entry.model,
+            )
+            raise slot.failure from None
+        except BaseException:  # interrupted while it loads: leave nothing running
+            self._stop(slot)
+            raise
         return NodeHandle(api_base, process.pid, log_path, key)
 
     def _exited(self, slot: _Slot) -> int | None:
@@ -318,114 +291,5 @@ def release_node(model: ChatModel) -> None:
         model.close()
 
 
-def serves(api_base: str, name: str, window: int | None = None, *, api_key: str | None = None) -> bool:
-    """Whether a node at ``api_base`` is healthy and serves ``name`` with at least ``window`` tokens."""
-    base = api_base.rstrip("/")
-    origin = base[: -len("/v1")] if base.endswith("/v1") else base
-    if _get_json(origin + "/health", api_key) is None:
-        return False
-    listed = _get_json(base + "/models", api_key) or {}
-    for model in listed.get("data") or []:
-        if isinstance(model, dict) and model.get("id") == name:
-            served = model.get("max_model_len")
-            return window is None or not isinstance(served, int) or served >= window
-    return False
-
-
-def tail(path: Path | None, lines: int = _TAIL_LINES) -> str:
-    """The last lines of a log, indented, for an error message."""
-    if path is None or not path.is_file():
-        return "  (no log)"
-    text = path.read_bytes()[-16_384:].decode("utf-8", errors="replace")
-    return "\n".join("  " + line for line in text.splitlines()[-lines:]) or "  (empty)"
-
-
-class _StartFailed(Exception):
-    """Why a started node never answered (the message completes a sentence)."""
-
-
-def _wait_ready(process: subprocess.Popen[bytes], api_base: str, name: str, launch: NodeLaunch,
-                window: int | None) -> None:
-    started = time.monotonic()
-    while True:
-        code = process.poll()
-        if code is not None:
-            raise _StartFailed(f"exited with code {code} after {time.monotonic() - started:.1f} s")
-        if serves(api_base, name):
-            if window is not None and not serves(api_base, name, window):
-                raise _StartFailed(f"serves fewer than the entry's context_window of {window} tokens "
-                                   "(raise --max-len in serve.args, or lower context_window)")
-            return
-        if time.monotonic() - started > launch.start_timeout_s:
-            raise _StartFailed(f"did not answer {api_base.removesuffix('/v1')}/health within "
-                               f"{launch.start_timeout_s:g} s (serve.start_timeout_s)")
-        time.sleep(_POLL_S)
-
-
-def _get_json(url: str, api_key: str | None) -> dict[str, Any] | None:
-    import urllib.request  # here: the router imports this module, `agentflow --help` need not
-
-    # no proxy: the node is on this machine, and a proxy from the environment must not see it
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
-    try:
-        with opener.open(request, timeout=_PROBE_TIMEOUT_S) as response:
-            data = json.loads(response.read())
-    except (OSError, ValueError):  # refused, timed out, HTTP error, not JSON: no node there
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _api_key(entry: ModelEntry) -> str | None:
     return os.environ.get(entry.api_key_env) if entry.api_key_env else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _child_env() -> dict[str, str]:
-    """The environment of the node: ours, with this agentflow importable wherever the project is."""
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    env.setdefault("PYTHONUNBUFFERED", "1")  # the log shows what happened up to a crash
-    return env
-
-
-def _open_log(log_dir: Path, name: str) -> tuple[Path, IO[bytes]]:
-    """``<name>.log``, or ``<name>-2.log`` and so on while another running node holds it."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "model"
-    if fcntl is None:  # pragma: no cover - no flock: one log per process
-        path = log_dir / f"{slug}-{os.getpid()}.log"
-        return path, path.open("wb")
-    for index in range(1, 100):
-        path = log_dir / (f"{slug}.log" if index == 1 else f"{slug}-{index}.log")
-        handle = path.open("ab")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        handle.truncate(0)
-        return path, handle
-    raise ProviderError(f"{name}: 99 model nodes already log to {log_dir}", reason="other", model=name)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    try:  # read-only is enough for flock, so another user's lock file works too
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
-    except OSError:  # an unwritable temp folder: start unlocked rather than not at all
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)

@@ -159,7 +159,7 @@ async def test_a_second_run_reuses_a_running_node_and_starts_none(
 
 
 RUN = """
-import asyncio, json, sys
+import asyncio, json, sys, time
 from agentflow.models import Sampling, build_router
 
 async def main() -> None:
@@ -170,29 +170,59 @@ async def main() -> None:
     await router.complete("judge", messages, sampling=Sampling.greedy(max_tokens=4))
     small, judge = (router.chain(a)[0].model.node for a in ("small", "judge"))
     print(json.dumps({"pid": small.pid, "judge_pid": judge.pid, "api_base": small.api_base,
-                      "log": str(small.log), "text": reply.text, "tokens": reply.usage.completion_tokens}))
+                      "log": str(small.log), "text": reply.text, "tokens": reply.usage.completion_tokens}),
+          flush=True)
+    if sys.argv[2] == "hang":
+        time.sleep(600)  # until the test kills this run
 
 asyncio.run(main())  # the run ends here, without closing anything: the process exit stops the node
 """
 
 
-def test_a_managed_node_starts_on_first_use_and_stops_when_the_run_ends(tmp_path: Path) -> None:
+def _wait_gone(pid: int, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_managed_nodes_start_on_first_use_one_per_run_and_stop_when_their_run_ends(tmp_path: Path) -> None:
+    """Two runs at once in one project: each starts its own node (on its own port, with its own
+    log); one run ends normally, the other is killed, and neither node is left."""
     nothing_there = f"http://127.0.0.1:{_free_port()}/v1"
     root = _project(tmp_path, nothing_there)
-    done = subprocess.run([sys.executable, "-c", RUN, str(root)], capture_output=True, text=True,
-                          timeout=300, cwd=root)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    runs = [subprocess.Popen([sys.executable, "-c", RUN, str(root), how], cwd=root, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for how in ("end", "hang")]
+    ended, killed = runs
+    try:
+        out, err = ended.communicate(timeout=400)
+        assert ended.returncode == 0, err[-3000:]
+        first = json.loads(out.strip().splitlines()[-1])
+        assert killed.stdout is not None
+        line = killed.stdout.readline()  # printed once its calls are answered
+        assert line, killed.communicate()[1][-3000:]
+        second = json.loads(line)
+        killed.kill()  # SIGKILL: no atexit, no cleanup in that process
+        killed.wait(10)
+    finally:
+        for run in runs:
+            run.kill()
 
-    assert out["text"] and out["tokens"] > 0
-    assert out["pid"] == out["judge_pid"]  # one node for every alias of the profile
-    assert out["api_base"] != nothing_there and out["api_base"].startswith("http://127.0.0.1:")
-    log = Path(out["log"])
-    assert log == root / ".agentflow" / "node" / "smollm2-135m.log"
-    text = log.read_text()
-    assert "agentflow node serve --model smollm2-135m" in text and "POST /v1/chat/completions" in text
-    assert "Shutting down" in text  # stopped with SIGTERM, cleanly, not killed
-    assert not _alive(out["pid"])
+    assert first["text"] and first["tokens"] > 0 and second["text"] == first["text"]  # greedy
+    assert first["pid"] == first["judge_pid"]  # one node for every alias of the profile
+    assert first["api_base"] != second["api_base"] != nothing_there
+    assert all(o["api_base"].startswith("http://127.0.0.1:") for o in (first, second))
+    logs = {Path(first["log"]), Path(second["log"])}
+    assert logs == {root / ".agentflow" / "node" / "smollm2-135m.log",
+                    root / ".agentflow" / "node" / "smollm2-135m-2.log"}
+    assert not _alive(first["pid"])  # stopped before the run's process exited
+    assert _wait_gone(second["pid"], within_s=15)  # stopped itself once its run was gone
+    for out in (first, second):
+        text = Path(out["log"]).read_text()
+        assert "agentflow node serve --model smollm2-135m" in text and "POST /v1/chat/completions" in text
+        assert "Shutting down" in text  # stopped with SIGTERM, cleanly, not killed
 
 
 async def test_a_node_that_fails_to_start_is_a_clear_error_naming_its_log(tmp_path: Path) -> None:
