@@ -326,15 +326,24 @@ HIVES = Chunk(id="b", source="docs/hives.md", heading="Hive types", text=(
 
 
 @pytest.mark.parametrize("question", [
-    "How do I make mead from my own honey?",                 # about honey; mead is never mentioned
     "In what year was the first honey show held?",          # a month is no year
     "How far do honey bees fly to find nectar?",            # no distance anywhere
 ])
-def test_a_question_the_documents_are_about_but_do_not_answer_is_abstained(
-        minilm: MiniLMEncoder, question: str) -> None:
+def test_a_question_whose_unit_no_sentence_holds_is_abstained(minilm: MiniLMEncoder,
+                                                              question: str) -> None:
     answer = ExtractiveAnswerer(minilm).answer(question, [(1, HIVES)])
     assert answer.abstained and answer.text == ABSTAIN_TEXT, answer.text
-    assert answer.reason  # says what the documents lack
+    assert "holds a" in answer.reason  # says what the documents lack
+
+
+def test_with_min_coverage_a_question_about_what_no_sentence_names_is_abstained(
+        minilm: MiniLMEncoder) -> None:
+    question = "How do I make mead from my own honey?"  # about honey; mead is never mentioned
+    assert not ExtractiveAnswerer(minilm).answer(question, [(1, HIVES)]).abstained  # off by default
+    answer = ExtractiveAnswerer(minilm, min_coverage=0.5).answer(question, [(1, HIVES)])
+    assert answer.abstained and "of what the question is about" in answer.reason
+    assert not ExtractiveAnswerer(minilm, min_coverage=0.5).answer(
+        "Who designed the Warré hive?", [(1, HIVES)]).abstained
 
 
 @pytest.mark.parametrize(("question", "quoted"), [
@@ -367,7 +376,7 @@ def test_question_units_refine_number_and_date() -> None:
 async def test_offline_answerability_is_the_answerers_own_decision(minilm: MiniLMEncoder) -> None:
     model = OfflineModel(minilm)
     for question, answerable in (("Who designed the Warré hive?", True),
-                                 ("How do I make mead from my own honey?", False)):
+                                 ("How far do honey bees fly to find nectar?", False)):
         request = ChatRequest(messages=[{"role": "user", "content": question}],
                               inputs=PromptInputs(task="answerable", query=question,
                                                   documents=(HIVES,)))

@@ -64,7 +64,7 @@ two CPU cores); a larger corpus has its sentences embedded as questions reach th
 
 NO_LLM = (
     "the offline profile has no language model, so it cannot follow a free-form prompt without a "
-    "query and documents; choose a profile with one (openai, anthropic, ollama, self-hosted)"
+    "query and documents; choose a profile with one (local, openai, anthropic, ollama, self-hosted)"
 )
 
 
