@@ -42,7 +42,11 @@ def add_parser(subparsers: Any) -> None:
                        help="context length per sequence (default: the model's context; on a CPU at most what a "
                             "4 GiB KV cache holds for --max-batch slots)")
     serve.add_argument("--no-cuda-graphs", action="store_true", help="run the GPU decode step without CUDA graphs")
-    serve.add_argument("--threads", default=None, type=_positive, help="CPU threads for torch (default: torch's)")
+    serve.add_argument("--threads", default=None, type=_positive,
+                       help="CPU threads for prefill and decode (default: every core but one)")
+    serve.add_argument("--weights", "--quantize", dest="weights", default="auto", choices=("auto", "int8"),
+                       help="weight format: auto (fp32 on a CPU, bf16 on a GPU) or int8 (CPU only: quantized at "
+                            "load, one scale per output channel; a quarter of fp32's bytes per token)")
     serve.add_argument("--served-model-name", action="append", default=[], metavar="NAME",
                        help="another name requests may use for the model (repeatable; the directory name always works)")
     serve.add_argument("--max-request-bytes", default=4 * 1024 * 1024, type=_positive, metavar="N",
@@ -68,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     settings = NodeSettings(
         model_dir=args.model, device=args.device, host=args.host, port=args.port, api_key=args.api_key,
         max_batch=args.max_batch, queue_limit=args.queue_limit, max_len=args.max_len,
-        cuda_graphs=not args.no_cuda_graphs, threads=args.threads, served_names=tuple(args.served_model_name),
+        cuda_graphs=not args.no_cuda_graphs, threads=args.threads, weights=args.weights,
+        served_names=tuple(args.served_model_name),
         max_request_bytes=args.max_request_bytes, allow_hosts=tuple(args.allow_host),
     )
     try:

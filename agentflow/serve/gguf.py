@@ -15,6 +15,8 @@ converter (:meth:`agentflow.serve.tokenizer.Tokenizer.load_gguf`), the reference
 
 from __future__ import annotations
 
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,7 @@ from agentflow.serve.weights import LlamaWeights, from_state_dict
 if TYPE_CHECKING:
     import numpy as np
     import torch
-    from gguf import GGUFReader, ReaderTensor
+    from gguf import GGMLQuantizationType
 
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = ("llama", "qwen2")
 """``general.architecture`` values the engine runs: Llama 1/2/3 (and Mistral, SmolLM2, TinyLlama, which llama.cpp
@@ -86,22 +88,118 @@ def unpermute(w: np.ndarray, heads: int) -> np.ndarray:
     return w.reshape(heads, rows // heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+@dataclass(frozen=True)
+class TensorEntry:
+    """Where one tensor's bytes are in the file, and how they are stored."""
+
+    name: str
+    shape: tuple[int, ...]
+    """Rows first (numpy order, the reverse of the dimensions GGUF lists)."""
+    tensor_type: GGMLQuantizationType
+    start: int
+    """Absolute byte offset in the file."""
+    nbytes: int
+
+
+# Fixed-size metadata value types (gguf.GGUFValueType): struct format of one value.
+_SCALARS: dict[int, str] = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_STRING, _ARRAY = 8, 9
+
+
+class _Header:
+    """One pass over a GGUF header: metadata, then the tensor table (tensor data is only memory-mapped).
+
+    ``gguf.GGUFReader`` builds a numpy view per part of every field, ~250,000 of them for SmolLM2's vocabulary and
+    merges (4-9 s here); this reads each value once with ``struct`` and numeric arrays with one ``frombuffer``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import numpy as np
+
+        self.blob = np.memmap(path, mode="r", dtype=np.uint8)
+        self.buf = memoryview(self.blob)
+        self.pos = 0
+        if bytes(self.buf[:4]) != b"GGUF":
+            raise ValueError("no GGUF magic bytes")
+        version, tensor_count, kv_count = self._unpack("<IQQ", 4)
+        if version not in (2, 3):
+            raise ValueError(f"GGUF version {version} (versions 2 and 3 are read)")
+        self.metadata: dict[str, Any] = {}
+        for _ in range(kv_count):
+            key = self._string()
+            (kind,) = self._unpack("<I")
+            self.metadata[key] = self._value(kind)
+        table = []
+        for _ in range(tensor_count):
+            name = self._string()
+            (dims,) = self._unpack("<I")
+            shape = self._unpack(f"<{dims}Q")
+            kind, offset = self._unpack("<IQ")
+            table.append((name, tuple(int(d) for d in reversed(shape)), kind, offset))
+        alignment = int(self.metadata.get("general.alignment", 32))
+        self.data_start = (self.pos + alignment - 1) // alignment * alignment
+        self.table = table
+
+    def _unpack(self, fmt: str, at: int | None = None) -> tuple[Any, ...]:
+        if at is not None:
+            self.pos = at
+        values = struct.unpack_from(fmt, self.buf, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return values
+
+    def _string(self) -> str:
+        (length,) = self._unpack("<Q")
+        text = bytes(self.buf[self.pos : self.pos + length]).decode("utf-8", errors="replace")
+        self.pos += length
+        return text
+
+    def _value(self, kind: int) -> Any:
+        if kind in _SCALARS:
+            return self._unpack("<" + _SCALARS[kind])[0]
+        if kind == _STRING:
+            return self._string()
+        if kind != _ARRAY:
+            raise ValueError(f"metadata value type {kind} is not a GGUF type")
+        item, count = self._unpack("<IQ")
+        if item in _SCALARS:
+            import numpy as np
+
+            dtype = np.dtype("<" + _SCALARS[item])
+            values = np.frombuffer(self.buf, dtype=dtype, count=count, offset=self.pos)
+            self.pos += dtype.itemsize * count
+            return values.tolist()
+        return [self._value(item) for _ in range(count)]
+
+
 class GGUFModel:
-    """One opened GGUF file (memory-mapped): its metadata and its tensors by name."""
+    """One opened GGUF file (memory-mapped), parsed once: its metadata, its tensors by name, and (on request)
+    its tokenizer, built from that same metadata."""
 
     def __init__(self, path: Path) -> None:
         try:
-            from gguf import GGUFReader
+            import gguf
         except ImportError as exc:
             raise ModelLoadError(f"{path}: GGUF models need the 'gguf' package (the node extra has it): "
                                  "pip install gguf") from exc
 
         self.path = path
         try:
-            self.reader: GGUFReader = GGUFReader(str(path))
-        except (ValueError, OSError) as exc:
+            header = _Header(path)
+        except (ValueError, OSError, struct.error, UnicodeDecodeError) as exc:
             raise ModelLoadError(f"{path}: not a readable GGUF file ({exc})") from exc
-        self.tensors: dict[str, ReaderTensor] = {t.name: t for t in self.reader.tensors}
+        self.metadata = header.metadata
+        self._blob = header.blob
+        self.tensors: dict[str, TensorEntry] = {}
+        for name, shape, kind, offset in header.table:
+            try:
+                qtype = gguf.GGMLQuantizationType(kind)
+                block, size = gguf.GGML_QUANT_SIZES[qtype]
+            except (ValueError, KeyError) as exc:
+                raise ModelLoadError(f"{path}: tensor {name} has ggml type {kind}, which gguf does not know") from exc
+            count = 1
+            for d in shape:
+                count *= d
+            self.tensors[name] = TensorEntry(name, shape, qtype, header.data_start + offset, count // block * size)
         self.architecture = str(self.field("general.architecture", ""))
         if self.architecture not in SUPPORTED_ARCHITECTURES:
             raise ModelLoadError(
@@ -112,8 +210,7 @@ class GGUFModel:
 
     def field(self, key: str, default: Any = None) -> Any:
         """A metadata value (``default`` when absent)."""
-        f = self.reader.fields.get(key)
-        return default if f is None else f.contents()
+        return self.metadata.get(key, default)
 
     def arch(self, key: str, default: Any = None) -> Any:
         """An architecture-scoped value: ``arch("block_count")`` reads ``llama.block_count``."""
@@ -137,7 +234,7 @@ class GGUFModel:
                if (v := self.field(f"tokenizer.ggml.{k}")) is not None]
         bos = self.field("tokenizer.ggml.bos_token_id")
         return LlamaSpec(
-            vocab_size=int(self.tensors["token_embd.weight"].shape[1]),
+            vocab_size=int(self.tensors["token_embd.weight"].shape[0]),
             hidden_size=hidden,
             intermediate_size=int(self.arch("feed_forward_length")),
             num_layers=int(self.arch("block_count")),
@@ -186,8 +283,9 @@ class GGUFModel:
         from gguf import quants
 
         t = self.tensors[name]
+        raw = self._blob[t.start : t.start + t.nbytes].reshape(*t.shape[:-1], -1)  # rows of stored bytes
         try:
-            return quants.dequantize(t.data, t.tensor_type)
+            return quants.dequantize(raw, t.tensor_type)
         except NotImplementedError as exc:
             raise ModelLoadError(self._type_error(name)) from exc
 

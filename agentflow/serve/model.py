@@ -4,14 +4,15 @@ The cache holds ``max_slots`` sequences of up to ``max_len`` tokens each: ``[lay
 head_dim]`` for keys and the same for values. A sequence lives in one slot from prefill to finish. Decode
 runs over slots ``0..B-1`` with fixed shapes, so one CUDA graph per batch-size bucket replays it; free
 slots inside that range compute a throwaway token. On a GPU the non-matmul steps run as Triton kernels
-(:mod:`agentflow.serve.kernels`); elsewhere the plain PyTorch versions below, which are also the reference
-the kernels are checked against.
+(:mod:`agentflow.serve.kernels`), or the plain PyTorch versions below, which are also the reference the
+kernels and the CPU path are checked against; on a CPU prefill and decode run :mod:`agentflow.serve.cpu`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from agentflow.serve.cpu import CpuForward, WeightFormat
 from agentflow.serve.weights import LlamaWeights
 
 if TYPE_CHECKING:
@@ -138,7 +139,8 @@ class TorchOps:
 class LlamaModel:
     """Weights, KV cache and RoPE tables of one served model, with prefill and decode entry points."""
 
-    def __init__(self, weights: LlamaWeights, *, max_slots: int, max_len: int, ops: DecodeOps | None = None) -> None:
+    def __init__(self, weights: LlamaWeights, *, max_slots: int, max_len: int, ops: DecodeOps | None = None,
+                 weight_format: WeightFormat = "auto", threads: int | None = None) -> None:
         import torch
 
         spec = weights.spec
@@ -161,6 +163,12 @@ class LlamaModel:
         self.cos = freqs.cos().to(self.device)
         self.sin = freqs.sin().to(self.device)
         self.scale = spec.head_dim**-0.5
+        # On a CPU (no kernels given) prefill and decode run the CPU path, which owns the layer matrices.
+        self.cpu: CpuForward | None = None
+        if self.device.type == "cpu" and ops is None:
+            self.cpu = CpuForward(self, weights=weight_format, threads=threads)
+        elif weight_format != "auto":
+            raise ValueError(f"weights {weight_format!r} is a CPU option; on {self.device.type} use 'auto'")
 
     def _fold_norms(self) -> None:
         """Fold each layer's RMSNorm weights into its q/k/v and gate/up matrices (``W @ diag(w)``)."""
@@ -176,6 +184,11 @@ class LlamaModel:
         return ops.rms_norm(x, self._unit if self.folded else weight, self.spec.rms_norm_eps)
 
     @property
+    def weight_bytes(self) -> int:
+        """Bytes of weights one decode step reads, in the format the step uses (int8 counts its scales)."""
+        return self.cpu.nbytes if self.cpu is not None else self.weights.nbytes
+
+    @property
     def kv_bytes_per_token(self) -> int:
         """Bytes of K and V one token occupies across all layers."""
         s = self.spec
@@ -189,6 +202,9 @@ class LlamaModel:
         """Run right-padded prompts ``[B, T]`` into ``slots``; return fp32 logits at each last prompt token."""
         import torch
         import torch.nn.functional as F
+
+        if self.cpu is not None:
+            return self.cpu.prefill(tokens, lengths, slots)
 
         s, w = self.spec, self.weights
         batch, length = tokens.shape
@@ -218,6 +234,9 @@ class LlamaModel:
         """One token for each of slots ``0..B-1``; ``attend_len`` bounds the keys read (static under a graph)."""
         import torch
         import torch.nn.functional as F
+
+        if self.cpu is not None:
+            return self.cpu.decode(tokens, positions, attend_len)
 
         s, w, ops = self.spec, self.weights, self.ops
         eps = s.rms_norm_eps

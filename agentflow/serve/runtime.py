@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from agentflow.serve.config import LlamaSpec, ModelLoadError, load_spec
+from agentflow.serve.cpu import WEIGHT_FORMATS, WeightFormat
 from agentflow.serve.engine import Engine, EngineConfig
 from agentflow.serve.gguf import GGUFModel, find_gguf
 from agentflow.serve.metrics import NodeMetrics
@@ -40,6 +41,10 @@ class NodeSettings:
     max_len: int | None = None
     cuda_graphs: bool = True
     threads: int | None = None
+    """CPU threads for prefill and decode (default: every core but one; see :func:`agentflow.serve.cpu.cpu_threads`)."""
+    weights: WeightFormat = "auto"
+    """``auto`` keeps the device's dtype (bf16 on a GPU, fp32 on a CPU); ``int8`` quantizes the layer matrices and
+    the head at load, one scale per output channel (CPU only): a quarter of fp32's bytes per decode step."""
     served_names: tuple[str, ...] = ()
     """Extra names requests may use for the model (like vLLM's ``--served-model-name``)."""
     max_request_bytes: int = 4 * 1024 * 1024
@@ -144,13 +149,17 @@ def load_node(settings: NodeSettings) -> NodeRuntime:
 
     source = locate_model(settings.model_dir)
     device = resolve_device(settings.device)
+    if settings.weights not in WEIGHT_FORMATS:
+        raise ValueError(f"weights {settings.weights!r} is not valid; valid: {', '.join(WEIGHT_FORMATS)}")
+    if settings.weights != "auto" and device != "cpu":
+        raise ValueError(f"--weights {settings.weights} is a CPU option (the GPU path serves bf16); use --device cpu")
     if settings.threads:
         torch.set_num_threads(settings.threads)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     if source.gguf:
         gguf_model = GGUFModel(source.path)
         spec = gguf_model.spec()
-        tokenizer = Tokenizer.load_gguf(source.path, model_name=source.name)
+        tokenizer = Tokenizer.from_gguf(gguf_model.metadata, model_name=source.name, path=source.path)
         weights = gguf_model.weights(spec, device=torch.device(device), dtype=dtype)
         del gguf_model  # drop the memory map of the quantized file
     else:
@@ -160,12 +169,13 @@ def load_node(settings: NodeSettings) -> NodeRuntime:
     default_len = default_max_len(spec, max_batch=settings.max_batch, device=device, dtype_bytes=dtype.itemsize)
     max_len = min(settings.max_len or default_len, spec.max_position_embeddings)
     ops = gpu_ops(max_len) if device == "cuda" else None
-    model = LlamaModel(weights, max_slots=settings.max_batch, max_len=max_len, ops=ops)
+    model = LlamaModel(weights, max_slots=settings.max_batch, max_len=max_len, ops=ops,
+                       weight_format=settings.weights, threads=settings.threads)
     config = EngineConfig(max_batch=settings.max_batch, max_len=max_len, cuda_graphs=settings.cuda_graphs)
     engine = Engine(model, config, tokenizer=tokenizer)
     metrics = NodeMetrics()
     scheduler = Scheduler(engine, queue_limit=settings.queue_limit, metrics=metrics)
-    log.info("loaded %s from %s (%d parameters) on %s as %s, context %d of %d, max batch %d", source.name,
-             source.path, spec.num_parameters, device, dtype, max_len, spec.max_position_embeddings,
-             settings.max_batch)
+    log.info("loaded %s from %s (%d parameters) on %s as %s (weights: %s, %.0f MB read per step), context %d of "
+             "%d, max batch %d", source.name, source.path, spec.num_parameters, device, dtype, settings.weights,
+             model.weight_bytes / 1e6, max_len, spec.max_position_embeddings, settings.max_batch)
     return NodeRuntime(settings, source.name, spec, tokenizer, engine, scheduler, metrics)

@@ -8,6 +8,7 @@ stop string is held back from a stream until it is known not to be one.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from agentflow.serve.config import ModelLoadError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
 
 
 class NoChatTemplateError(ValueError):
@@ -39,12 +42,48 @@ class Tokenizer:
 
     @classmethod
     def load_gguf(cls, path: Path, *, model_name: str) -> Tokenizer:
-        """Build the tokenizer of a GGUF file from its metadata (``tokenizer.ggml.*``, ``tokenizer.chat_template``).
+        """The tokenizer of a GGUF file (parses the file's header; a node that has it open uses :meth:`from_gguf`)."""
+        from agentflow.serve.gguf import GGUFModel
+
+        return cls.from_gguf(GGUFModel(path).metadata, model_name=model_name, path=path)
+
+    @classmethod
+    def from_gguf(cls, metadata: dict[str, Any], *, model_name: str, path: Path) -> Tokenizer:
+        """Build a GGUF model's tokenizer from its parsed metadata (``tokenizer.ggml.*``, ``tokenizer.chat_template``).
 
         transformers' GGUF converter turns the vocabulary, merges, scores and token types into a ``tokenizers``
         tokenizer (BPE for ``gpt2``: SmolLM2, Llama 3, Qwen; SentencePiece for ``llama``: TinyLlama, Llama 2)
-        with the file's special tokens: the same tokenizer transformers itself uses for the file.
+        with the file's special tokens: the tokenizer ``AutoTokenizer.from_pretrained(..., gguf_file=...)``
+        builds, without its second and third parse of the file (~10 s of the node's start-up before).
         """
+        try:
+            from transformers.integrations.gguf import GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer
+            from transformers.tokenization_utils_tokenizers import TokenizersBackend
+        except ImportError as exc:  # an older transformers: its own (slower) path reads the file again
+            log.info("building the GGUF tokenizer through AutoTokenizer (%s)", exc)
+            return cls._auto_gguf(path, model_name=model_name)
+        # What transformers' get_gguf_tokenizer does with the metadata it reads itself.
+        groups = {group: {name: metadata[f"tokenizer.{key}"] for key, name in renames.items()
+                          if f"tokenizer.{key}" in metadata}
+                  for group, renames in GGUF_TOKENIZER_MAPPING.items()}
+        tokens, config = groups["tokenizer"], groups["tokenizer_config"]
+        if tokens.get("tokenizer_type") == "llama":  # llama.cpp adds BOS to SentencePiece vocabularies by default
+            config.setdefault("add_bos_token", True)
+        vocab = tokens.get("tokens") or []
+        for name, key in (("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"),
+                          ("unk_token", "unknown_token_id"), ("pad_token", "padding_token_id")):
+            token_id = metadata.get(f"tokenizer.ggml.{key}")
+            config[name] = vocab[token_id] if token_id is not None and 0 <= token_id < len(vocab) else None
+        try:
+            backend, extra = convert_gguf_tokenizer(str(metadata.get("general.architecture", "")), tokens)
+            hf = TokenizersBackend(tokenizer_object=backend, name_or_path=str(path.parent), **config, **extra)
+        except (ValueError, KeyError, NotImplementedError) as exc:
+            raise ModelLoadError(f"{path}: the tokenizer in the GGUF metadata cannot be built ({exc}); "
+                                 "supported: tokenizer.ggml.model 'gpt2' (BPE) and 'llama' (SentencePiece)") from exc
+        return cls(hf, model_name=model_name)
+
+    @classmethod
+    def _auto_gguf(cls, path: Path, *, model_name: str) -> Tokenizer:
         from transformers import AutoTokenizer
 
         try:
