@@ -33,7 +33,7 @@ from agentflow.checks.result import CheckResult, Severity, error_result
 from agentflow.checks.text import normalise_answer, strip_citations
 from agentflow.errors import ModelError
 from agentflow.models.sampling import Sampling
-from agentflow.models.types import Message, PromptInputs
+from agentflow.models.types import Message, OutputConstraint, PromptInputs
 
 DEFAULT_THRESHOLD = 0.6
 Mode = Literal["short", "long"]
@@ -160,6 +160,7 @@ async def sample_answers(
     tracer: Any = None,
     node: str | None = None,
     max_concurrency: int = 16,
+    constraint: OutputConstraint | None = None,
 ) -> tuple[list[str], str]:
     """Draw ``n`` answers from ``alias``; returns them and how (``"n"``: one request with ``n``,
     ``"concurrent"``: separate requests, ``"n+concurrent"``: a short ``n`` reply topped up)."""
@@ -170,7 +171,7 @@ async def sample_answers(
     if "n" not in primary.sampling_plan(base.model_copy(update={"n": n})).dropped:
         response = await models.complete(
             alias, messages, sampling=base.model_copy(update={"n": n}), inputs=inputs,
-            tracer=tracer, node=node, trace_data={"purpose": "self_consistency", "samples": n},
+            constraint=constraint, tracer=tracer, node=node, trace_data={"purpose": "self_consistency", "samples": n},
         )
         answers = list(response.all_choices())[:n]
         how = "n"
@@ -185,7 +186,8 @@ async def sample_answers(
         single = base.model_copy(update={"n": None, "seed": seed0 + i})
         async with gate:
             response = await models.complete(
-                alias, messages, sampling=single, inputs=inputs, tracer=tracer, node=node,
+                alias, messages, sampling=single, inputs=inputs, constraint=constraint,
+                tracer=tracer, node=node,
                 trace_data={"purpose": "self_consistency", "sample": len(answers) + i},
             )
         return response.text

@@ -20,12 +20,13 @@ as an error, never as a score.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from agentflow.checks.text import normalise_answer, statements
 from agentflow.documents import Chunk
@@ -68,13 +69,20 @@ or above which the documents are taken to answer it. Chosen by ``benchmarks/cali
 docstring has the numbers."""
 
 
+# The bounds below are in the JSON Schemas only (json_schema_extra), not validated: a server
+# that holds output to the schema (agentflow's node, vLLM) keeps a small model from running on,
+# and a long reply from a large model is still accepted.
+_SENTENCE = {"maxLength": 200}
+
+
 class Statements(BaseModel):
-    statements: list[str]
+    statements: list[str] = Field(json_schema_extra={"maxItems": 5, "items": {
+        "type": "string", "minLength": 1, **_SENTENCE}})
 
 
 class StatementVerdict(BaseModel):
-    statement: str = ""
-    reason: str = ""
+    statement: str = Field("", json_schema_extra=_SENTENCE)
+    reason: str = Field("", json_schema_extra={"maxLength": 120})
     verdict: bool
 
 
@@ -82,9 +90,26 @@ class StatementVerdicts(BaseModel):
     verdicts: list[StatementVerdict]
 
 
+@lru_cache(maxsize=32)
+def verdicts_model(count: int) -> type[StatementVerdicts]:
+    """:class:`StatementVerdicts` whose JSON Schema asks for exactly ``count`` verdicts (a wrong
+    count is still parsed: :meth:`Judge.verify` asks again, saying what was wrong)."""
+    bound = {"minItems": count, "maxItems": count}
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "StatementVerdicts", __base__=StatementVerdicts,
+        verdicts=(list[StatementVerdict], Field(json_schema_extra=bound)),
+    )
+
+
 class GeneratedQuestions(BaseModel):
-    questions: list[str] = Field(min_length=1)
+    questions: list[str] = Field(min_length=1, json_schema_extra={"maxItems": 5, "items": {
+        "type": "string", "minLength": 1, **_SENTENCE}})
     noncommittal: bool = False
+
+
+def _greedy(max_tokens: int) -> Sampling:
+    """Greedy, with room for a whole reply: a bound for a model that would run on."""
+    return _GREEDY.model_copy(update={"max_tokens": max_tokens})
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +182,11 @@ class Judge:
     # -- calls -----------------------------------------------------------------------------
 
     async def _complete(self, messages: list[Message], schema: type[BaseModel],
-                        inputs: PromptInputs | None, purpose: str) -> Any:
+                        inputs: PromptInputs | None, purpose: str, *,
+                        sampling: Sampling = _GREEDY) -> Any:
         async with self._limit:
             response = await self.models.complete(
-                self.alias, messages, sampling=_GREEDY, inputs=inputs, schema=schema,
+                self.alias, messages, sampling=sampling, inputs=inputs, schema=schema,
                 tracer=self.tracer, node=self.node, trace_data={"purpose": purpose},
             )
         return response.parsed
@@ -180,6 +206,7 @@ class Judge:
         parsed = await self._complete(
             [{"role": "system", "content": CLAIMS_PROMPT}, {"role": "user", "content": user}],
             Statements, PromptInputs(task="prompt", query=question), "claims",
+            sampling=_greedy(400),
         )
         return [s.strip() for s in parsed.statements if s.strip()]
 
@@ -200,12 +227,28 @@ class Judge:
                      else weakest >= self.claim_threshold)
         return ClaimVerdict(claim, supported, float(weakest), verdict.reason)
 
+    def _fitting(self, build: Callable[[Sequence[Chunk]], list[Message]],
+                 documents: Sequence[Chunk], max_tokens: int) -> list[Message]:
+        """``build(documents)`` with the lowest-ranked documents left out until the prompt and
+        ``max_tokens`` fit the judge's context window (a small local model's is 2,048 tokens)."""
+        kept = list(documents)
+        messages = build(kept)
+        # a tenth kept free: the count is LiteLLM's tokenizer for the model, maybe not its own
+        limit = int(self.models.context_window(self.alias) * 0.9) - max_tokens
+        while len(kept) > 1 and self.models.count_tokens(self.alias, messages) > limit:
+            kept.pop()
+            messages = build(kept)
+        return messages
+
     async def _llm_verify(self, claims: list[str], documents: Sequence[Chunk]) -> list[ClaimVerdict]:
-        messages = _verify_messages(claims, documents)
+        max_tokens = 120 * len(claims) + 40
+        messages = self._fitting(lambda docs: _verify_messages(claims, docs), documents,
+                                 max_tokens)
         inputs = PromptInputs(task="judge", claim=" ".join(claims), documents=tuple(documents))
         for attempt in (1, 2):
-            parsed: StatementVerdicts = await self._complete(messages, StatementVerdicts, inputs,
-                                                             "verify")
+            parsed: StatementVerdicts = await self._complete(
+                messages, verdicts_model(len(claims)), inputs, "verify",
+                sampling=_greedy(max_tokens))
             if len(parsed.verdicts) == len(claims):
                 return [ClaimVerdict(c, v.verdict, 1.0 if v.verdict else 0.0, v.reason)
                         for c, v in zip(claims, parsed.verdicts, strict=True)]
@@ -233,11 +276,15 @@ class Judge:
                 _verify_messages([question], documents), JudgeVerdict, inputs, "answerable")
             return Support(verdict.supported, float(verdict.score),
                            f"{verdict.reason}, offline answerability")
-        context = "\n\n".join(f"Passage {i}: {d.text}" for i, d in enumerate(documents, 1))
+        def build(docs: Sequence[Chunk]) -> list[Message]:
+            context = "\n\n".join(f"Passage {i}: {d.text}" for i, d in enumerate(docs, 1))
+            return [{"role": "system", "content": ANSWERABLE_PROMPT},
+                    {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}"}]
+
         parsed: StatementVerdict = await self._complete(
-            [{"role": "system", "content": ANSWERABLE_PROMPT},
-             {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}"}],
+            self._fitting(build, documents, 200),
             StatementVerdict, PromptInputs(task="prompt", query=question), "answerable",
+            sampling=_greedy(200),
         )
         return Support(parsed.verdict, 1.0 if parsed.verdict else 0.0, parsed.reason or
                        ("the passages answer it" if parsed.verdict else "they do not answer it"))
@@ -253,6 +300,7 @@ class Judge:
             [{"role": "system", "content": QUESTIONS_PROMPT.format(k=k)},
              {"role": "user", "content": f"Answer: {answer}"}],
             GeneratedQuestions, PromptInputs(task="prompt"), "questions",
+            sampling=_greedy(300),
         )
         return parsed
 

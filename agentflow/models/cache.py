@@ -63,6 +63,8 @@ def normalised_request(model: str, request: ChatRequest, *, with_inputs: bool) -
     }
     if request.response_schema is not None:
         out["schema"] = {"name": request.schema_name, "schema": request.response_schema}
+    if request.constraint is not None:
+        out["constraint"] = request.constraint.model_dump(mode="json")
     if with_inputs and request.inputs is not None:
         out["inputs"] = request.inputs.model_dump(mode="json", exclude_defaults=True)
     return out

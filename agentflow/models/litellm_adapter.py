@@ -88,8 +88,12 @@ class LiteLLMChatModel:
             "max_retries": 0,
             **plan.params,
         }
-        if plan.extra_body:
-            kwargs["extra_body"] = dict(plan.extra_body)
+        extra_body = dict(plan.extra_body)
+        if request.constraint is not None and self.entry.grammars:
+            # vLLM's spelling, which agentflow's node reads too; LiteLLM passes extra_body as is
+            extra_body["structured_outputs"] = {request.constraint.kind: request.constraint.pattern}
+        if extra_body:
+            kwargs["extra_body"] = extra_body
         if request.response_schema is not None:
             kwargs["response_format"] = {
                 "type": "json_schema",

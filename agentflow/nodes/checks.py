@@ -49,7 +49,7 @@ from agentflow.checks.result import AbstentionPolicy, CheckResult, CheckVerdict
 from agentflow.errors import CheckFailed, ConfigError, ModelError
 from agentflow.models.sampling import Sampling
 from agentflow.nodes.context import RunContext
-from agentflow.nodes.generate import GenerateConfig, instructions_of
+from agentflow.nodes.generate import GenerateConfig, answer_constraint, instructions_of
 from agentflow.nodes.llm import chunks_of, read_state
 from agentflow.nodes.registry import NodeConfig, node
 from agentflow.prompts.augmented import AugmentedPrompt, assemble
@@ -286,7 +286,8 @@ async def self_consistency(state: Any, cfg: SelfConsistencyConfig, ctx: RunConte
                                          cfg.sampling, history_share=cfg.history_share)
     raw, how = await sample_answers(ctx.models, cfg.model, messages, n=cfg.n,
                                     sampling=cfg.sampling, inputs=inputs, tracer=ctx.tracer,
-                                    node=ctx.node, max_concurrency=cfg.max_concurrency)
+                                    node=ctx.node, max_concurrency=cfg.max_concurrency,
+                                    constraint=answer_constraint(cfg, inputs))
     answers = [split_reasoning(text)[0] for text in raw]
     usable = [a for a in answers if a.strip()]
     if not usable:

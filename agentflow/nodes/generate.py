@@ -29,6 +29,8 @@ from pydantic import Field
 from agentflow.documents import Example
 from agentflow.errors import ModelError
 from agentflow.models.sampling import Sampling
+from agentflow.models.structured import citation_grammar
+from agentflow.models.types import OutputConstraint, PromptInputs
 from agentflow.nodes.context import RunContext
 from agentflow.nodes.llm import chunks_of, read_state
 from agentflow.nodes.registry import NodeConfig, node
@@ -69,6 +71,18 @@ class GenerateConfig(NodeConfig):
     """State field that receives the new turn (question, answer) as messages."""
     samples_output: str | None = None
     """With ``sampling.n > 1``: state field that receives every sampled answer."""
+    citation_grammar: bool = False
+    """Hold the answer to one to three pieces of text each followed by ``[DOC n]`` citations of
+    the documents in the prompt, or the abstention sentence alone: a grammar the model's server
+    enforces while decoding, for models whose entry accepts one (``grammars: true``, as small
+    local models need); other models get the prompt's instructions alone."""
+
+
+def answer_constraint(cfg: GenerateConfig, inputs: PromptInputs) -> OutputConstraint | None:
+    """The citation grammar of the documents kept in the prompt, when the node asks for one."""
+    if not cfg.citation_grammar or not inputs.documents or cfg.chain_of_thought:
+        return None  # nothing to cite; a scratchpad is free text the grammar would refuse
+    return citation_grammar([n for n, _ in inputs.numbered_documents()])
 
 
 def _writes(cfg: GenerateConfig) -> tuple[str, ...]:
@@ -107,7 +121,7 @@ async def generate(state: Any, cfg: GenerateConfig, ctx: RunContext) -> dict[str
     )
     response = await ctx.models.complete(
         cfg.model, messages, sampling=cfg.sampling, inputs=inputs,
-        tracer=ctx.tracer, node=ctx.node,
+        constraint=answer_constraint(cfg, inputs), tracer=ctx.tracer, node=ctx.node,
         trace_data={"context_budget": report.as_dict(), "few_shot": len(examples)},
     )
     answers = [split_reasoning(text)[0] for text in response.all_choices()]

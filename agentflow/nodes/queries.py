@@ -42,7 +42,9 @@ async def queries(state: Any, cfg: QueriesConfig, ctx: RunContext) -> dict[str, 
     """Write search queries for the question; the question itself comes first."""
     question = " ".join(str(read_state(state, cfg.input, ctx.node)).split())
     messages = ctx.prompts.messages(cfg.prompt, {"question": question, "n": cfg.n})
-    schema = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+    # bounded, so a small model held to the schema by its server cannot run on repeating itself
+    schema = {"type": "array", "items": {"type": "string", "minLength": 3, "maxLength": 120},
+              "minItems": 1, "maxItems": cfg.n + 1}
     response = await ctx.models.complete(
         cfg.model, messages, sampling=cfg.sampling, schema=schema, tracer=ctx.tracer,
         node=ctx.node, inputs=PromptInputs(task="queries", query=question, count=cfg.n + 1),

@@ -222,3 +222,22 @@ def test_request_kwargs_switch_off_litellm_retries() -> None:
     kwargs = model.request_kwargs(ChatRequest(messages=MESSAGES, sampling=Sampling(top_k=3)))
     assert kwargs["num_retries"] == 0 and kwargs["max_retries"] == 0
     assert kwargs["extra_body"] == {"top_k": 3} and kwargs["api_key"] == "not-needed"
+
+
+async def test_a_citation_grammar_reaches_a_server_that_accepts_grammars_and_no_other(
+    http_server: RecordingServer,
+) -> None:
+    from agentflow.models.structured import citation_grammar
+
+    http_server.reply(Reply(body=openai_reply("Yes [DOC 2].")))
+    http_server.reply(Reply(body=openai_reply("Yes.")))
+    grammar = citation_grammar([1, 2])
+    accepts = ModelEntry(model="hosted_vllm/m", api_base=f"{http_server.url}/v1", grammars=True)
+    plain = ModelEntry(model="hosted_vllm/m", api_base=f"{http_server.url}/v1")
+    for entry in (accepts, plain):
+        await router(entry).complete("m", MESSAGES, sampling=Sampling(top_k=5), constraint=grammar)
+    with_grammar, without = (r.body for r in http_server.chat_requests())
+    assert with_grammar["structured_outputs"] == {"grammar": grammar.pattern}  # vLLM's spelling
+    assert with_grammar["top_k"] == 5  # beside the other extra body fields
+    assert "structured_outputs" not in without and "response_format" not in without
+    assert '"[DOC 1]" | "[DOC 2]"' in grammar.pattern and "[DOC 3]" not in grammar.pattern

@@ -196,3 +196,25 @@ def test_router_from_entries_builds_backends_lazily() -> None:
     assert router.models_of("large") == ["hosted_vllm/a", "openai/gpt-4o-mini"]
     assert router.context_window("large") == 4096  # the smallest, so every fallback fits
     assert router.prompt_limit("large", Sampling(max_tokens=96)) == 4000
+
+
+async def test_a_task_a_model_leaves_to_the_offline_backend_is_answered_offline_and_traced() -> None:
+    from agentflow.models import Label, ModelEntry, ModelRouter, PromptInputs
+    from agentflow.models.backends import Backends
+    from agentflow.models.offline import HashingEncoder
+
+    entry = ModelEntry(model="hosted_vllm/tiny", api_base="http://127.0.0.1:9/v1",
+                       offline_tasks=("classify",))  # nothing listens there: never called
+    router = ModelRouter({"small": [entry]}, backends=Backends(encoder=HashingEncoder()))
+    labels = (Label(name="greeting", examples=("hello", "hi there")),
+              Label(name="weather", examples=("will it rain", "is it sunny")))
+    tracer = Recorder()
+    reply = await router.complete(
+        "small", [{"role": "user", "content": "hello"}], tracer=tracer,
+        inputs=PromptInputs(task="classify", query="hello", labels=labels),
+        schema={"type": "object", "properties": {"label": {"enum": ["greeting", "weather"]}}},
+    )
+    assert reply.parsed["label"] == "greeting" and reply.model.startswith("offline")
+    [call] = tracer.records
+    assert call["data"]["models"] == ["offline"]
+    assert call["data"]["offline_task"] == {"task": "classify", "declared_by": "hosted_vllm/tiny"}
