@@ -121,8 +121,8 @@ class ModelEntry(_Config):
     offline_tasks: tuple[Task, ...] = ()
     """Tasks this model does worse than the offline backends, which answer them instead from the
     request's structured fields (the trace names the backend that answered). The ``local``
-    profile's 135M model routes at chance level (``classify``: benchmarks/routing.py --llm), so
-    it leaves ``classify`` to the embedding classifier."""
+    profile's 135M model routes at chance level even held to the labels by constrained decoding
+    (docs/how-to/local-model.md), so it leaves ``classify`` to the embedding classifier."""
 
     def provider_kind(self) -> ProviderKind:
         """The entry's :data:`ProviderKind`, explicit or inferred."""
