@@ -136,9 +136,10 @@ def citation_grammar(
 
     A sentence's text holds no square brackets, so the text terminal stops where a citation
     starts (Lark terminals match greedily: one that could swallow ``[DOC`` would never let a
-    citation begin), and no period: a model about to end a sentence must cite first, which is
-    where a small model that does not cite by itself gets made to. At most ``sentence_chars``
-    characters, so it cites within a bounded length whatever it does.
+    citation begin), and no period or line break: a model about to end a sentence must cite
+    first, which is where a small model that does not cite by itself gets made to (and one that
+    would repeat a heading line after line cannot). At most ``sentence_chars`` characters, so it
+    cites within a bounded length whatever it does.
     """
     if not numbers:
         raise ValueError("citation_grammar needs the numbers of at least one document")
@@ -151,7 +152,7 @@ def citation_grammar(
         f"start: cited | {json.dumps(abstain)}",
         f"cited: {pieces}",
         'seg: TEXT CITE+ "."?',
-        "TEXT: /[^\\[\\].]{1," + str(sentence_chars) + "}/",
+        "TEXT: /[^\\[\\].\\n]{1," + str(sentence_chars) + "}/",
         f"CITE: {cites}",
     ))
     return OutputConstraint(kind="grammar", pattern=grammar, name="citations")
