@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentflow.errors import ConfigError, did_you_mean, known
-from agentflow.models.sampling import ProviderKind
+from agentflow.models.sampling import ProviderKind, Sampling
 from agentflow.models.types import Task
 
 PROFILE_ENV = "AGENTFLOW_PROFILE"
@@ -115,6 +115,10 @@ class ModelEntry(_Config):
     """Answer with this text through LiteLLM's ``mock_response`` (tests, benchmarks; no network)."""
     serve: NodeLaunch | None = None
     """agentflow may start its own model node for this entry when none answers at ``api_base``."""
+    text_sampling: Sampling | None = None
+    """Sampling defaults for this model's free-text replies (not structured output), beneath the
+    node's own values, which win: the ``local`` profile's 135M model repeats a phrase until
+    ``max_tokens`` without a repetition penalty."""
     grammars: bool = False
     """The server holds a reply to a regex or Lark grammar sent as vLLM's ``structured_outputs``
     (agentflow's node, vLLM): nodes that ask for a format (``citation_grammar``) get it enforced."""
@@ -308,7 +312,7 @@ LOCAL_WINDOW = 2048
 32 slots), so a node started by hand with ``agentflow node serve --model smollm2-135m`` is reused."""
 LOCAL_MODEL = ModelEntry(
     model="hosted_vllm/smollm2-135m", context_window=LOCAL_WINDOW, grammars=True,
-    offline_tasks=("classify",),
+    offline_tasks=("classify",), text_sampling=Sampling(repetition_penalty=1.2),
     # two CPU cores share the node among a run's parallel checks: a judge call may queue a while
     timeout_s=300.0,
 )

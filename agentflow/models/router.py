@@ -233,6 +233,9 @@ class ModelRouter:
                           "offline_task": {"task": task, "declared_by": declared_by}}
         sampling = sampling or _NO_SAMPLING
         out = output_schema(schema)
+        defaults = chain[0].entry.text_sampling
+        if defaults is not None and out is None:  # the model's own defaults for free text
+            sampling = defaults.merged(sampling)
         self._warn_dropped(chain, sampling, node)
         request = ChatRequest(
             messages=list(messages), sampling=sampling, inputs=inputs,
