@@ -230,7 +230,8 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; load average "
           f"{load[0]:.2f}; node decode threads {threads}, HF threads {threads} (and {cores}: "
           f"{hf['b1_default_threads']:.1f} tok/s at batch 1)")
-    print(f"copy bandwidth {copy_all:.1f} GB/s ({cores} threads), {copy_one:.1f} GB/s (1 thread)")
+    print(f"copy bandwidth {copy_all:.1f} GB/s ({cores} threads), {copy_one:.1f} GB/s (1 thread: roofline "
+          f"{copy_one * 1e9 / fp32['bytes']:.1f} tok/s fp32, {copy_one * 1e9 / int8['bytes']:.1f} int8)")
     print(f"{'':24}{'b1 tok/s':>10}{'b8 tok/s':>10}{'ttft 500':>10}{'MB/step':>9}{'roofline':>10}{'frac':>7}")
     rows = [("node fp32", fp32, roofline), ("node int8", int8, int8_roofline), ("HF generate fp32", hf, None)]
     for name, r, roof in rows:
@@ -247,6 +248,8 @@ def main() -> None:
         "decode_b1_vs_hf_default_threads": round(fp32["b1"] / hf["b1_default_threads"], 2),
         "decode_b1_roofline_frac": round(fp32["b1"] / roofline, 3),
         "roofline_tok_s": round(roofline, 1),
+        # The same over what one core streams: the node decodes with one thread on this machine.
+        "decode_b1_roofline_frac_1_thread": round(fp32["b1"] * fp32["bytes"] / (copy_one * 1e9), 3),
         "decode_b8_tok_s": round(fp32["b8"], 1),
         "decode_b8_vs_hf": round(fp32["b8"] / hf["b8"], 2),
         "ttft_500_s": round(fp32["ttft"], 3),
