@@ -10,7 +10,7 @@ travel or kitchen requests: ``out_of_scope``). The model is the ``local`` profil
 (``agentflow node serve --model smollm2-135m``). Side by side, the offline embedding classifier on
 the same messages. The last line printed is JSON.
 
-    python benchmarks/routing_llm.py [--api-base http://127.0.0.1:8000/v1] [--prompt prompts/classify.j2]
+    python benchmarks/routing_llm.py [--api-base URL] [--prompt prompts/classify.j2] [--verbose]
 """
 
 from __future__ import annotations

@@ -117,8 +117,9 @@ class ModelEntry(_Config):
     """agentflow may start its own model node for this entry when none answers at ``api_base``."""
     text_sampling: Sampling | None = None
     """Sampling defaults for this model's free-text replies (not structured output), beneath the
-    node's own values, which win: the ``local`` profile's 135M model repeats a phrase until
-    ``max_tokens`` without a repetition penalty."""
+    node's own values, which win: ``{repetition_penalty: 1.2}`` for a small model that repeats a
+    phrase until ``max_tokens`` (servers like vLLM and agentflow's node count the prompt's tokens
+    too, so a penalty also pushes a model away from the documents' words)."""
     grammars: bool = False
     """The server holds a reply to a regex or Lark grammar sent as vLLM's ``structured_outputs``
     (agentflow's node, vLLM): nodes that ask for a format (``citation_grammar``) get it enforced."""
@@ -312,7 +313,7 @@ LOCAL_WINDOW = 2048
 32 slots), so a node started by hand with ``agentflow node serve --model smollm2-135m`` is reused."""
 LOCAL_MODEL = ModelEntry(
     model="hosted_vllm/smollm2-135m", context_window=LOCAL_WINDOW, grammars=True,
-    offline_tasks=("classify",), text_sampling=Sampling(repetition_penalty=1.2),
+    offline_tasks=("classify",),
     # two CPU cores share the node among a run's parallel checks: a judge call may queue a while
     timeout_s=300.0,
 )

@@ -16,9 +16,12 @@ it for the input and hands the label the nearest passages, so "a question about 
 whatever those documents hold, and pointing a workflow at other documents needs no new examples.
 
 An LLM gets the labels, their descriptions, examples and passages in ``prompts/classify.j2`` and
-must answer ``{"label": ...}`` with one of them (validated; one repair; then an error). The offline
-profile's embedding classifier gets the same labels as structured fields and answers by
-similarity, choosing ``out_of_scope`` below its threshold. The choice, its scores, the threshold
+must answer ``{"label": ...}`` with one of them (held to it by constrained decoding where the
+server offers it; validated; one repair; then an error); a model too small to route declares
+``offline_tasks: [classify]`` on its entry and the router leaves the request to the offline
+classifier (the ``local`` profile's SmolLM2-135M routes at chance: benchmarks/routing_llm.py).
+The offline profile's embedding classifier gets the same labels as structured fields and answers
+by similarity, choosing ``out_of_scope`` below its threshold. The choice, its scores, the threshold
 and what the input was compared with are recorded as the node's ``classification`` event.
 """
 

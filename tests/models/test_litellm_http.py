@@ -241,3 +241,19 @@ async def test_a_citation_grammar_reaches_a_server_that_accepts_grammars_and_no_
     assert with_grammar["top_k"] == 5  # beside the other extra body fields
     assert "structured_outputs" not in without and "response_format" not in without
     assert '"[DOC 1]" | "[DOC 2]"' in grammar.pattern and "[DOC 3]" not in grammar.pattern
+
+
+async def test_a_models_text_sampling_is_sent_under_the_nodes_own_for_free_text_only(
+    http_server: RecordingServer,
+) -> None:
+    for _ in range(3):
+        http_server.reply(Reply(body=openai_reply('{"label": "a"}')))
+    entry = ModelEntry(model="hosted_vllm/m", api_base=f"{http_server.url}/v1",
+                       text_sampling=Sampling(repetition_penalty=1.2, temperature=0.5))
+    await router(entry).complete("m", MESSAGES, sampling=Sampling(temperature=0.1))
+    await router(entry).complete("m", MESSAGES)
+    await router(entry).complete("m", MESSAGES, schema={"type": "object"})
+    own, defaults, structured = (r.body for r in http_server.chat_requests())
+    assert own["temperature"] == 0.1 and own["repetition_penalty"] == 1.2  # the node's value wins
+    assert defaults["temperature"] == 0.5 and defaults["repetition_penalty"] == 1.2
+    assert "repetition_penalty" not in structured and "temperature" not in structured
