@@ -169,8 +169,11 @@ class Judge:
 
     @property
     def offline(self) -> bool:
-        """Whether the alias is served by the offline backend (not a language model)."""
-        return bool(self.models.chain(self.alias)[0].model.kind == "offline")
+        """Whether the offline support judge judges for this alias: the alias is the offline
+        backend, or its model leaves judging to it (``offline_tasks: [judge, answerable]`` on
+        the model entry, as the ``local`` profile's 135M model does: benchmarks/judge_local.py)."""
+        routed = self.models.chain(self.alias)[0]
+        return bool(routed.model.kind == "offline" or "judge" in routed.entry.offline_tasks)
 
     @property
     def label(self) -> str:

@@ -63,3 +63,25 @@ async def test_the_old_policies_still_pass_or_fail_an_abstention_unjudged() -> N
     passed = await run_check("faithfulness", judge=offline(), answer=ABSTAIN, documents=DOCS,
                              abstention="pass")
     assert not failed.passed and passed.passed and not combine([passed]).abstained
+
+
+async def test_a_judge_whose_model_leaves_judging_offline_uses_the_offline_support_judge() -> None:
+    from agentflow.checks import Judge
+    from agentflow.checks.ragas import faithfulness
+    from agentflow.models import ModelEntry, ModelRouter
+    from agentflow.models.backends import Backends
+    from agentflow.models.offline import HashingEncoder
+
+    entry = ModelEntry(model="hosted_vllm/tiny", api_base="http://127.0.0.1:9/v1",
+                       offline_tasks=("judge", "answerable"))  # nothing listens there: never called
+    router = ModelRouter({"judge": [entry], "embed": [ModelEntry(model="offline/minilm")]},
+                         backends=Backends(encoder=HashingEncoder()))
+    judge = Judge(router, "judge")
+    assert judge.offline and judge.label.startswith("offline support judge")
+    doc = Chunk(id="k", text="Wilhelm Conrad Röntgen received the first Nobel Prize in Physics in 1901.")
+    right = await faithfulness("Röntgen received the first Nobel Prize in Physics [DOC 1].", [doc], judge)
+    made_up = await faithfulness("Henry Moseley won it for the structure of DNA [DOC 1].", [doc], judge)
+    assert right.error is None and made_up.error is None
+    assert right.passed and not made_up.passed
+    support = await judge.answerable("Who received the first Nobel Prize in Physics?", [doc])
+    assert support.answerable
