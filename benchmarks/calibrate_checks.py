@@ -4,7 +4,9 @@ default order; this script uses items from index 100 on).
 
     python benchmarks/calibrate_checks.py [--data ../shared/data] [--items 500]
 
-1. ``ANSWERABLE_THRESHOLD`` (agentflow/checks/judge.py): is an abstention right? CLAP NQ dev
+1. ``ANSWERABLE_THRESHOLD`` (agentflow/checks/judge.py, now the reference score abstention checks
+   report; the offline verdict is the answerer's rule, calibrated by ``--only answerability``,
+   below; note that items 300-323 overlap the unanswerable ones eval_reference.py reports): CLAP NQ dev
    questions, answerable and unanswerable, each scored by the offline support judge against its
    passage (the best sentence or adjacent pair's support of the question); the threshold with the
    best balanced accuracy between the two halves.

@@ -10,9 +10,10 @@ the question:
 - they do: a **wrong** abstention. The check fails with the best supporting sentence in its
   reason, so the loop retries (wider retrieval, the reason as instructions).
 
-The offline judge is not a language model: the question is scored as a claim against the
-passages' sentences (its best sentence's support score) and held to :data:`ANSWERABLE_THRESHOLD`,
-calibrated on data by ``benchmarks/calibrate_checks.py``. An LLM judge is asked the question
+The offline judge is not a language model: it asks the extractive answerer's own abstention rule
+(a best sentence scoring at least its ``min_support``, holding the unit the question wants),
+calibrated through the reference workflow by ``benchmarks/calibrate_checks.py --only
+answerability``; the score it reports is the best sentence's. An LLM judge is asked the question
 directly (:data:`~agentflow.checks.judge.ANSWERABLE_PROMPT`).
 """
 

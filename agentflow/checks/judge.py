@@ -62,11 +62,10 @@ ANSWERABLE_PROMPT = (
     'only a JSON object: {"reason": "...", "verdict": true}.'
 )
 ANSWERABLE_THRESHOLD = 0.53
-"""Offline: support score of the question's best-matching passage sentence (or adjacent pair) at
-or above which the documents are taken to answer it. Chosen by ``benchmarks/calibrate_checks.py``
-(answerable vs unanswerable CLAP NQ dev questions against their passage, items 100-599, which
-``benchmarks/eval_reference.py`` does not report: balanced accuracy 0.77); that script's
-docstring has the numbers."""
+"""The threshold an abstention check reports beside its verdict. The verdict itself is the judge's:
+offline, the extractive answerer's abstention rule (:meth:`Judge.answerable`); this number is the
+support score that best separated answerable from unanswerable CLAP NQ questions by score alone
+(``benchmarks/calibrate_checks.py``, balanced accuracy 0.77), kept as the report's reference."""
 
 
 # The bounds below are in the JSON Schemas only (json_schema_extra), not validated: a server
@@ -268,8 +267,9 @@ class Judge:
                          threshold: float = ANSWERABLE_THRESHOLD) -> Support:
         """Whether ``documents`` support an answer to ``question``.
 
-        Offline: the question is scored as a claim (its best passage sentence or adjacent pair)
-        and held to ``threshold``; an LLM judge is asked (:data:`ANSWERABLE_PROMPT`).
+        Offline: the extractive answerer's own abstention rule decides (so a right abstention
+        is one the answerer and the check agree on; ``threshold`` is not used); an LLM judge is
+        asked (:data:`ANSWERABLE_PROMPT`).
         """
         if not documents:
             return Support(False, 0.0, "no documents were retrieved")
