@@ -51,6 +51,8 @@ class NodeMetrics:
         self.generated_tokens = 0
         self.finished: dict[str, int] = {}
         self.rejected = 0
+        self.scored_prompts = 0
+        self.score_passes = 0
         self.ttft = Histogram(TTFT_BUCKETS)
         self.latency = Histogram(TTFT_BUCKETS)
         self._recent: deque[tuple[float, int]] = deque()
@@ -81,6 +83,12 @@ class NodeMetrics:
         with self._lock:
             self.finished[reason] = self.finished.get(reason, 0) + 1
             self.latency.observe(seconds)
+
+    def record_scored(self, prompts: int, passes: int) -> None:
+        """Prompts scored for their log-probabilities (``echo``), in ``passes`` batched forward passes."""
+        with self._lock:
+            self.scored_prompts += prompts
+            self.score_passes += passes
 
     def record_rejected(self) -> None:
         """A request was turned away because the queue was full."""
@@ -120,6 +128,10 @@ class NodeMetrics:
             lines += [
                 f"# HELP {p}_requests_rejected_total Requests refused with 503 because the queue was full.",
                 f"# TYPE {p}_requests_rejected_total counter", f"{p}_requests_rejected_total {self.rejected}",
+                f"# HELP {p}_scored_prompts_total Prompts scored for their log-probabilities (echo).",
+                f"# TYPE {p}_scored_prompts_total counter", f"{p}_scored_prompts_total {self.scored_prompts}",
+                f"# HELP {p}_score_passes_total Batched forward passes that scored them.",
+                f"# TYPE {p}_score_passes_total counter", f"{p}_score_passes_total {self.score_passes}",
             ]
             lines += self.ttft.lines(f"{p}_time_to_first_token_seconds", "Seconds from arrival to first token.")
             lines += self.latency.lines(f"{p}_request_latency_seconds", "Seconds from arrival to the last token.")

@@ -151,7 +151,10 @@ class CompletionRequest(_Body):
 
     prompt: str | list[str] | list[int] | list[list[int]]
     logprobs: int | None = Field(None, ge=0, le=20)
-    echo: Literal[False] = False
+    echo: bool = False
+    """Return the prompt before the completion; with ``logprobs``, every prompt token's log-probability too
+    (the first token's is ``null``), vLLM's convention. ``max_tokens: 0`` then only scores the prompts."""
+    max_tokens: int | None = Field(None, ge=0)
     suffix: None = None
     best_of: int | None = None
 
@@ -159,6 +162,11 @@ class CompletionRequest(_Body):
     def _best_of(self) -> CompletionRequest:
         if self.best_of is not None and self.best_of != self.n:
             raise InvalidFieldError("best_of", "best_of other than n is not supported")
+        if self.max_tokens == 0 and not self.echo:
+            raise InvalidFieldError("max_tokens", "max_tokens=0 only scores a prompt, which needs echo: true "
+                                                  "(with logprobs for its log-probabilities)")
+        if self.echo and self.stream:
+            raise InvalidFieldError("echo", "echo is not supported with stream: true; send stream: false")
         if isinstance(self.prompt, list) and not self.prompt:
             raise InvalidFieldError("prompt", "the prompt list is empty; send a string, a list of strings, or token "
                                               "ids")

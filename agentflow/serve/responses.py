@@ -7,9 +7,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agentflow.serve.engine import LogprobEntry, StepOutput
+from agentflow.serve.scoring import TokenScore
 from agentflow.serve.tokenizer import Tokenizer
 
 Kind = Literal["completion", "chat"]
+
+
+@dataclass
+class Echo:
+    """The prompts a completion echoes (``echo: true``): their text and, with ``logprobs``, their scores."""
+
+    texts: list[str]
+    scores: list[list[TokenScore]] | None
+    cached_tokens: int
+    """Prompt tokens computed once for several prompts (their shared prefix), reported as OpenAI's
+    ``usage.prompt_tokens_details.cached_tokens``."""
 
 
 @dataclass
@@ -29,11 +41,12 @@ class ResponseBuilder:
 
     def __init__(
         self, kind: Kind, *, request_id: str, model: str, tokenizer: Tokenizer, n: int, prompts: list[list[int]],
-        logprobs: int | None, return_token_ids: bool,
+        logprobs: int | None, return_token_ids: bool, echo: Echo | None = None,
     ) -> None:
         self.kind, self.request_id, self.model, self.tok = kind, request_id, model, tokenizer
         self.n, self.prompts, self.want_logprobs, self.return_token_ids = n, prompts, logprobs, return_token_ids
         self.created = int(time.time())
+        self.echo = echo
         self.choices = [Choice(i) for i in range(n * len(prompts))]
 
     def index_of(self, prompt_index: int, out: StepOutput) -> int:
@@ -54,7 +67,11 @@ class ResponseBuilder:
         """Token counts as OpenAI reports them."""
         prompt = sum(len(p) for p in self.prompts)
         completion = sum(len(c.token_ids) for c in self.choices)
-        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                                 "total_tokens": prompt + completion}
+        if self.echo is not None and self.echo.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.echo.cached_tokens}
+        return usage
 
     def _token(self, token_id: int) -> str:
         return self.tok.mid_text(token_id) or self.tok.token_text(token_id)
@@ -86,16 +103,43 @@ class ResponseBuilder:
             "text_offset": offsets,
         }
 
+    def _echoed(self, index: int, generated: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A completion choice's logprobs with the prompt's in front (vLLM: the first prompt token's are null)."""
+        assert self.echo is not None
+        scores = self.echo.scores
+        if generated is None or scores is None:
+            return generated
+        tokens, values, tops, offsets, pos = [], [], [], [], 0
+        for s in scores[index // self.n]:
+            text = self._token(s.token_id)
+            tokens.append(text)
+            values.append(s.logprob)
+            offsets.append(pos)
+            pos += len(text)
+            top = None
+            if s.logprob is not None:
+                top = {self._token(t): lp for t, lp in s.top}
+                top.setdefault(text, s.logprob)
+            tops.append(top)
+        return {
+            "tokens": tokens + generated["tokens"],
+            "token_logprobs": values + generated["token_logprobs"],
+            "top_logprobs": tops + generated["top_logprobs"],
+            "text_offset": offsets + [o + pos for o in generated["text_offset"]],
+        }
+
     def final(self) -> dict[str, Any]:
         """The non-streaming response body."""
         choices = []
         for c in self.choices:
-            body: dict[str, Any] = {"index": c.index, "finish_reason": c.finish_reason,
-                                    "logprobs": self._logprobs(c.logprobs)}
+            logprobs = self._logprobs(c.logprobs)
+            if self.echo is not None:
+                logprobs = self._echoed(c.index, logprobs)
+            body: dict[str, Any] = {"index": c.index, "finish_reason": c.finish_reason, "logprobs": logprobs}
             if self.kind == "chat":
                 body["message"] = {"role": "assistant", "content": c.text}
             else:
-                body["text"] = c.text
+                body["text"] = (self.echo.texts[c.index // self.n] if self.echo is not None else "") + c.text
             if self.return_token_ids:
                 body["token_ids"] = c.token_ids
             choices.append(body)

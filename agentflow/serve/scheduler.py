@@ -15,7 +15,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from agentflow.serve.engine import Engine, EngineRequest, StepOutput
 from agentflow.serve.metrics import NodeMetrics
@@ -73,6 +74,7 @@ class Scheduler:
         self._waiting = 0  # accepted requests that will wait for slots (see _recount)
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._jobs: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -129,15 +131,25 @@ class Scheduler:
         """Ask the engine to drop a request."""
         self._inbox.put(("abort", request_id))
 
+    def run_on_engine(self, job: Callable[[], Any]) -> asyncio.Future[Any]:
+        """Run ``job`` on the engine thread between two decode steps (prompt scoring uses the model's threads and
+        weights, so it takes turns with the decode loop rather than competing with it); a future of its result."""
+        assert self._loop is not None, "the scheduler is not started"
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._inbox.put(("job", (job, future)))
+        return future
+
     # ------------------------------------------------------------------ engine thread
     def _run(self) -> None:
         import torch
 
         with torch.inference_mode():
             while not self._stop.is_set():
-                self._drain(block=not self.engine.has_work())
+                self._drain(block=not (self.engine.has_work() or self._jobs))
                 if self._stop.is_set():
                     break
+                if self._jobs:
+                    self._run_job(*self._jobs.pop(0))
                 try:
                     outputs = self.engine.step()
                 except Exception as exc:  # noqa: BLE001 - reported to every waiting client, then the loop goes on
@@ -163,10 +175,22 @@ class Scheduler:
             elif kind == "abort":
                 assert isinstance(payload, str)
                 self.engine.abort(payload)
+            elif kind == "job":
+                self._jobs.append(payload)  # type: ignore[arg-type]
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
                 return
+
+    def _run_job(self, job: Callable[[], Any], future: asyncio.Future[Any]) -> None:
+        assert self._loop is not None
+        try:
+            result = job()
+        except Exception as exc:  # noqa: BLE001 - handed to the request that asked
+            log.exception("engine job failed")
+            self._loop.call_soon_threadsafe(_settle, future, None, exc)
+            return
+        self._loop.call_soon_threadsafe(_settle, future, result, None)
 
     def _fail_all(self, exc: Exception) -> None:
         self.engine.reset("error")
@@ -211,3 +235,12 @@ class Scheduler:
                 self._recount()
             self.metrics.record_finish("error", time.monotonic() - handle.request.arrival)
             handle.queue.put_nowait(exc)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if future.done():  # the request was cancelled (its client went away)
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)

@@ -1,7 +1,9 @@
 """The node's OpenAI-compatible HTTP API (FastAPI).
 
 ``/v1/completions`` and ``/v1/chat/completions`` (JSON or SSE streams), ``/v1/models``, ``/health`` and
-``/metrics`` (Prometheus text). The model name in requests is the model directory's name. With an API key
+``/metrics`` (Prometheus text). ``/v1/completions`` with ``echo`` and ``logprobs`` also returns every prompt
+token's log-probability (vLLM's convention; ``max_tokens: 0`` scores without generating), the prompts of one
+request scored in batched passes that share their common prefix (:mod:`agentflow.serve.scoring`). The model name in requests is the model directory's name. With an API key
 set, every route needs ``Authorization: Bearer <key>`` (the API docs ``/docs``, ``/redoc`` and
 ``/openapi.json`` too) except ``/health`` and ``/metrics``, which stay open for probes and scrapers and
 show no prompts. A client that disconnects, streaming or not, has its request aborted and its slots freed.
@@ -31,9 +33,10 @@ from agentflow.serve.engine import EngineRequest, StepOutput
 from agentflow.serve.guards import BodyLimit, HostGuard, KeyGuard, allowed_hosts, unchecked_warning
 from agentflow.serve.constrained import CompiledFormat, FormatError
 from agentflow.serve.protocol import ChatRequest, CompletionRequest, InvalidFieldError, error_body
-from agentflow.serve.responses import Kind, ResponseBuilder
+from agentflow.serve.responses import Echo, Kind, ResponseBuilder
 from agentflow.serve.runtime import NodeRuntime
 from agentflow.serve.scheduler import EngineFailedError, QueueFullError, RequestHandle
+from agentflow.serve.scoring import score_prompts
 from agentflow.serve.tokenizer import NoChatTemplateError
 
 log = logging.getLogger(__name__)
@@ -106,8 +109,15 @@ def create_app(node: NodeRuntime) -> FastAPI:
     @app.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> Response:
         check_model(body.model)
-        prompts = [await _encode_prompt(node, p) for p in body.prompts()]
-        return await _generate(node, request, body, prompts, "completion", body.logprobs)
+        given = body.prompts()
+        prompts = [await _encode_prompt(node, p) for p in given]
+        echo = None
+        if body.echo:
+            texts = [p if isinstance(p, str) else node.tokenizer.decode(p) for p in given]
+            echo = await _score(node, prompts, texts, body.logprobs)
+            if body.max_tokens == 0:
+                return JSONResponse(echo_only(node, body, prompts, echo))
+        return await _generate(node, request, body, prompts, "completion", body.logprobs, echo)
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(body: ChatRequest, request: Request) -> Response:
@@ -251,9 +261,41 @@ def _engine_requests(
     return requests
 
 
+async def _score(node: NodeRuntime, prompts: list[list[int]], texts: list[str], logprobs: int | None) -> Echo:
+    """Score the prompts on the engine thread (one batched pass over their shared prefix, see
+    :mod:`agentflow.serve.scoring`) for ``echo``; their log-probabilities only when ``logprobs`` was asked."""
+    for prompt in prompts:
+        if not prompt:
+            raise _invalid("prompt", "the prompt is empty")
+        if len(prompt) > node.context_len:
+            raise _invalid("prompt", f"the prompt has {len(prompt)} tokens but the model's context is "
+                                     f"{node.context_len} tokens; shorten it")
+    if logprobs is None:
+        return Echo(texts, None, 0)
+    model, budget = node.engine.model, node.engine.config.max_prefill_tokens
+    try:
+        result = await node.scheduler.run_on_engine(lambda: score_prompts(model, prompts, top=logprobs,
+                                                                          max_tokens=budget))
+    except (RuntimeError, ValueError) as exc:
+        raise HTTPError(500, f"scoring the prompt failed: {exc}", kind="server_error") from exc
+    node.metrics.record_scored(len(prompts), result.forward_passes)
+    shared = result.prefix_tokens * (len(prompts) - 1)
+    return Echo(texts, result.prompts, shared)
+
+
+def echo_only(node: NodeRuntime, body: CompletionRequest, prompts: list[list[int]], echo: Echo) -> dict[str, Any]:
+    """The body of a ``max_tokens: 0`` request: each prompt echoed (with its log-probabilities), nothing generated."""
+    builder = ResponseBuilder("completion", request_id=f"cmpl-{uuid.uuid4().hex}", model=body.model,
+                              tokenizer=node.tokenizer, n=body.n, prompts=prompts, logprobs=body.logprobs,
+                              return_token_ids=body.return_token_ids, echo=echo)
+    for choice in builder.choices:
+        choice.finish_reason = "length"
+    return builder.final()
+
+
 async def _generate(
     node: NodeRuntime, request: Request, body: CompletionRequest | ChatRequest, prompts: list[list[int]],
-    kind: Kind, logprobs: int | None,
+    kind: Kind, logprobs: int | None, echo: Echo | None = None,
 ) -> Response:
     compiled = await _compile_format(node, body)
     engine_requests = _engine_requests(node, body, prompts, kind, logprobs, compiled)
@@ -268,7 +310,7 @@ async def _generate(
     prefix = "chatcmpl-" if kind == "chat" else "cmpl-"
     builder = ResponseBuilder(kind, request_id=prefix + engine_requests[0].request_id, model=body.model,
                               tokenizer=node.tokenizer, n=body.n, prompts=prompts, logprobs=logprobs,
-                              return_token_ids=body.return_token_ids)
+                              return_token_ids=body.return_token_ids, echo=echo)
     if body.stream:
         usage = bool((body.stream_options or {}).get("include_usage"))
         return StreamingResponse(_sse(builder, handles, usage), media_type="text/event-stream",

@@ -1,0 +1,252 @@
+"""Prompt log-probabilities: every prompt token's log-probability under the model, many prompts at once.
+
+``/v1/completions`` with ``echo`` and ``logprobs`` (vLLM's convention) reports, for each prompt token after
+the first, ``log p(token | tokens before it)``. Scoring is one causal forward pass over the whole prompt with
+logits kept at every position, so it runs apart from the decode loop and its KV-cache slots:
+
+1. the prompts' longest common prefix runs once (batch 1), keeping each layer's rotated keys and values;
+2. the rest of every prompt (its suffix) runs in batches of up to ``max_tokens`` padded tokens, its queries
+   attending to the shared prefix's keys (broadcast, never copied per prompt) and causally to its own;
+3. logits are computed a block of rows at a time and reduced at once to the target token's log-probability
+   (and the ``top`` alternatives), so ``[rows, vocab]`` never exists for a whole batch.
+
+ContextCite's ablations of one context share everything up to the first dropped source, and multiple-choice
+options share their question, so the prefix is usually most of each prompt. The same layer code serves the
+CPU path (:class:`~agentflow.serve.cpu.CpuForward`'s matrices) and the plain PyTorch path (GPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from agentflow.serve.model import LlamaModel
+
+LOGIT_ROWS = 256
+"""Rows whose logits exist at once (SmolLM2's vocabulary: 256 x 49,152 fp32 = 50 MB)."""
+
+
+@dataclass
+class TokenScore:
+    """One prompt position: its token, ``log p(token | prefix)`` (``None`` for the first token, which has no
+    context) and the ``top`` most likely tokens there with their log-probabilities."""
+
+    token_id: int
+    logprob: float | None
+    top: list[tuple[int, float]] = field(default_factory=list)
+
+
+@dataclass
+class ScoreResult:
+    """Per prompt, one :class:`TokenScore` per token; and what the batch cost."""
+
+    prompts: list[list[TokenScore]]
+    prefix_tokens: int
+    """Tokens of the common prefix, computed once for all prompts."""
+    forward_passes: int
+    """Batched forward passes run: the prefix's, plus one per batch of suffixes."""
+    computed_tokens: int
+    """Token positions the passes computed (padding included), against ``sum(len(p))`` without sharing."""
+
+
+def common_prefix(prompts: list[list[int]]) -> int:
+    """Length of the longest common prefix, short of every prompt's last token (each keeps a suffix)."""
+    shortest = min(len(p) for p in prompts)
+    n = 0
+    first = prompts[0]
+    while n < shortest - 1 and all(p[n] == first[n] for p in prompts):
+        n += 1
+    return n
+
+
+class _Layers:
+    """A layer's steps over 2-D rows, on whichever matrices the model keeps (CPU path or plain weights)."""
+
+    def __init__(self, model: LlamaModel) -> None:
+        import torch
+
+        self.model, self.spec = model, model.spec
+        s = self.spec
+        self.q_dim, self.kv_dim = s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim
+        self.cpu = model.cpu
+        self._unit = torch.ones(s.hidden_size, device=model.device, dtype=model.dtype)
+
+    def count(self) -> int:
+        return self.spec.num_layers
+
+    def qkv(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        if self.cpu is not None:
+            return self.cpu._qkv(self.cpu.layers[i], x)
+        layer = self.model.weights.layers[i]
+        norm = self._unit if self.model.folded else layer.attn_norm
+        h = F.rms_norm(x, (x.shape[-1],), norm, self.spec.rms_norm_eps)
+        qkv = h @ layer.qkv.t()
+        return qkv + layer.qkv_bias if layer.qkv_bias is not None else qkv
+
+    def out_and_mlp(self, i: int, attn: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        if self.cpu is not None:
+            layer = self.cpu.layers[i]
+            return self.cpu._mlp(layer, layer.o(attn, x))
+        w = self.model.weights.layers[i]
+        x = x + attn @ w.o.t()
+        norm = self._unit if self.model.folded else w.mlp_norm
+        gate_up = F.rms_norm(x, (x.shape[-1],), norm, self.spec.rms_norm_eps) @ w.gate_up.t()
+        inter = gate_up.shape[-1] // 2
+        return x + (F.silu(gate_up[:, :inter]) * gate_up[:, inter:]) @ w.down.t()
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        if self.cpu is not None:
+            return self.cpu._logits(x)
+        w = self.model.weights
+        return (F.rms_norm(x, (x.shape[-1],), w.norm, self.spec.rms_norm_eps) @ w.lm_head.t()).float()
+
+
+def _rope(model: LlamaModel, t: torch.Tensor, start: int) -> torch.Tensor:
+    """Rotate ``[B, T, H, D]`` for positions ``start..start+T-1`` (HuggingFace's rotate-half layout)."""
+    from agentflow.serve.model import rotate
+
+    length = t.shape[1]
+    cos = model.cos[start : start + length][None, :, None, :]
+    sin = model.sin[start : start + length][None, :, None, :]
+    return rotate(t, cos, sin)
+
+
+def _forward(
+    layers: _Layers, tokens: torch.Tensor, start: int, past: list[tuple[torch.Tensor, torch.Tensor]] | None,
+) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Hidden states ``[B, T, hidden]`` of right-padded ``tokens`` at positions ``start..``, attending to ``past``
+    (each layer's ``[1, kv_heads, start, head_dim]`` keys and values) and causally to themselves; also this
+    call's own keys and values per layer."""
+    import torch
+    import torch.nn.functional as F
+
+    model, s = layers.model, layers.spec
+    batch, length = tokens.shape
+    heads, kv_heads, hd = s.num_heads, s.num_kv_heads, s.head_dim
+    embed = layers.cpu.embed if layers.cpu is not None else model.weights.embed
+    x = F.embedding(tokens, embed).reshape(batch * length, -1)
+    mask = None
+    if past is not None and start > 0:
+        own = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+        mask = torch.cat((torch.ones(length, start, dtype=torch.bool, device=x.device), own), dim=1)
+    kept: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for i in range(layers.count()):
+        qkv = layers.qkv(i, x).view(batch, length, -1)
+        q = _rope(model, qkv[..., : layers.q_dim].reshape(batch, length, heads, hd), start).transpose(1, 2)
+        k = _rope(model, qkv[..., layers.q_dim : layers.q_dim + layers.kv_dim].reshape(batch, length, kv_heads, hd),
+                  start).transpose(1, 2)
+        v = qkv[..., layers.q_dim + layers.kv_dim :].reshape(batch, length, kv_heads, hd).transpose(1, 2)
+        kept.append((k, v))
+        if mask is not None:
+            assert past is not None
+            pk, pv = past[i]
+            keys = torch.cat((pk.expand(batch, -1, -1, -1), k), dim=2)
+            values = torch.cat((pv.expand(batch, -1, -1, -1), v), dim=2)
+            attn = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=model.scale, enable_gqa=True)
+        else:
+            attn = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=model.scale, enable_gqa=True)
+        x = layers.out_and_mlp(i, attn.transpose(1, 2).reshape(batch * length, layers.q_dim).to(x.dtype), x)
+    return x.view(batch, length, -1), kept
+
+
+def _reduce(layers: _Layers, hidden: torch.Tensor, targets: torch.Tensor, top: int) -> tuple[list[float], list[
+        list[tuple[int, float]]]]:
+    """Log-probabilities of ``targets`` ``[N]`` after hidden rows ``[N, hidden]``, and the ``top`` alternatives."""
+    chosen: list[float] = []
+    alts: list[list[tuple[int, float]]] = []
+    for begin in range(0, hidden.shape[0], LOGIT_ROWS):
+        logp = layers.logits(hidden[begin : begin + LOGIT_ROWS]).log_softmax(dim=-1)
+        chosen += logp.gather(1, targets[begin : begin + LOGIT_ROWS, None])[:, 0].tolist()
+        if top > 0:
+            values, ids = logp.topk(top, dim=-1)
+            alts += [list(zip(i, v, strict=True)) for i, v in zip(ids.tolist(), values.tolist(), strict=True)]
+        else:
+            alts += [[] for _ in range(logp.shape[0])]
+    return chosen, alts
+
+
+def score_prompts(model: LlamaModel, prompts: list[list[int]], *, top: int = 0,
+                  max_tokens: int = 8192) -> ScoreResult:
+    """Every token's log-probability in each prompt (see the module docstring); ``top`` alternatives per position.
+
+    ``max_tokens`` bounds the padded tokens of one batch of suffixes. Must run where the model's threads are
+    owned (the node's engine thread), under ``torch.inference_mode``.
+    """
+    import torch
+
+    if not prompts or any(not p for p in prompts):
+        raise ValueError("every prompt to score needs at least one token")
+    if model.cpu is not None:
+        model.cpu._use_threads(model.cpu.prefill_threads)
+    layers = _Layers(model)
+    device = model.device
+    p = common_prefix(prompts)
+    scores: list[list[TokenScore]] = [[TokenScore(prompt[0], None)] for prompt in prompts]
+    passes, computed = 0, 0
+    past = None
+    last_prefix: torch.Tensor | None = None
+    if p > 0:
+        prefix = torch.tensor([prompts[0][:p]], dtype=torch.long, device=device)
+        hidden, past = _forward(layers, prefix, 0, None)
+        passes, computed = 1, p
+        chosen, alts = _reduce(layers, hidden[0, : p - 1], prefix[0, 1:], top)
+        shared = [TokenScore(prompts[0][j + 1], chosen[j], alts[j]) for j in range(p - 1)]
+        for row in scores:
+            row.extend(shared)
+        last_prefix = hidden[0, p - 1]
+    order = sorted(range(len(prompts)), key=lambda j: len(prompts[j]))
+    group: list[int] = []
+    for j in order + [-1]:
+        longest = max([len(prompts[g]) - p for g in group] + ([len(prompts[j]) - p] if j >= 0 else []), default=0)
+        if group and (j < 0 or longest * (len(group) + 1) > max_tokens):
+            computed += _score_group(layers, prompts, group, p, past, last_prefix, top, scores)
+            passes += 1
+            group = []
+        if j >= 0:
+            group.append(j)
+    return ScoreResult(scores, p, passes, computed)
+
+
+def _score_group(
+    layers: _Layers, prompts: list[list[int]], group: list[int], p: int,
+    past: list[tuple[torch.Tensor, torch.Tensor]] | None, last_prefix: torch.Tensor | None, top: int,
+    scores: list[list[TokenScore]],
+) -> int:
+    """Score the suffixes of ``group`` in one batch; append to ``scores``; return the padded tokens computed."""
+    import torch
+
+    suffixes = [prompts[g][p:] for g in group]
+    length = max(len(s) for s in suffixes)
+    tokens = torch.zeros((len(group), length), dtype=torch.long, device=layers.model.device)
+    for r, s in enumerate(suffixes):
+        tokens[r, : len(s)] = torch.tensor(s)
+    hidden, _ = _forward(layers, tokens, p, past)
+    rows: list[torch.Tensor] = []
+    targets: list[int] = []
+    for r, s in enumerate(suffixes):
+        if last_prefix is not None:  # the prefix's last position predicts the suffix's first token
+            rows.append(last_prefix[None])
+            targets.append(s[0])
+        if len(s) > 1:
+            rows.append(hidden[r, : len(s) - 1])
+            targets += s[1:]
+    if rows:
+        target = torch.tensor(targets, dtype=torch.long, device=hidden.device)
+        chosen, alts = _reduce(layers, torch.cat(rows), target, top)
+    else:
+        chosen, alts = [], []
+    at = 0
+    for g, s in zip(group, suffixes, strict=True):
+        for token in s[1:] if last_prefix is None else s:
+            scores[g].append(TokenScore(token, chosen[at], alts[at]))
+            at += 1
+    return len(group) * length
