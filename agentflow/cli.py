@@ -129,6 +129,8 @@ def _add_run(sub: Any) -> None:
                    help="SQLite file for durable runs; with --resume, continue a failed run")
     p.add_argument("--resume", action="store_true", help="resume the failed run of --thread-id")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("-t", "--tag", action="append", default=[], metavar="KEY=VALUE",
+                   help="a tag recorded with the run's trace (repeatable), e.g. experiment=v2")
     _add_spec_options(p)
     from agentflow.models.cli import add_profile_argument
 
@@ -345,6 +347,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agentflow.tracing import hooks_or_warn
 
     inputs = parse_inputs(args.input, args.input_json)
+    tags = {"origin": "run"}
+    for pair in args.tag:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            print(f"agentflow: bad --tag {pair!r}: give KEY=VALUE, e.g. --tag experiment=v2",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        tags[key.strip()] = value.strip()
     try:
         flow, workflow = load_workflow_or_flow(args)
         flow.compile()
@@ -370,6 +380,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             thread_id=args.thread_id,
             checkpointer=args.checkpoint,
             resume=args.resume,
+            tags=tags,
         )
     except InputError as exc:
         print(f"agentflow: bad input: {exc}", file=sys.stderr)

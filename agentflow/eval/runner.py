@@ -172,7 +172,8 @@ async def run_one(index: int, item: Item, prepared: Prepared, *, inputs: Sequenc
     started = time.perf_counter()
     try:
         result = await prepared.flow.arun({k: v for k, v in item.inputs.items() if k in inputs},
-                                          services=prepared.services, hooks=[*hooks, meter])
+                                          services=prepared.services, hooks=[*hooks, meter],
+                                          tags={"origin": "eval"})
         state, run_id = result.state, result.run_id
     except Exception as exc:  # one failing item must not stop the evaluation
         run_id = getattr(getattr(exc, "result", None), "run_id", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -147,8 +148,14 @@ class Flow:
         thread_id: str | None = None,
         checkpointer: Checkpointer | None = None,
         resume: bool = False,
+        tags: Mapping[str, str] | None = None,
     ) -> RunResult:
         """Run the flow and return its :class:`RunResult`.
+
+        ``tags`` are recorded with the run's trace (string keys and values), e.g.
+        ``{"variant": "b"}``; ``origin`` says where the run came from and defaults to ``test``
+        under pytest and ``python`` otherwise (``agentflow run`` records ``run``, ``agentflow
+        eval`` ``eval``).
 
         With a ``checkpointer`` (a LangGraph saver, or the path of a SQLite file) every step is
         saved under ``thread_id``; after a failure, ``resume=True`` with the same thread id goes on
@@ -156,7 +163,7 @@ class Flow:
         :class:`NodeError`, whose ``result`` holds the partial result.
         """
         return await self._execute(inputs, services=services, hooks=hooks, thread_id=thread_id,
-                                   checkpointer=checkpointer, resume=resume, queue=None)
+                                   checkpointer=checkpointer, resume=resume, tags=tags, queue=None)
 
     async def astream(
         self, inputs: Mapping[str, Any] | None = None, /, **options: Any
@@ -188,9 +195,11 @@ class Flow:
         thread_id: str | None = None,
         checkpointer: Checkpointer | None = None,
         resume: bool = False,
+        tags: Mapping[str, str] | None = None,
         queue: asyncio.Queue[Event | None] | None,
     ) -> RunResult:
         compiled = self.compile()
+        run_tags = _run_tags(tags)
         if resume and (thread_id is None or checkpointer is None):
             raise InputError("resume=True needs the thread_id and checkpointer of the failed run")
         values = None if resume else compiled.schema.validate_input(inputs or {}, compiled.inputs)
@@ -206,7 +215,7 @@ class Flow:
         rt.emit(Event(kind="run_started", run_id=run_id, span_id=run_id, parent_id=None,
                       name=self.name, step_type="flow",
                       data={"inputs": dict(values or {}), "thread_id": rt.thread_id,
-                            "resume": resume, "graph": compiled.structure}))
+                            "resume": resume, "graph": compiled.structure, "tags": run_tags}))
         config: dict[str, Any] = {"recursion_limit": RECURSION_LIMIT}
         try:
             async with _graph(compiled, checkpointer) as graph:
@@ -246,6 +255,21 @@ class Flow:
         rt.event("run_finished", run_id, self.name, top, step_type="flow", status="ok",
                  data={"state": state, "duration_s": time.perf_counter() - started})
         return rt.result(state, started=started, error=None)
+
+
+def _run_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    """The tags a run records: the caller's, checked, with ``origin`` filled in."""
+    out: dict[str, str] = {}
+    for key, value in (tags or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InputError(f"run tag {key!r}: {value!r}: tags are strings, e.g. "
+                             "tags={'variant': 'b'}")
+        if not key or len(key) > 100 or len(value) > 1000:
+            raise InputError(f"run tag {key[:100]!r}: a key of 1-100 and a value of at most "
+                             "1,000 characters")
+        out[key] = value
+    out.setdefault("origin", "test" if "PYTEST_CURRENT_TEST" in os.environ else "python")
+    return out
 
 
 def _loop_running() -> bool:

@@ -33,6 +33,8 @@ def add_parser(subparsers: Any) -> None:
     ls.add_argument("-s", "--status", choices=("running", "ok", "error", "incomplete"))
     ls.add_argument("--sort", choices=("time", "latency", "cost"), default="time")
     ls.add_argument("--asc", action="store_true", help="ascending (oldest, fastest, cheapest first)")
+    ls.add_argument("-t", "--tag", metavar="KEY=VALUE",
+                    help="only runs with this tag, e.g. origin=eval or variant=b")
     ls.add_argument("-n", "--limit", type=int, default=20)
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.set_defaults(traces_command="list")
@@ -41,6 +43,13 @@ def add_parser(subparsers: Any) -> None:
     show.add_argument("run_id", nargs="?", default="last", help="run id, unique prefix, or 'last'")
     show.add_argument("--json", action="store_true", help="the run and its spans, with payloads")
     show.set_defaults(traces_command="show")
+
+    fb = sub.add_parser("feedback", parents=[common], help="rate a run: thumbs up or down")
+    fb.add_argument("run_id", help="run id, unique prefix, or 'last'")
+    fb.add_argument("score", choices=("up", "down"))
+    fb.add_argument("-m", "--comment", help="what was right or wrong")
+    fb.add_argument("--user", help="who rates (an id of yours; optional)")
+    fb.set_defaults(traces_command="feedback")
 
     ex = sub.add_parser("export", parents=[common], help="runs as JSON, or to an OTLP collector")
     ex.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to export (default: last)")
@@ -61,10 +70,12 @@ def run(args: argparse.Namespace) -> int:
     from agentflow.tracing.query import TraceNotFoundError, TraceReader
 
     if args.traces_command is None:
-        print("agentflow traces: choose a subcommand: list, show or export", file=sys.stderr)
+        print("agentflow traces: choose a subcommand: list, show, feedback or export", file=sys.stderr)
         return EXIT_USAGE
     path = args.db or default_db_path()
     try:
+        if args.traces_command == "feedback":
+            return _feedback(path, args)
         with TraceReader(path) as reader:
             return {"list": _list, "show": _show, "export": _export}[args.traces_command](reader, args)
     except TraceNotFoundError as exc:
@@ -82,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 # list ------------------------------------------------------------------------------------------
 def _list(reader: Any, args: argparse.Namespace) -> int:
     runs = reader.runs(workflow=args.workflow, status=args.status, sort=args.sort,
-                       descending=not args.asc, limit=args.limit)
+                       descending=not args.asc, limit=args.limit, tag=args.tag)
     if args.json:
         for r in runs:
             print(json.dumps(r.to_dict(), ensure_ascii=False))
@@ -91,10 +102,30 @@ def _list(reader: Any, args: argparse.Namespace) -> int:
         print("no runs match", file=sys.stderr)
         return EXIT_OK
     print(f"{'RUN':<10} {'STARTED':<19} {'WORKFLOW':<20} {'STATUS':<10} {'LATENCY':>9} "
-          f"{'NODES':>5} {'TOKENS':>7} {'COST':>9}")
+          f"{'NODES':>5} {'TOKENS':>7} {'COST':>9} {'ORIGIN':<7} {'FEEDBACK'}")
     for r in runs:
+        rated = f"+{r.feedback_up}/-{r.feedback_down}" if r.feedback_up or r.feedback_down else ""
         print(f"{r.run_id[:8]:<10} {_when(r.started):<19} {r.workflow[:20]:<20} {r.status:<10} "
-              f"{_ms(r.duration_s):>9} {r.nodes:>5} {r.tokens:>7} {_cost(r.cost):>9}")
+              f"{_ms(r.duration_s):>9} {r.nodes:>5} {r.tokens:>7} {_cost(r.cost):>9} "
+              f"{r.tags.get('origin', ''):<7} {rated}".rstrip())
+    return EXIT_OK
+
+
+# feedback --------------------------------------------------------------------------------------
+def _feedback(path: Any, args: argparse.Namespace) -> int:
+    from agentflow.errors import InputError
+    from agentflow.tracing.feedback import record_feedback
+    from agentflow.tracing.query import TraceNotFoundError
+
+    try:
+        fb = record_feedback(path, args.run_id, score=args.score, comment=args.comment,
+                             user_id=args.user, source="cli")
+    except TraceNotFoundError:
+        raise
+    except InputError as exc:
+        print(f"agentflow: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"thumbs {fb.thumbs} recorded for run {fb.run_id[:8]}")
     return EXIT_OK
 
 
@@ -201,7 +232,9 @@ def _export(reader: Any, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     try:
         for d in details:
-            out.write(json.dumps(redact(d.to_dict(), secrets), ensure_ascii=False) + "\n")
+            record = {**d.to_dict(),
+                      "feedback": [f.to_dict() for f in reader.feedback(d.summary.run_id)]}
+            out.write(json.dumps(redact(record, secrets), ensure_ascii=False) + "\n")
     finally:
         if args.output:
             out.close()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentflow.errors import ConfigError, InputError
+from agentflow.tracing.feedback import FEEDBACK_FIELDS, Feedback, feedback_row
 from agentflow.tracing.spans import SpanRecord
 
 log = logging.getLogger("agentflow.tracing")
@@ -53,6 +54,11 @@ class RunSummary:
     tokens: int
     cost: float | None
     thread_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    """Where the run came from and what it was part of: ``origin`` (``run``, ``eval``, ``test``,
+    ``serve``, ``python``), ``variant`` of an A/B test, anything the caller passed."""
+    feedback_up: int = 0
+    feedback_down: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,6 +176,7 @@ class TraceReader:
             )
         self._conn = open_readonly(self.path)
         self._host = socket.gethostname()
+        self._extras: bool | None = None
 
     def close(self) -> None:
         self._conn.close()
@@ -190,8 +197,10 @@ class TraceReader:
         descending: bool = True,
         limit: int = 100,
         offset: int = 0,
+        tag: str | None = None,
     ) -> list[RunSummary]:
-        """Runs, newest (or slowest, or costliest) first, filtered by workflow and status."""
+        """Runs, newest (or slowest, or costliest) first, filtered by workflow, status and a tag
+        (``"origin=eval"``, or ``"variant"`` for runs that have the tag at all)."""
         if sort not in SORT_COLUMNS:
             raise ValueError(f"unknown sort {sort!r}; valid: {', '.join(SORT_COLUMNS)}")
         if status is not None and status not in RUN_STATUSES:
@@ -205,13 +214,69 @@ class TraceReader:
         elif status:
             where.append("status = ?")
             params.append(status)
+        if tag:
+            if not self._has_extras:
+                return []  # a store written before tags existed has none
+            key, eq, value = tag.partition("=")
+            if eq:
+                where.append("run_id IN (SELECT run_id FROM run_tags WHERE key = ? AND value = ?)")
+                params += [key.strip(), value.strip()]
+            else:
+                where.append("run_id IN (SELECT run_id FROM run_tags WHERE key = ?)")
+                params.append(key.strip())
         column = SORT_COLUMNS[sort]
         order = "DESC" if descending else "ASC"
         sql = (f"SELECT {_RUN_FIELDS} FROM runs {'WHERE ' + ' AND '.join(where) if where else ''} "
                f"ORDER BY {column} IS NULL, {column} {order}, started DESC LIMIT ? OFFSET ?")
         rows = self._conn.execute(sql, (*params, limit, offset)).fetchall()
         runs = [self._summary(row) for row in rows]
+        self._add_extras(runs)
         return [r for r in runs if status is None or r.status == status]
+
+    def tags(self, run_id: str) -> dict[str, str]:
+        """A run's tags (``origin``, ``variant``, ...)."""
+        if not self._has_extras:
+            return {}
+        rows = self._conn.execute("SELECT key, value FROM run_tags WHERE run_id = ? ORDER BY key",
+                                  (self.resolve(run_id),))
+        return {k: v for k, v in rows}
+
+    def feedback(self, run_id: str | None = None) -> list[Feedback]:
+        """The feedback on one run (or on every run), oldest first."""
+        if not self._has_extras:
+            return []
+        if run_id is None:
+            rows = self._conn.execute(f"SELECT {FEEDBACK_FIELDS} FROM feedback ORDER BY created, id")
+        else:
+            rows = self._conn.execute(
+                f"SELECT {FEEDBACK_FIELDS} FROM feedback WHERE run_id = ? ORDER BY created, id",
+                (self.resolve(run_id),))
+        return [feedback_row(r) for r in rows]
+
+    @property
+    def _has_extras(self) -> bool:
+        """Whether the file has the ``run_tags`` and ``feedback`` tables (readers never add them:
+        a store last written by an older version has neither)."""
+        if self._extras is None:
+            found = {r[0] for r in self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name IN ('run_tags', 'feedback')")}
+            self._extras = found == {"run_tags", "feedback"}
+        return self._extras
+
+    def _add_extras(self, runs: list[RunSummary]) -> None:
+        """Fill in the tags and feedback counts of ``runs`` (two queries for the whole list)."""
+        if not runs or not self._has_extras:
+            return
+        by_id = {r.run_id: r for r in runs}
+        marks = ", ".join("?" * len(by_id))
+        for run_id, key, value in self._conn.execute(
+                f"SELECT run_id, key, value FROM run_tags WHERE run_id IN ({marks})", list(by_id)):
+            by_id[run_id].tags[key] = value
+        for run_id, up, down in self._conn.execute(
+                f"SELECT run_id, SUM(score > 0), SUM(score < 0) FROM feedback "
+                f"WHERE run_id IN ({marks}) GROUP BY run_id", list(by_id)):
+            by_id[run_id].feedback_up, by_id[run_id].feedback_down = int(up), int(down)
 
     def workflows(self) -> list[str]:
         """The names of the workflows with at least one run, sorted."""
@@ -236,7 +301,9 @@ class TraceReader:
     def summary(self, run_id: str) -> RunSummary:
         row = self._conn.execute(f"SELECT {_RUN_FIELDS} FROM runs WHERE run_id = ?",
                                  (self.resolve(run_id),)).fetchone()
-        return self._summary(row)
+        summary = self._summary(row)
+        self._add_extras([summary])
+        return summary
 
     def run(self, run_id: str, *, with_data: bool = False, with_spans: bool = True) -> RunDetail:
         """A run and its spans in start order; ``with_data`` adds each span's full payload."""
@@ -245,6 +312,7 @@ class TraceReader:
             f"SELECT {_RUN_FIELDS}, inputs, output, graph FROM runs WHERE run_id = ?", (run_id,)
         ).fetchone()
         summary = self._summary(row[:17])
+        self._add_extras([summary])
         spans = self.spans(run_id, with_data=with_data, run_status=summary.status) if with_spans else []
         return RunDetail(summary, _loads(row[17]), _loads(row[18]), _loads(row[19]), spans)
 

@@ -45,7 +45,8 @@ from agentflow.tracing.spans import (
     total_tokens,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added ``run_tags`` and ``feedback``; a writer opening an older file adds them."""
 HEARTBEAT_S = 5.0
 
 SCHEMA = """
@@ -92,6 +93,23 @@ CREATE TABLE IF NOT EXISTS spans (
     data        TEXT,
     PRIMARY KEY (run_id, seq)
 );
+CREATE TABLE IF NOT EXISTS run_tags (
+    run_id      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE INDEX IF NOT EXISTS run_tags_by_value ON run_tags (key, value);
+CREATE TABLE IF NOT EXISTS feedback (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id      TEXT NOT NULL,
+    score       INTEGER NOT NULL CHECK (score IN (-1, 1)),
+    comment     TEXT,
+    user_id     TEXT,
+    source      TEXT NOT NULL,
+    created     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_by_run ON feedback (run_id, created);
 """
 
 _SPAN_COLUMNS = ("run_id", "seq", "span_id", "parent_id", "kind", "name", "step_type", "start",
@@ -127,6 +145,8 @@ _FINISH_RUN = (
     "status = excluded.status, ended = excluded.ended, "
     "duration_s = excluded.ended - runs.started, error = excluded.error, "
     "output = excluded.output, heartbeat = excluded.heartbeat")
+_INSERT_TAG = ("INSERT INTO run_tags (run_id, key, value) VALUES (?, ?, ?) "
+               "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value")
 _RUN_STATS = ("UPDATE runs SET spans = ?, nodes = ?, errors = ?, model_calls = ?, tokens = ?, "
               "cost = ? WHERE run_id = ?")
 _STATEMENTS = {
@@ -135,6 +155,7 @@ _STATEMENTS = {
     _INSERT_RUN: Statement("a run", 0, {4: True, 5: True}),
     _FINISH_RUN: Statement("a run's end", 0, {5: False, 6: True}),
     _RUN_STATS: Statement("a run's totals", 6),
+    _INSERT_TAG: Statement("a run's tag", 0, {2: False}),
 }
 """How a batch that failed whole is written again (see :mod:`agentflow.tracing.recovery`)."""
 _ENCODE_ERRORS = (TypeError, ValueError, RecursionError)
@@ -297,6 +318,7 @@ class SQLiteTraceStore(BackgroundSink):
                 st_run = None  # a run started (again) gets new totals
                 if kind == "run_started":
                     runs.append(self._run_started(event))
+                    runs += self._tags(event)
                 else:
                     runs.append(self._run_finished(event))
                     ended.append(event.run_id)
@@ -406,6 +428,17 @@ class SQLiteTraceStore(BackgroundSink):
              self._dumps(run_id, "graph", event.data.get("graph")),
              self._host, self._pid, time.time()),
         )
+
+    def _tags(self, event: Event) -> list[tuple[str, tuple[Any, ...]]]:
+        tags = event.data.get("tags") or {}
+        return [(_INSERT_TAG, (event.run_id, str(k), self._tag_value(event.run_id, v)))
+                for k, v in tags.items()]
+
+    def _tag_value(self, run_id: str, value: Any) -> str:
+        try:
+            return self.sanitizer.text(str(value))
+        except Exception as exc:  # a value the sanitizer chokes on: say so instead
+            return self._unstorable(run_id, "a tag", exc)
 
     def _run_finished(self, event: Event) -> tuple[str, tuple[Any, ...]]:
         run_id = event.run_id

@@ -149,3 +149,22 @@ def test_a_lone_surrogate_in_the_input_is_replaced_and_the_output_is_valid_utf8(
     state = json.loads(proc.stdout.decode("utf-8"))  # strict: no raw surrogate byte printed
     assert state["greeting"] == "hello Ada \ufffd"
     assert "replaced by U+FFFD" in proc.stderr.decode("utf-8")
+
+
+def test_a_cli_run_records_its_origin_and_the_tags_given(tmp_path: Path) -> None:
+    db = tmp_path / "traces.db"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "AGENTFLOW_TRACES_DB": str(db)}
+    (tmp_path / "myflows.py").write_text(FLOWS)
+    run = [sys.executable, "-m", "agentflow.cli", "run", "myflows:flow", "-i", "name=Ada"]
+    proc = subprocess.run([*run, "--tag", "experiment=v2", "-t", "owner=me"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    bad = subprocess.run([*run, "--tag", "novalue"], cwd=tmp_path, capture_output=True, text=True,
+                         env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert bad.returncode == 2 and "bad --tag 'novalue': give KEY=VALUE" in bad.stderr
+    from agentflow.tracing import TraceReader
+
+    with TraceReader(db) as reader:
+        (only,) = reader.runs()
+        assert only.tags == {"origin": "run", "experiment": "v2", "owner": "me"}

@@ -31,7 +31,8 @@ def test_list_shows_runs_newest_first_with_filters(db, capsys: pytest.CaptureFix
     assert traces("list", "--db", str(path)) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["RUN", "STARTED", "WORKFLOW", "STATUS", "LATENCY", "NODES", "TOKENS",
-                                "COST"]
+                                "COST", "ORIGIN", "FEEDBACK"]
+    assert all(line.split()[-1] == "test" for line in lines[1:])  # recorded under pytest
     assert [line.split()[0] for line in lines[1:]] == [ids[k][:8] for k in ("failed", "chat", "ok")]
     assert "error" in lines[1] and "$0.0042" in lines[3]
 

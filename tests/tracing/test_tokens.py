@@ -84,8 +84,8 @@ def test_traces_list_and_show_print_the_tokens(traced, capsys: pytest.CaptureFix
     db, run_id, _ = traced
     assert traces("list", "--db", str(db)) == 0
     header, row = capsys.readouterr().out.splitlines()
-    assert header.split()[-2:] == ["TOKENS", "COST"]
-    assert row.split()[0] == run_id[:8] and row.split()[-2] == "400"
+    assert header.split()[-4:] == ["TOKENS", "COST", "ORIGIN", "FEEDBACK"]
+    assert row.split()[0] == run_id[:8] and row.split()[-3] == "400"
     assert traces("show", run_id, "--db", str(db)) == 0
     out = capsys.readouterr().out
     assert "2 model calls, 400 tokens" in out
