@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     node_cli.add_parser(sub)
     traces_cli.add_parser(sub)
     ui_cli.add_parser(sub)
+    importlib.import_module("agentflow.api.cli").add_parser(sub)  # serve, ab
     return parser
 
 
