@@ -180,11 +180,11 @@ def _variant_services(served: Any, settings: Any, name: str, variant: VariantSpe
                               workflow=served.spec.models.profile, config=config)
     profile = base
     if variant.aliases:
-        known_aliases = served.services.models.aliases() if hasattr(served.services.models, "aliases") else None
-        unknown = [a for a in variant.aliases if known_aliases is not None and a not in known_aliases]
+        known_aliases = list(config.aliases_of(base))
+        unknown = [a for a in variant.aliases if a not in known_aliases]
         if unknown:
             raise ConfigError(f"{source}: variant {name!r} overrides alias(es) {known(unknown)}, which profile "
-                              f"{base!r} does not have; aliases: {known(known_aliases or [])}")
+                              f"{base!r} does not have; aliases: {known(known_aliases)}")
         profile = f"ab-{name}"
         try:
             extra = ProfileConfig.model_validate({"extends": base, "aliases": variant.aliases})
