@@ -50,7 +50,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -193,14 +193,17 @@ def relative_cutoff(data: Path, n: int, encoder: MiniLMEncoder) -> dict:
     return {"by_cutoff": out, "questions": len(items)}
 
 
-ANSWERABILITY_GRID: tuple[tuple[float, tuple[str, ...]], ...] = (
-    (0.0, ()),
-    (0.0, UNITS := ("money", "distance", "duration", "year")),
-    (0.3, UNITS),
-    (0.3, (*UNITS, "number", "date", "person")),
-    (0.5, UNITS),
+ANSWERABILITY_GRID: tuple[tuple[float, tuple[str, ...], int | None], ...] = (
+    (0.0, (), None),
+    (0.0, UNITS := ("money", "distance", "duration", "year"), None),
+    (0.0, UNITS, 0),
+    (0.0, UNITS, 1),
+    (0.3, UNITS, None),
+    (0.3, (*UNITS, "number", "date", "person"), None),
+    (0.5, UNITS, None),
 )
-"""(min_coverage, required_types) settings of the answerer's abstention rule to compare."""
+"""(min_coverage, required_types, max_unmentioned) settings of the answerer's abstention rule to
+compare."""
 KEEP = 0.02
 """How much CLAP NQ token F1 or NQ-Open answer-contains a setting may give up to the answerer
 without the rule (the issue's floors: F1 0.412, answer-contains 0.6)."""
@@ -243,7 +246,8 @@ async def _answerability_setting(data: Path, work: Path) -> dict:
     return out
 
 
-def answerability(data: Path) -> dict:
+def answerability(data: Path, grid: Sequence[tuple[float, tuple[str, ...], int | None]]
+                  = ANSWERABILITY_GRID) -> dict:
     """The answerer's abstention rule (``MIN_COVERAGE`` and ``REQUIRED_TYPES`` in
     agentflow/models/offline/extractive.py), measured through the whole reference workflow (its
     retrieval, loop and checks) for each setting of :data:`ANSWERABILITY_GRID`; chosen: the best
@@ -259,14 +263,15 @@ def answerability(data: Path) -> dict:
         os.environ["AGENTFLOW_TRACES_DB"] = str(Path(tmp) / "traces.db")
         os.chdir(tmp)  # the embedded store and the eval's results stay in the temp folder
         try:
-            for coverage, types in ANSWERABILITY_GRID:
-                with answerer_defaults(min_coverage=coverage, required_types=types):
+            for coverage, types, unmentioned in grid:
+                with answerer_defaults(min_coverage=coverage, required_types=types,
+                                       max_unmentioned=unmentioned):
                     got = asyncio.run(_answerability_setting(data, Path(tmp)))
                 bees = got["beekeeping"]
                 score = 0.5 * (got["clapnq"]["abstention_accuracy"]
                                + 0.5 * (bees["answerable_acc"] + bees["unanswerable_acc"]))
                 tried.append({"min_coverage": coverage, "required_types": list(types),
-                              "score": round(score, 3), **got})
+                              "max_unmentioned": unmentioned, "score": round(score, 3), **got})
                 print(json.dumps(tried[-1]), file=sys.stderr, flush=True)
         finally:
             os.chdir(home)
@@ -282,12 +287,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--items", type=int, default=500)
+    parser.add_argument("--settings", metavar="I,J", default=None,
+                        help="with --only answerability: only these rows of ANSWERABILITY_GRID "
+                        "(0-based; the first one given is the baseline)")
     parser.add_argument("--only", choices=("answerability",), default=None,
                         help="run one calibration alone")
     args = parser.parse_args()
     if args.only == "answerability":
+        grid = ANSWERABILITY_GRID
+        if args.settings:
+            grid = tuple(ANSWERABILITY_GRID[int(i)] for i in args.settings.split(","))
         print(json.dumps({"benchmark": "calibrate_checks",
-                          "answerability": answerability(args.data)}))
+                          "answerability": answerability(args.data, grid)}))
         return
     encoder = MiniLMEncoder()
     out = {"benchmark": "calibrate_checks", "skip": SKIP,

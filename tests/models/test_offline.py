@@ -346,6 +346,17 @@ def test_with_min_coverage_a_question_about_what_no_sentence_names_is_abstained(
         "Who designed the Warré hive?", [(1, HIVES)]).abstained
 
 
+def test_with_max_unmentioned_a_question_naming_what_no_document_mentions_is_abstained(
+        minilm: MiniLMEncoder) -> None:
+    answerer = ExtractiveAnswerer(minilm, max_unmentioned=0)
+    answer = answerer.answer("Is mead made from honey?", [(1, HIVES)])
+    assert answer.abstained and answer.reason == "no retrieved document mentions 'mead'"
+    # the heading counts as mentioned; words the question shares with the documents pass
+    assert not answerer.answer("Which hive types did Warré design?", [(1, HIVES)]).abstained
+    assert not ExtractiveAnswerer(minilm, max_unmentioned=1).answer(
+        "Is mead made from honey?", [(1, HIVES)]).abstained
+
+
 @pytest.mark.parametrize(("question", "quoted"), [
     ("Who designed the Warré hive?", "Émile Warré"),
     ("How long does a winter bee live?", "six months"),

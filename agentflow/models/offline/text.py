@@ -126,6 +126,12 @@ def content_words(text: str) -> set[str]:
     return {stem(w) for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOPWORDS}
 
 
+def words_with_stems(text: str, stems: set[str]) -> list[str]:
+    """The words of ``text`` whose stems are among ``stems``, as written, each once: what a
+    message names for a set of stems."""
+    return list(dict.fromkeys(w for w in _WORD.findall(text) if stem(w.lower()) in stems))
+
+
 TYPE_WORDS = frozenset(content_words(
     "many much long far often old big large high tall wide deep what which who whom whose when "
     "where why how does do did can could"))
