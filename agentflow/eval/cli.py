@@ -183,7 +183,10 @@ def _compare(args: argparse.Namespace) -> int:
     from agentflow.eval import compare
 
     a, b = compare.load(args.dirs[0]), compare.load(args.dirs[1])
-    print(compare.table(compare.rows(a.summary, b.summary), f"A:{a.name}", f"B:{b.name}"))
+    tested, notes = compare.tested_rows(a, b)
+    print(compare.table(tested, f"A:{a.name}", f"B:{b.name}"))
+    for note in notes.values():
+        print(f"warning: caches differ: {note}")
     html = Path(args.html) if args.html else b.folder / "compare.html"
     html.write_text(compare.render(a, b, ui_url=args.ui_url), encoding="utf-8")
     print(f"compare page: {html}", file=sys.stderr)

@@ -18,7 +18,14 @@ from typing import Any
 from agentflow.eval import svg
 from agentflow.eval.formats import DatasetError
 from agentflow.eval.report import UI_URL, fmt, page, short, trace_link
-from agentflow.eval.results import METRICS, latest_by_id, read_results
+from agentflow.eval.results import CACHES, METRICS, latest_by_id, read_results
+from agentflow.eval.significance import (
+    Paired,
+    cache_affected,
+    cache_notes,
+    cache_use,
+    paired_metric,
+)
 from agentflow.eval.summary import COST_METRICS, direction, label, quality_names
 
 PRIMARY = ("token_f1", "exact_match", "recall@5", "routing_accuracy", "hallucination_detection",
@@ -29,11 +36,15 @@ MAX_ITEM_ROWS = 300
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One metric of the comparison."""
+    """One metric of the comparison; with ``test`` (see :func:`tested_rows`) its verdict says
+    ``within noise`` where the paired test does not tell the two apart, and ``cache`` where a
+    cache that one side used and the other did not explains the difference."""
 
     name: str
     a: float | None
     b: float | None
+    test: Paired | None = None
+    cache: tuple[str, ...] = ()
 
     @property
     def delta(self) -> float | None:
@@ -44,6 +55,10 @@ class Row:
         d = self.delta
         if d is None or abs(d) < 1e-9:
             return ""
+        if self.test is not None:
+            verdict = self.test.verdict(direction(self.name) == "higher")
+            verdict = "" if verdict == "same" else verdict
+            return "cache" if self.cache and verdict in ("better", "worse") else verdict
         return "better" if (d > 0) == (direction(self.name) == "higher") else "worse"
 
 
@@ -81,6 +96,23 @@ def rows(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Row]:
     return [Row(n, ma.get(n), mb.get(n)) for n in names]
 
 
+def tested_rows(a: Evaluation, b: Evaluation) -> tuple[list[Row], dict[str, str]]:
+    """:func:`rows` with each metric's paired test over the shared items, and the notes on caches
+    that one evaluation used and the other did not."""
+    notes = cache_notes(cache_use(a.records.values(), _caches(a.folder)),
+                        cache_use(b.records.values(), _caches(b.folder)))
+    return [Row(r.name, r.a, r.b, paired_metric(r.name, a.records, b.records),
+                tuple(cache_affected(r.name, notes))) for r in rows(a.summary, b.summary)], notes
+
+
+def _caches(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((folder / CACHES).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def table(comparison: Sequence[Row], name_a: str, name_b: str) -> str:
     """The comparison as a plain-text table for the terminal."""
     width = max([len(label(r.name)) for r in comparison] + [6])
@@ -88,8 +120,9 @@ def table(comparison: Sequence[Row], name_a: str, name_b: str) -> str:
     lines = [cols, "-" * len(cols)]
     for r in comparison:
         delta = "" if r.delta is None else f"{r.delta:+.4f}"
+        p = "" if r.test is None or r.test.p_value is None else f"  p={r.test.p_value:.3f}"
         lines.append(f"{label(r.name):<{width}}  {_num(r.a):>12}  {_num(r.b):>12}  {delta:>9}"
-                     f"  {r.verdict}".rstrip())
+                     f"  {r.verdict}{p if r.verdict else ''}".rstrip())
     return "\n".join(lines)
 
 
@@ -99,7 +132,7 @@ def _num(value: float | None) -> str:
 
 def render(a: Evaluation, b: Evaluation, *, ui_url: str = UI_URL) -> str:
     """The compare page of two evaluations."""
-    comparison = rows(a.summary, b.summary)
+    comparison, notes = tested_rows(a, b)
     shared = [i for i in a.records if i in b.records]
     title = f"agentflow eval compare: {a.name} vs {b.name}"
     quality = [r for r in comparison if r.name not in COST_METRICS]
@@ -108,6 +141,9 @@ def render(a: Evaluation, b: Evaluation, *, ui_url: str = UI_URL) -> str:
     return page(title, [
         f"<h1>{escape(title)}</h1>",
         _sides(a, b, len(shared)),
+        "".join(f"<p class=\"warn\">Caches differ: {escape(n)}; latency, tokens and cost "
+                "differences they explain are marked <b>cache</b>, not better or worse.</p>"
+                for n in notes.values()),
         "<h2>Metrics</h2><div class=\"charts\">", chart, _html_table(comparison, a, b), "</div>",
         _items(a, b, shared, ui_url),
     ])
@@ -129,12 +165,31 @@ def _sides(a: Evaluation, b: Evaluation, shared: int) -> str:
 def _html_table(comparison: Sequence[Row], a: Evaluation, b: Evaluation) -> str:
     body = "".join(
         f"<tr><td>{escape(label(r.name))}</td><td class=\"num\">{fmt(r.a, 4)}</td>"
-        f"<td class=\"num\">{fmt(r.b, 4)}</td><td class=\"num {r.verdict}\">"
-        f"{'' if r.delta is None else f'{r.delta:+.4f}'}</td><td class=\"{r.verdict}\">"
-        f"{r.verdict}</td></tr>" for r in comparison)
+        f"<td class=\"num\">{fmt(r.b, 4)}</td><td class=\"num {_css(r.verdict)}\">"
+        f"{'' if r.delta is None else f'{r.delta:+.4f}'}</td><td class=\"{_css(r.verdict)}\" "
+        f"title=\"{escape(_test_text(r))}\">{r.verdict}</td><td class=\"num\">{_p(r)}</td></tr>"
+        for r in comparison)
     return (f"<table><tr><th>metric</th><th class=\"num\">A {escape(a.name)}</th>"
-            f"<th class=\"num\">B {escape(b.name)}</th><th class=\"num\">B - A</th><th></th></tr>"
-            f"{body}</table>")
+            f"<th class=\"num\">B {escape(b.name)}</th><th class=\"num\">B - A</th><th></th>"
+            f"<th class=\"num\">p</th></tr>{body}</table>"
+            f"<p class=\"note\">p: paired sign-flip test over the items both scored; a difference "
+            f"with p &ge; 0.05 is <i>within noise</i>.</p>")
+
+
+def _css(verdict: str) -> str:
+    return {"within noise": "noise", "too few items": "noise"}.get(verdict, verdict)
+
+
+def _p(r: Row) -> str:
+    return "" if r.test is None or r.test.p_value is None else f"{r.test.p_value:.3f}"
+
+
+def _test_text(r: Row) -> str:
+    if r.test is None:
+        return ""
+    t = r.test
+    ci = "" if t.ci_low is None else f"; 95% interval of B - A: {t.ci_low:+.4f} to {t.ci_high:+.4f}"
+    return f"{t.method} (n={t.n}){ci}" + "".join(f"; {c}" for c in r.cache)
 
 
 def primary_metric(a: Evaluation, b: Evaluation, ids: Sequence[str]) -> str | None:

@@ -20,13 +20,17 @@ UI_URL = "http://127.0.0.1:8737"
 """Where ``agentflow ui`` serves the trace viewer by default."""
 
 CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1200px;color:#1d2430;padding:0 16px}
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1400px;color:#1d2430;padding:0 16px;box-sizing:border-box}
+svg{max-width:100%;height:auto}
 h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #dde1e7}
 .meta{color:#5b6472}code{background:#f1f3f6;padding:1px 4px;border-radius:3px}
 table{border-collapse:collapse;margin:8px 0}td,th{padding:4px 8px;border-bottom:1px solid #e6e9ee;
 text-align:left;vertical-align:top}th{background:#f6f7f9;position:sticky;top:0}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-.items td{font-size:12.5px;max-width:320px}.items td.text{min-width:170px}.err{color:#b3261e}.ok{color:#1f7a3a}
+.items{table-layout:fixed;width:100%}.items td{font-size:12.5px;overflow-wrap:anywhere}
+.score{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}.score span{color:#5b6472}
+.err{color:#b3261e}.ok{color:#1f7a3a}.noise{color:#5b6472}.cache{color:#9a6700;font-weight:600}
+.warn{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:6px 10px}
 .better{color:#1f7a3a;font-weight:600}.worse{color:#b3261e;font-weight:600}
 .charts{display:flex;flex-wrap:wrap;gap:24px}.note{color:#5b6472;font-size:13px}
 details summary{cursor:pointer}
@@ -142,7 +146,9 @@ def _costs(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> 
             f"<h3>cost per item</h3>{spend}")
 
 
-def _gold_text(gold: Mapping[str, Any]) -> str:
+def gold_text(gold: Mapping[str, Any], *, limit: int | None = 140) -> str:
+    """What an item expects, as one line of plain text: answers, (un)answerable, route, faithful
+    or not, gold documents."""
     parts = []
     if gold.get("answers"):
         parts.append(" | ".join(gold["answers"][:3]))
@@ -154,15 +160,24 @@ def _gold_text(gold: Mapping[str, Any]) -> str:
         parts.append("faithful" if gold["faithful"] else "hallucinated")
     if gold.get("doc_ids"):
         parts.append("docs: " + ", ".join(gold["doc_ids"][:4]))
-    return short("; ".join(parts), 140)
+    text = "; ".join(parts)
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _scores(metrics: Mapping[str, Any], names: Sequence[str]) -> str:
+    """An item's metrics as ``name value`` lines in one cell (a column per metric made the table
+    wider than a window)."""
+    return "".join(f"<div class=\"score\"><span>{escape(label(n))}</span> {fmt(metrics.get(n), 2)}"
+                   "</div>" for n in names if metrics.get(n) is not None)
 
 
 def _items(records: Sequence[Mapping[str, Any]], ui_url: str) -> str:
     names = quality_names({n for r in records for n in (r.get("metrics") or {})})
-    head = ("<tr><th>#</th><th>id</th><th>question</th><th>gold</th><th>prediction</th>"
-            "<th>route</th>" + "".join(f"<th class=\"num\">{escape(label(n))}</th>" for n in names)
-            + "<th class=\"num\">latency s</th><th class=\"num\">tokens</th>"
-              "<th class=\"num\">cost $</th><th>trace</th></tr>")
+    head = ("<colgroup><col style=\"width:3%\"><col style=\"width:8%\"><col style=\"width:20%\">"
+            "<col style=\"width:14%\"><col style=\"width:24%\"><col style=\"width:7%\">"
+            "<col style=\"width:12%\"><col style=\"width:5%\"><col style=\"width:7%\"></colgroup>"
+            "<tr><th>#</th><th>id</th><th>question</th><th>gold</th><th>prediction</th>"
+            "<th>route</th><th>scores</th><th class=\"num\">latency s</th><th>tokens · cost · trace</th></tr>")
     rows = []
     for n, r in enumerate(records, start=1):
         inputs = r.get("inputs") or {}
@@ -175,12 +190,11 @@ def _items(records: Sequence[Mapping[str, Any]], ui_url: str) -> str:
         rows.append(
             f"<tr><td class=\"num\">{n}</td><td>{short(r.get('id'), 24)}</td>"
             f"<td class=\"text\">{short(question, 140)}</td>"
-            f"<td class=\"text\">{_gold_text(r.get('gold') or {})}</td>"
+            f"<td class=\"text\">{short(gold_text(r.get('gold') or {}, limit=None), 140)}</td>"
             f"<td class=\"text\">{prediction}</td><td>{fmt(r.get('route'))}</td>"
-            + "".join(f"<td class=\"num\">{fmt(metrics.get(k), 2)}</td>" for k in names)
-            + f"<td class=\"num\">{fmt(r.get('latency_s'), 2)}</td>"
-              f"<td class=\"num\">{fmt(r.get('tokens'))}</td>"
-              f"<td class=\"num\">{fmt(r.get('cost'), 5)}</td>"
-              f"<td>{trace_link(ui_url, r.get('run_id'))}</td></tr>")
+            f"<td>{_scores(metrics, names)}</td>"
+            f"<td class=\"num\">{fmt(r.get('latency_s'), 2)}</td>"
+            f"<td>{fmt(r.get('tokens'))} tok · {fmt(r.get('cost'), 5)}<br>"
+            f"{trace_link(ui_url, r.get('run_id'))}</td></tr>")
     return (f"<h2>Items ({len(records)})</h2><table class=\"items\">{head}"
             + "".join(rows) + "</table>")

@@ -22,6 +22,8 @@ from agentflow.eval.formats import DatasetError
 from agentflow.redaction import redact, redact_text, secret_env_values
 
 MANIFEST, RESULTS, METRICS, REPORT = "eval.json", "results.jsonl", "metrics.json", "report.html"
+CACHES = "caches.json"
+"""What each invocation found in the embedding cache (see :func:`agentflow.eval.runner.record_caches`)."""
 
 IDENTITY = ("workflow", "format", "dataset", "split", "overrides", "profile")
 """Manifest keys that must match to resume into a folder (``--limit`` may change)."""
@@ -119,5 +121,5 @@ def _dumps(data: Any, secrets: tuple[str, ...], *, indent: int | None = None) ->
 
 def start_fresh(folder: Path) -> None:
     """Remove an earlier evaluation's files from ``folder`` (``--fresh``)."""
-    for name in (RESULTS, METRICS, REPORT, MANIFEST):
+    for name in (RESULTS, METRICS, REPORT, MANIFEST, CACHES):
         (folder / name).unlink(missing_ok=True)

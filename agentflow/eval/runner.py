@@ -15,6 +15,8 @@ Tokens and cost are those of the item's own run: a hook adds up the run's ``mode
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -25,7 +27,7 @@ from typing import Any
 from agentflow.checks import CheckResult, Judge
 from agentflow.errors import ConfigError, InputError
 from agentflow.eval.formats import Dataset, DatasetError, Item
-from agentflow.eval.results import ResultsWriter, latest_by_id, read_results
+from agentflow.eval.results import CACHES, ResultsWriter, latest_by_id, read_results, write_json
 from agentflow.eval.scoring import abstained, observe, score
 from agentflow.eval.setup import Prepared
 from agentflow.tracing.defaults import hooks_or_warn
@@ -66,12 +68,16 @@ class UsageMeter:
         self.tokens = 0
         self.cost: float | None = None
         self.calls = 0
+        self.cache_hits = 0
+        """Model calls answered from the model cache (record/replay): fast and free, which a
+        comparison of two evaluations must know."""
 
     def on_event(self, *, event: Event, **kwargs: Any) -> None:
         if event.kind == "run_started" and self.run_id is None:
             self.run_id = event.run_id
         elif event.kind == "model_call":
             self.calls += 1
+            self.cache_hits += bool(event.data.get("cache_hit"))
             self.tokens += _tokens(event.data.get("tokens"))
             cost = event.data.get("cost")
             if isinstance(cost, (int, float)) and not isinstance(cost, bool):
@@ -137,6 +143,7 @@ async def run_items(prepared: Prepared, dataset: Dataset, folder: Path,
                unit="item", disable=not options.progress, file=sys.stderr, dynamic_ncols=True)
     limit = asyncio.Semaphore(max(1, options.concurrency))
     errors = 0
+    vectors_before = embedding_vectors()
 
     async def one(index: int, item: Item) -> None:
         nonlocal errors
@@ -154,6 +161,7 @@ async def run_items(prepared: Prepared, dataset: Dataset, folder: Path,
     finally:
         writer.close()
         bar.close()
+        record_caches(folder, vectors_before, embedding_vectors(), ran=len(todo))
         if hooks:
             from agentflow.tracing import flush_default_hooks
 
@@ -183,6 +191,7 @@ async def run_one(index: int, item: Item, prepared: Prepared, *, inputs: Sequenc
         "inputs": dict(item.inputs), "gold": _gold(item),
         "run_id": run_id or meter.run_id, "latency_s": round(time.perf_counter() - started, 4),
         "tokens": meter.tokens, "cost": meter.cost, "model_calls": meter.calls,
+        "cache_hits": meter.cache_hits,
     }
     if state is not None:
         try:
@@ -208,6 +217,39 @@ async def _scored(item: Item, state: Mapping[str, Any], prepared: Prepared, judg
                    for kind, r in checks.items()},
         "metrics": metrics,
     }
+
+
+def embedding_vectors() -> int | None:
+    """How many vectors the on-disk embedding cache holds (None without one); read only, so an
+    evaluation that embeds nothing creates no cache file."""
+    import os
+    import sqlite3
+
+    path = os.environ.get("AGENTFLOW_EMBEDDING_CACHE", os.path.join(".agentflow", "embeddings.db"))
+    if path.lower() == "off" or not os.path.isfile(path):
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro",
+                                                uri=True, timeout=5)) as conn:
+            return int(conn.execute("SELECT count(*) FROM vectors").fetchone()[0])
+    except sqlite3.Error:
+        return None
+
+
+def record_caches(folder: Path, before: int | None, after: int | None, *, ran: int) -> None:
+    """Add this invocation's embedding-cache use to ``folder/caches.json``: how many texts it
+    embedded anew (a cold cache) for how many items. A comparison reads it to tell a latency
+    drop that comes from a warm cache."""
+    path = folder / CACHES
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        data = {}
+    runs = data.get("runs") if isinstance(data.get("runs"), list) else []
+    runs.append({"items": ran, "embedding_cache_before": before, "embedding_cache_after": after,
+                 "embedded": None if before is None and after is None else (after or 0) - (before or 0),
+                 "at": time.time()})
+    write_json(path, {"runs": runs})
 
 
 def _check(result: CheckResult, *, computed: bool) -> dict[str, Any]:

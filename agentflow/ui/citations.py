@@ -34,6 +34,9 @@ class ResolvedCitation:
     passage: dict[str, Any] | None
     quote_found: bool | None
     """Whether the quote occurs in the passage (``None`` without a quote or a passage)."""
+    passage_from: str | None = None
+    """Where the passage was found: ``state`` (the documents the answer was written from) or
+    ``retrieval`` (a retrieval span's hits)."""
 
 
 @dataclass(slots=True)
@@ -126,8 +129,10 @@ def _resolve_one(citation: Any, docs: list[dict[str, Any]], by_id: dict[str, dic
     found = None
     if quote and passage is not None:
         found = _norm(quote) in _norm(str(passage.get("text", "")))
+    origin = None if passage is None else (
+        "state" if any(passage is d for d in docs) else "retrieval")
     return ResolvedCitation(marker, source or str((passage or {}).get("source", "")), quote,
-                            passage, found)
+                            passage, found, origin)
 
 
 def _by_quote(quote: str, source: str, candidates: list[dict[str, Any]]) -> dict[str, Any] | None:

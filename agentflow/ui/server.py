@@ -22,10 +22,11 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8737
 
 
-def serve(db_path: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          allow_hosts: Sequence[str] = ()) -> None:
-    """Serve the viewer until interrupted."""
-    app = create_app(db_path, host=host, allow_hosts=allow_hosts)
+def serve(db_path: str | Path | Sequence[str | Path], *, host: str = DEFAULT_HOST,
+          port: int = DEFAULT_PORT, allow_hosts: Sequence[str] = (),
+          discover: str | Path | None = None, evals: Sequence[str | Path] = ()) -> None:
+    """Serve the viewer until interrupted (arguments as :func:`agentflow.ui.app.create_app`)."""
+    app = create_app(db_path, host=host, allow_hosts=allow_hosts, discover=discover, evals=evals)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -36,9 +37,11 @@ class ServerThread:
     ...     print(server.url)
     """
 
-    def __init__(self, db_path: str | Path, *, host: str = DEFAULT_HOST, port: int = 0,
-                 allow_hosts: Sequence[str] = ()) -> None:
-        app = create_app(db_path, host=host, allow_hosts=allow_hosts)
+    def __init__(self, db_path: str | Path | Sequence[str | Path], *, host: str = DEFAULT_HOST,
+                 port: int = 0, allow_hosts: Sequence[str] = (), discover: str | Path | None = None,
+                 evals: Sequence[str | Path] = ()) -> None:
+        app = create_app(db_path, host=host, allow_hosts=allow_hosts, discover=discover,
+                         evals=evals)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)

@@ -24,7 +24,7 @@ def get(viewer: Viewer, path: str, status: int = 200) -> dict:
 def test_runs_are_listed_filtered_and_sorted(viewer: Viewer) -> None:
     body = get(viewer, "/api/runs")
     assert [r["run_id"] for r in body["runs"]][:3] == [viewer.ids[k] for k in ("failed", "chat", "ok")]
-    assert body["workflows"] == ["big", "demo_rag"]
+    assert body["workflows"] == ["agentic_rag", "big", "demo_rag"]
     assert [r["run_id"] for r in get(viewer, "/api/runs?status=error")["runs"]] == [viewer.ids["failed"]]
     assert {r["workflow"] for r in get(viewer, "/api/runs?workflow=big")["runs"]} == {"big"}
     by_cost = get(viewer, "/api/runs?sort=cost")["runs"]
@@ -107,7 +107,7 @@ def test_the_ui_command_listens_on_localhost_unless_told_otherwise() -> None:
     args = parser.parse_args(["ui"])
     assert (args.host, args.port, args.db) == ("127.0.0.1", 8737, None)
     args = parser.parse_args(["ui", "--port", "9000", "--host", "0.0.0.0", "--db", "x.db"])
-    assert (args.host, args.port, args.db) == ("0.0.0.0", 9000, "x.db")
+    assert (args.host, args.port, args.db) == ("0.0.0.0", 9000, ["x.db"])
     bad = parser.parse_args(["ui", "--port", "0"])
     assert bad.handler(bad) == 2
 
@@ -143,3 +143,92 @@ def test_allowed_host_names_are_added_with_allow_host(tmp_path: Path) -> None:
     assert args.allow_host == ["a.lan", "*.corp.example"]
     bad = parser.parse_args(["ui", "--allow-host", "a.*.example"])
     assert bad.handler(bad) == 2
+
+
+def test_the_list_shows_the_question_outcome_route_origin_and_finds_runs_by_text(viewer: Viewer) -> None:
+    runs = {r["run_id"]: r for r in get(viewer, "/api/runs")["runs"]}
+    caveat = runs[viewer.ids["caveat"]]
+    assert caveat["status"] == "ok" and caveat["outcome"] == "caveat"
+    assert caveat["question"] == "How does a loop decide when to stop?"
+    assert caveat["route"] == "knowledge" and caveat["tags"] == {"origin": "run"}
+    assert caveat["answer"].startswith("Every loop is bounded")
+    assert runs[viewer.ids["abstained"]]["outcome"] == "abstained"
+    assert runs[viewer.ids["passed"]]["outcome"] == "ok"
+    assert runs[viewer.ids["ok"]]["tags"]["origin"] == "test"  # recorded under pytest
+    assert runs[viewer.ids["failed"]]["outcome"] == "error"
+
+    def ids(query: str) -> list[str]:
+        return [r["run_id"] for r in get(viewer, f"/api/runs?{query}")["runs"]]
+
+    assert ids("status=caveat") == [viewer.ids["caveat"]]
+    assert ids("status=abstained") == [viewer.ids["abstained"]]
+    assert viewer.ids["caveat"] not in ids("status=ok")
+    assert ids("q=loop%20decide") == [viewer.ids["caveat"]]  # the question
+    assert ids("q=cannot%20answer") == [viewer.ids["abstained"]]  # the answer
+    assert ids("q=MODEL%20UNAVAILABLE") == [viewer.ids["failed"]]  # the error, any case
+    assert ids("q=100%25") == []  # LIKE wildcards are searched as text
+    assert ids("tag=origin%3Dserve") == [viewer.ids["abstained"]]
+    assert ids("tag=variant") == [viewer.ids["abstained"]]
+    assert ids("tag=origin%3Deval&q=bounded") == [viewer.ids["passed"]]
+    tags = get(viewer, "/api/runs")["tags"]
+    assert tags["origin"] == ["test", "eval", "run", "serve"] or set(tags["origin"]) == {
+        "test", "eval", "run", "serve"}
+    assert "unknown status 'meh'" in get(viewer, "/api/runs?status=meh", 400)["detail"]
+
+
+def test_the_viewer_says_which_database_it_shows_and_finds_the_others(viewer: Viewer) -> None:
+    info = get(viewer, "/api/info")
+    assert info["db"]["path"] == str(viewer.db.resolve())
+    paths = [d["path"] for d in info["databases"]]
+    assert paths == [str(viewer.db.resolve()), str(viewer.other_db.resolve())]
+    other = info["databases"][1]["id"]
+    body = httpx.get(viewer.url + "/api/runs", cookies={"af_db": other}).json()
+    assert [r["question"] for r in body["runs"]] == ["A question asked in project B?"]
+    assert body["db"] == str(viewer.other_db)
+    # a run of another database opens by its id whatever is shown, and says where it is
+    run = get(viewer, f"/api/runs/{'e' * 32}")
+    assert run["db"]["path"] == str(viewer.other_db.resolve()) and run["db"]["shown"] is False
+    # an id the viewer does not know falls back to the first database: no path can be injected
+    body = httpx.get(viewer.url + "/api/info", cookies={"af_db": "../../etc"}).json()
+    assert body["db"]["path"] == str(viewer.db.resolve())
+
+
+def test_feedback_is_stored_with_the_run_listed_and_refused_when_malformed(viewer: Viewer) -> None:
+    run = viewer.ids["passed"]
+    url = f"{viewer.url}/api/runs/{run}/feedback"
+    made = httpx.post(url, json={"score": "down", "comment": "cites the wrong page"}).json()["feedback"]
+    assert (made["score"], made["comment"], made["source"]) == (-1, "cites the wrong page", "ui")
+    from agentflow.tracing.query import TraceReader
+
+    with TraceReader(viewer.db) as reader:
+        assert [f.comment for f in reader.feedback(run)][-1] == "cites the wrong page"
+    listed = next(r for r in get(viewer, "/api/runs")["runs"] if r["run_id"] == run)
+    assert listed["feedback_down"] >= 1
+    assert get(viewer, f"/api/runs/{run}")["feedback"][-1]["comment"] == "cites the wrong page"
+    assert "not valid" in httpx.post(url, json={"score": "meh"}).json()["detail"]
+    assert httpx.post(url, content="score=up", headers={
+        "Content-Type": "application/x-www-form-urlencoded"}).status_code == 415
+    assert httpx.post(url, json={"score": "up"}, headers={
+        "Origin": "http://evil.example"}).status_code == 403
+    assert httpx.post(f"{viewer.url}/api/runs/nope/feedback", json={"score": "up"}).status_code == 404
+
+
+def test_evaluations_are_listed_with_their_items_and_compared_with_a_test(viewer: Viewer) -> None:
+    listed = {e["name"]: e for e in get(viewer, "/api/evals")["evals"]}
+    assert set(listed) == {"baseline", "warm-cache"}
+    assert listed["baseline"]["items"] == {"planned": 12, "finished": 12, "ok": 11, "errors": 1}
+    assert listed["baseline"]["metrics"]["token_f1"] == pytest.approx(7.2 / 11, abs=1e-4)
+    detail = get(viewer, f"/api/evals/{viewer.evals['baseline']}")
+    first = detail["items"][0]
+    assert first["question"] == "How does feature 0 work?" and first["expected"] == "feature 0 works"
+    assert first["run_id"] == viewer.ids["passed"] and first["metrics"]["token_f1"] == 1.0
+    assert [i["id"] for i in detail["items"] if i["failing_checks"]] == ["q2", "q5", "q7", "q10"]
+    cmp = get(viewer, f"/api/evals/compare?a={viewer.evals['baseline']}&b={viewer.evals['warm']}")
+    rows = {r["name"]: r for r in cmp["rows"]}
+    assert rows["token_f1"]["verdict"] == "within noise" and rows["token_f1"]["test"]["n"] == 11
+    latency = rows["latency_p50_s"]
+    assert latency["delta"] < 0 and latency["verdict"] == "cache"
+    assert "warm embedding cache" in latency["cache_notes"][0]
+    assert "embedding" in cmp["cache"]["notes"]
+    assert cmp["same_items"] == ["overrides: [] → ['nodes.answer.model=large-v2']"]
+    assert get(viewer, "/api/evals/nope", 404)["detail"].startswith("no evaluation")

@@ -1,24 +1,42 @@
-// An answer's citations beside the passages they point to; a quote missing from its passage is
-// flagged, which is how an invented citation shows.
+// An answer's citations beside the passages they point to, rendered as the documents show them
+// (Markdown), with the quoted sentence highlighted even across hard-wrapped lines; a quote missing
+// from its passage is flagged, which is how an invented citation shows.
+import { highlightQuote, renderMarkdown } from "./markdown.js";
+import { passageScoreHelp } from "./scores.js";
 import { api, h } from "./util.js";
 
-export async function renderCitations(runId) {
+export async function renderCitations(runId, { fused = false } = {}) {
   const view = await api(`/api/runs/${runId}/citations`);
   if (!view.citations.length) return null;
-  const rows = view.citations.map((c, i) => citationRow(c, i));
-  const answer = h("div.answer", highlightMarkers(view.answer, (marker) => {
+  const rows = view.citations.map((c, i) => citationRow(c, i, fused));
+  const answer = h("div.answer", answerWithMarkers(view.answer, (marker) => {
     const targets = rows.filter((r) => r.dataset.marker === marker);
     for (const r of targets) { r.classList.remove("flash"); void r.offsetWidth; r.classList.add("flash"); }
     if (targets[0]) targets[0].scrollIntoView({ block: "nearest", behavior: "smooth" });
   }));
-  return h("section.card-section#citations",
+  const section = h("section.card-section#citations",
     h("h2", "Answer & citations"),
     view.answer_field ? h("div.muted.small", `from the final state's "${view.answer_field}"`) : null,
     answer,
     h("div.cite-grid", h("div.cite-col-head", "Citation"), h("div.cite-col-head", "Passage it points to"), rows));
+  // marks are placed once the passages are in the document (ranges need attached nodes)
+  section.highlight = () => {
+    for (const row of rows) {
+      const text = row.querySelector(".cite-text");
+      if (!text || !row.quote) continue;
+      const marks = highlightQuote(text, row.quote);
+      row.dataset.highlighted = marks.length ? "yes" : "no";
+      if (marks.length && row.classList.contains("cite-unsupported")) {
+        // the browser's looser match (line breaks, Markdown) found what the strict check missed
+        row.querySelector(".cite-state").append(h("span.muted", " (found ignoring line breaks and formatting)"));
+      }
+    }
+  };
+  return section;
 }
 
-function highlightMarkers(text, onMarker) {
+/** The answer's text with each [DOC n] as a button that flashes its citation. */
+export function answerWithMarkers(text, onMarker) {
   const out = [];
   const re = /\[DOC\s*(\d+)\]/g;
   let last = 0;
@@ -26,47 +44,40 @@ function highlightMarkers(text, onMarker) {
   while ((m = re.exec(text))) {
     if (m.index > last) out.push(text.slice(last, m.index));
     const marker = `[DOC ${m[1]}]`;
-    out.push(h("button.cite-marker", { onclick: () => onMarker(marker) }, marker));
+    out.push(onMarker ? h("button.cite-marker", { onclick: () => onMarker(marker) }, marker) : h("span.cite-marker", marker));
     last = m.index + m[0].length;
   }
   out.push(text.slice(last));
   return out;
 }
 
-function citationRow(c, i) {
+function citationRow(c, i, fused) {
   const state = c.passage === null ? "missing" : c.quote_found === false ? "unsupported"
     : c.quote_found ? "supported" : "unknown";
   const label = { missing: "passage not found", unsupported: "quote not in passage",
     supported: "quote found in passage", unknown: "no quote to check" }[state];
-  const passage = c.passage
+  const p = c.passage;
+  const passage = p
     ? h("div.cite-passage",
-        h("div.cite-source", c.passage.source || c.source || "", c.passage.id ? h("span.muted", ` · ${c.passage.id}`) : null,
-          typeof c.passage.score === "number" ? h("span.muted", ` · score ${c.passage.score.toFixed(3)}`) : null),
-        h("div.cite-text", markQuote(String(c.passage.text || ""), c.quote)))
+        h("div.cite-source", { title: p.source || c.source || "" }, baseName(p.source || c.source || ""),
+          p.heading ? h("span.muted", ` · ${p.heading}`) : null,
+          typeof p.score === "number"
+            ? h("span.score-help", { title: passageScoreHelp(c.passage_from === "state", fused) },
+              ` · ${c.passage_from === "state" && fused ? "fused score" : "score"} ${p.score.toFixed(3)} ⓘ`) : null),
+        h("div.cite-text", renderMarkdown(String(p.text || ""))))
     : h("div.cite-passage.none", "No passage of this run matches this citation.");
-  return h(`div.cite-row.cite-${state}`, { dataset: { marker: c.marker, index: i } },
+  const row = h(`div.cite-row.cite-${state}`, { dataset: { marker: c.marker, index: i } },
     h("div.cite-claim",
       h("span.cite-marker.static", c.marker || `#${i + 1}`),
       h(`span.cite-state.${state}`, label),
       c.quote ? h("blockquote", c.quote) : null,
-      c.source ? h("div.muted.small", c.source) : null),
+      c.source ? h("div.muted.small", { title: c.source }, baseName(c.source)) : null),
     passage);
+  row.quote = c.quote;
+  return row;
 }
 
-function markQuote(text, quote) {
-  if (!quote) return text;
-  const norm = (s) => s.replace(/\s+/g, " ").toLowerCase();
-  const hay = norm(text);
-  const at = hay.indexOf(norm(quote).trim());
-  if (at < 0 || hay.length !== text.length) {
-    return at < 0 ? text : simpleMark(text, quote);
-  }
-  const len = norm(quote).trim().length;
-  return [text.slice(0, at), h("mark", text.slice(at, at + len)), text.slice(at + len)];
-}
-
-function simpleMark(text, quote) {
-  const at = text.toLowerCase().indexOf(quote.toLowerCase());
-  if (at < 0) return text;
-  return [text.slice(0, at), h("mark", text.slice(at, at + quote.length)), text.slice(at + quote.length)];
+function baseName(path) {
+  const parts = String(path).split(/[\\/]/);
+  return parts.length > 2 ? `…/${parts.slice(-2).join("/")}` : path;
 }

@@ -1,5 +1,7 @@
-// The router: "/" is the runs list, "/runs/<id>" a run, "/compare?a=&b=" two runs side by side.
+// The router: "/" is the runs list, "/runs/<id>" a run, "/compare?a=&b=" two runs side by side,
+// "/evals" the evaluations, "/evals/<id>" one, "/evals/compare?a=&b=" two side by side.
 import { comparePage } from "./compare.js";
+import { evalComparePage, evalPage, evalsPage } from "./evals.js";
 import { runPage } from "./run.js";
 import { runsPage } from "./runs.js";
 import { h, navigate, fill } from "./util.js";
@@ -15,6 +17,12 @@ async function route() {
       await runPage(root, decodeURIComponent(path.slice("/runs/".length)));
     } else if (path === "/compare") {
       await comparePage(root);
+    } else if (path === "/evals/compare") {
+      await evalComparePage(root);
+    } else if (path.startsWith("/evals/")) {
+      await evalPage(root, decodeURIComponent(path.slice("/evals/".length)));
+    } else if (path === "/evals") {
+      await evalsPage(root);
     } else {
       await runsPage(root);
     }
@@ -22,6 +30,9 @@ async function route() {
     fill(root, h("div.error-box.page-error", `Could not load this page: ${err.message}`));
   }
   window.__afRender = { ms: performance.now() - t0, sinceNavigation: performance.now(), path };
+  for (const a of document.querySelectorAll(".topbar nav a")) {
+    a.classList.toggle("active", a.dataset.section === (path.startsWith("/evals") ? "evals" : "runs"));
+  }
   document.body.dataset.ready = "1";
 }
 

@@ -1,6 +1,8 @@
 // The details panel: a node's executions and, for the one picked, its state change and what ran
 // inside it: model calls (rendered prompt, model and parameters, response, tokens, cost),
 // retrievals (queries, hits, scores) and checks (score, verdict, reason).
+import { renderMarkdown } from "./markdown.js";
+import { checkHelp, RETRIEVAL_SCORE } from "./scores.js";
 import { api, fmtCost, fmtDuration, fmtInt, h, jsonBlock, statusBadge, fill } from "./util.js";
 
 const MODEL_KEYS = new Set(["alias", "model", "messages", "sampling", "response", "tokens", "cost",
@@ -11,6 +13,7 @@ export class Panel {
     this.el = el;
     this.model = model;
     this.runId = model.run.run_id;
+    this.token = 0;
   }
 
   clear(message = "Click a node in the graph, or a bar in the timeline, to see what it did.") {
@@ -27,6 +30,7 @@ export class Panel {
 
   /** A node of the graph: its executions as tabs, the first (or the given one) opened. */
   async showNode(name, seq = null) {
+    const token = ++this.token;
     const stats = this.model.nodes.get(name);
     if (!stats) {
       fill(this.el, h("div.panel-head", h("h3", name)),
@@ -39,7 +43,7 @@ export class Panel {
     const pick = async (span, tab) => {
       tabs.querySelectorAll(".active").forEach((t) => t.classList.remove("active"));
       tab.classList.add("active");
-      await this.fillExecution(body, span);
+      await this.fillExecution(body, span, this.token);
     };
     let first = null;
     stats.spans.forEach((span, i) => {
@@ -74,23 +78,34 @@ export class Panel {
       return;
     }
     this.el.dataset.node = "";
+    const token = ++this.token;
     const { span, children } = await api(`/api/runs/${this.runId}/spans/${seq}`);
+    if (token !== this.token) return; // another click came first
+    const kids = this.model.children.get(s.span_id) || [];
+    const inKids = unionLength(kids, s);
+    const dur = s.shownEnd - s.start;
     fill(this.el, 
       h("div.panel-head", h("h3", `${span.kind.replace("_", " ")} ${span.name}`), statusBadge(span.status)),
       h("div.muted.small", [this.where(span), fmtDuration(span.end === null ? null : span.end - span.start)]
         .filter(Boolean).join(" · ")),
       span.error ? h("div.error-box", span.error) : null,
+      kids.length ? h("div.small.own-time", `own time ${fmtDuration(Math.max(dur - inKids, 0))} · in the ${kids.length} span(s) inside ${fmtDuration(inKids)}`) : null,
       spanFacts(span),
       children.length ? h("div.small.muted", `${children.length} span(s) directly inside`) : null);
   }
 
-  async fillExecution(body, span) {
+  async fillExecution(body, span, token = this.token) {
     fill(body, h("div.muted", "loading…"));
     const { span: full, children } = await api(`/api/runs/${this.runId}/spans/${span.seq}`);
+    if (token !== this.token || !body.isConnected) return; // another node was opened meanwhile
+    const kids = this.model.children.get(span.span_id) || [];
+    const inKids = unionLength(kids, span);
+    const dur = span.shownEnd - span.start;
     const data = full.data || {};
     const parts = [
       h("div.exec-meta", statusBadge(full.status), " ",
-        [this.where(full), fmtDuration(full.end === null ? null : full.end - full.start)].filter(Boolean).join(" · ")),
+        [this.where(full), fmtDuration(full.end === null ? null : full.end - full.start)].filter(Boolean).join(" · "),
+        kids.length ? h("span.own-time", ` · own ${fmtDuration(Math.max(dur - inKids, 0))}, in model calls and other spans inside ${fmtDuration(inKids)}`) : null),
       full.error ? h("div.error-box", full.error) : null,
       h("h4", "State change"),
       stateChange(data.update),
@@ -98,6 +113,19 @@ export class Panel {
     for (const child of children) parts.push(card(child));
     fill(body, ...parts);
   }
+}
+
+/** Seconds of ``span`` covered by any of ``kids`` (overlaps counted once). */
+function unionLength(kids, span) {
+  const list = kids.map((k) => [Math.max(k.start, span.start), Math.min(k.shownEnd, span.shownEnd)])
+    .filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
+  let total = 0, end = -Infinity;
+  for (const [a, b] of list) {
+    if (b <= end) continue;
+    total += b - Math.max(a, end);
+    end = b;
+  }
+  return total;
 }
 
 function stateChange(update) {
@@ -168,12 +196,17 @@ function retrievalCard(span) {
     h("div.section-label", `Queries (${queries.length})`),
     h("ul.queries", queries.map((q) => h("li", typeof q === "string" ? q : JSON.stringify(q)))),
     h("div.section-label", `Hits (${hits.length})`),
-    h("table.hits", h("tr", h("th", "#"), h("th", "score"), h("th", "source"), h("th", "text")),
-      hits.map((hit, i) => h("tr",
-        h("td", i + 1),
-        h("td.num", typeof hit.score === "number" ? hit.score.toFixed(3) : (d.scores || [])[i] ?? "–"),
-        h("td", hit.source || hit.id || ""),
-        h("td.hit-text", hit.text || JSON.stringify(hit))))));
+    h("table.hits", h("tr", h("th", "#"), h("th.score-help", { title: RETRIEVAL_SCORE }, "score ⓘ"), h("th", "source"), h("th", "text")),
+      hits.map((hit, i) => {
+        // hits are whole chunks, or only their ids beside "scores" and "sources" lists
+        const obj = hit && typeof hit === "object" ? hit : { id: hit };
+        const score = typeof obj.score === "number" ? obj.score : (d.scores || [])[i];
+        return h("tr",
+          h("td", i + 1),
+          h("td.num", { title: RETRIEVAL_SCORE }, typeof score === "number" ? score.toFixed(3) : "–"),
+          h("td", { title: obj.source || (d.sources || [])[i] || "" }, obj.source || (d.sources || [])[i] || obj.id || ""),
+          h("td.hit-text", obj.text ? renderMarkdown(obj.text) : h("span.muted.mono", String(obj.id ?? JSON.stringify(hit)))));
+      })));
 }
 
 function checkCard(span) {
@@ -183,7 +216,7 @@ function checkCard(span) {
   return h(`div.card.k-check.st-${span.status}`,
     h("div.card-head", h("b", "check"), " ", span.name,
       h(`span.verdict.${ok ? "pass" : "fail"}`, String(verdict))),
-    h("div.chips", typeof d.score === "number" ? chip("score", d.score.toFixed(3)) : null,
+    h("div.chips", typeof d.score === "number" ? h("span.score-help", { title: checkHelp(span.name, d) }, chip("score", `${d.score.toFixed(3)} ⓘ`)) : null,
       d.threshold !== undefined ? chip("threshold", d.threshold) : null),
     d.reason ? h("div.reason", d.reason) : null);
 }

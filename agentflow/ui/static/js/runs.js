@@ -1,14 +1,17 @@
-// The runs list: filter by workflow and status, sort by time, latency or cost, pick two to compare.
-import { api, fmtCost, fmtDuration, fmtInt, fmtTime, h, navigate, query, shortId, statusBadge, fill } from "./util.js";
+// The runs list: the question each run was asked, its outcome (caveat and abstained apart from
+// ok), route, latency, tokens, cost, feedback and origin; search and filters by workflow, status,
+// tag and text; pick two to compare. Filters live in the URL, so a filtered list can be shared.
+import { api, fill, fmtCost, fmtDuration, fmtInt, fmtTime, h, navigate, outcomeBadge, query, shortId } from "./util.js";
 
 const SORTS = [["time", "time"], ["latency", "latency"], ["cost", "cost"]];
-const STATUSES = ["", "ok", "error", "incomplete", "running"];
+const STATUSES = ["", "ok", "caveat", "abstained", "error", "incomplete", "running"];
+const ORIGINS = ["run", "eval", "test", "serve", "python"];
 
 export async function runsPage(root) {
   const q = query();
   const params = new URLSearchParams();
-  for (const k of ["workflow", "status", "sort", "order"]) if (q[k]) params.set(k, q[k]);
-  const data = await api(`/api/runs?${params}`);
+  for (const k of ["workflow", "status", "sort", "order", "tag", "q"]) if (q[k]) params.set(k, q[k]);
+  const [data, info] = await Promise.all([api(`/api/runs?${params}`), api("/api/info")]);
   document.title = "runs · agentflow traces";
   const selected = new Set();
 
@@ -17,11 +20,26 @@ export async function runsPage(root) {
     if (v) next.set(k, v); else next.delete(k);
     navigate(`/?${next}`);
   };
-  const workflow = h("select#f-workflow", { onchange: (e) => setParam("workflow", e.target.value) },
+  const workflow = h("select#f-workflow", { title: "workflow", onchange: (e) => setParam("workflow", e.target.value) },
     h("option", { value: "" }, "all workflows"),
     data.workflows.map((w) => h("option", { value: w, selected: w === q.workflow }, w)));
-  const status = h("select#f-status", { onchange: (e) => setParam("status", e.target.value) },
+  const status = h("select#f-status", { title: "outcome", onchange: (e) => setParam("status", e.target.value) },
     STATUSES.map((s) => h("option", { value: s, selected: s === (q.status || "") }, s || "any status")));
+  const tagOptions = [];
+  for (const [key, values] of Object.entries(data.tags || {})) {
+    if (key === "origin") continue;
+    for (const v of values) tagOptions.push(`${key}=${v}`);
+  }
+  const origins = [...new Set([...ORIGINS, ...((data.tags || {}).origin || [])])];
+  const tag = h("select#f-tag", { title: "origin or tag", onchange: (e) => setParam("tag", e.target.value) },
+    h("option", { value: "" }, "any origin"),
+    h("optgroup", { label: "origin" }, origins.map((o) => h("option", { value: `origin=${o}`, selected: q.tag === `origin=${o}` }, o))),
+    tagOptions.length ? h("optgroup", { label: "tags" }, tagOptions.map((t) => h("option", { value: t, selected: q.tag === t }, t))) : null,
+    q.tag && !q.tag.startsWith("origin=") && !tagOptions.includes(q.tag) ? h("option", { value: q.tag, selected: true }, q.tag) : null);
+  const search = h("input#f-q", { type: "search", value: q.q || "", size: 34,
+    placeholder: "search questions, answers, errors, run ids…", "aria-label": "search runs",
+    onkeydown: (e) => { if (e.key === "Enter") setParam("q", e.target.value.trim()); },
+    onsearch: (e) => { if (!e.target.value) setParam("q", ""); } });
   const sort = q.sort || "time";
   const order = q.order || "desc";
   const sortButtons = SORTS.map(([key, label]) =>
@@ -52,26 +70,56 @@ export async function runsPage(root) {
         }
         compareBtn.disabled = selected.size !== 2;
       } });
-    return h("tr.run-row", { dataset: { run: r.run_id, status: r.status },
-      onclick: () => navigate(`/runs/${r.run_id}`) },
+    const tags = r.tags || {};
+    const extra = Object.entries(tags).filter(([k]) => k !== "origin");
+    return h("tr.run-row", { dataset: { run: r.run_id, status: r.status, outcome: r.outcome },
+      onclick: (e) => { if (!e.target.closest("a")) navigate(`/runs/${r.run_id}`); } },
       h("td", box),
-      h("td.mono", fmtTime(r.started)),
-      h("td", r.workflow),
-      h("td", statusBadge(r.status)),
+      h("td.q-cell", h("a.q-link", { href: `/runs/${r.run_id}`, "data-nav": "", title: r.question || "" },
+        r.question || h("span.muted", "(no question)")),
+        r.answer ? h("div.a-line", { title: r.answer }, r.answer) : null,
+        r.error ? h("div.err-line", { title: r.error }, r.error.slice(0, 140)) : null),
+      h("td", outcomeBadge(r.outcome)),
+      h("td.mono.small", r.route || h("span.muted", "–")),
+      h("td", h("div", r.workflow), h("div.tag-line",
+        tags.origin ? h("span.tag.origin", { title: "origin: where the run came from" }, tags.origin) : null,
+        extra.map(([k, v]) => h("span.tag", { title: `tag ${k}=${v}` }, `${k}=${v}`)))),
+      h("td.mono.small", { title: r.run_id }, fmtTime(r.started), h("div.muted", shortId(r.run_id))),
       h("td.num", fmtDuration(r.duration_s)),
-      h("td.num", fmtInt(r.nodes)),
       h("td.num", fmtInt(r.tokens)),
       h("td.num", fmtCost(r.cost)),
-      h("td.mono.muted", shortId(r.run_id)),
-      h("td.err-cell", { title: r.error || "" }, r.error ? r.error.slice(0, 90) : ""));
+      h("td.fb-cell", feedbackCell(r)));
   });
 
-  fill(root, 
-    h("div.toolbar", h("h1", "Runs"), workflow, status, h("span.muted", "sort:"), sortButtons,
+  fill(root,
+    dbBar(info),
+    h("div.toolbar", h("h1", "Runs"), search, workflow, status, tag, h("span.muted", "sort:"), sortButtons,
       h("span.spacer"), compareBtn),
     data.runs.length
-      ? h("table.runs", h("thead", h("tr", ["", "started", "workflow", "status", "latency", "nodes",
-          "tokens", "cost", "run", "error"].map((c) => h("th", c)))), h("tbody", rows))
+      ? h("table.runs", h("thead", h("tr", ["", "question", "status", "route", "workflow · origin", "started · run",
+          "latency", "tokens", "cost", "feedback"].map((c, i) => h(`th${i >= 6 && i <= 8 ? ".num" : ""}`, c)))), h("tbody", rows))
       : h("div.empty", data.workflows.length ? "No runs match these filters."
-        : `No runs recorded yet in ${data.db}. Run a workflow (agentflow run ...) and reload.`));
+        : `No runs recorded yet in ${data.db}. Run a workflow (agentflow run ...) and reload, or pick another database above.`),
+    data.runs.length >= 200 ? h("div.muted.small", "The 200 newest matching runs are shown; search or filter to find older ones.") : null);
+}
+
+function feedbackCell(r) {
+  const up = r.feedback_up || 0, down = r.feedback_down || 0;
+  if (!up && !down) return h("span.muted", "–");
+  return [up ? h("span.fb-up", { title: `${up} thumbs up` }, `👍 ${up}`) : null,
+    down ? h("span.fb-down", { title: `${down} thumbs down` }, `👎 ${down}`) : null];
+}
+
+/** Which trace database this is, and a picker for the others the viewer found. */
+export function dbBar(info) {
+  const others = info.databases.filter((d) => d.id !== info.db.id);
+  const pick = h("select#f-db", { title: "show another trace database",
+    onchange: (e) => {
+      document.cookie = `${info.cookie}=${e.target.value}; path=/; SameSite=Strict`;
+      navigate("/");
+    } },
+  info.databases.map((d) => h("option", { value: d.id, selected: d.id === info.db.id }, d.path + (d.exists ? "" : " (no runs yet)"))));
+  return h("div.db-bar", h("span.muted", "traces from "), h("code#db-path", info.db.path),
+    others.length ? [h("span.muted", ` · ${others.length} other database${others.length > 1 ? "s" : ""} found: `), pick]
+      : h("span.muted.small", " · runs made from another folder are in that folder's .agentflow/traces.db: start agentflow ui there, or pass --db PATH"));
 }

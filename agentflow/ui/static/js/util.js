@@ -46,6 +46,38 @@ export async function api(path) {
   return res.json();
 }
 
+/** POST JSON; the parsed reply, or an Error with the server's detail. */
+export async function post(path, body) {
+  const res = await fetch(path, { method: "POST", body: JSON.stringify(body),
+    headers: { "Content-Type": "application/json", Accept: "application/json" } });
+  if (!res.ok) {
+    let detail = res.statusText;
+    try { detail = (await res.json()).detail || detail; } catch { /* not JSON */ }
+    throw new Error(`${res.status}: ${detail}`);
+  }
+  return res.json();
+}
+
+const OUTCOME_TITLES = {
+  ok: "ok: the run finished and its answer passed its checks (or it has none)",
+  caveat: "caveat: the run finished, but its answer did not pass every check, and says so",
+  abstained: "abstained: the documents did not support an answer, and the run said so",
+  error: "error: the run failed",
+  incomplete: "incomplete: the run stopped before it finished (its process died)",
+  running: "running",
+};
+
+/** A run's outcome: its status refined by the final state's answer_status. */
+export function outcomeBadge(outcome) {
+  return h(`span.badge.st-${outcome}`, { title: OUTCOME_TITLES[outcome] || `status: ${outcome}`,
+    dataset: { outcome } }, outcome);
+}
+
+export function outcomeOf(run) {
+  const st = run.output && typeof run.output === "object" ? run.output.answer_status : null;
+  return run.status === "ok" && (st === "caveat" || st === "abstained") ? st : run.status;
+}
+
 export function fmtDuration(s) {
   if (s === null || s === undefined) return "–";
   if (s < 0.001) return `${(s * 1e6).toFixed(0)} µs`;
