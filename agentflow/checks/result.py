@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentflow.errors import CheckFailed
 
 Severity = Literal["warn", "fail"]
-CheckKind = Literal["citations", "faithfulness", "relevancy", "self_consistency"]
+CheckKind = Literal["citations", "faithfulness", "relevancy", "self_consistency", "attribution"]
 Outcome = Literal["pass", "fail", "warn", "error"]
 
 

@@ -17,18 +17,21 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from agentflow.checks import citations, consistency, ragas
+from agentflow.checks import attribution, citations, consistency, ragas
 from agentflow.checks.abstention import judge_abstention
 from agentflow.checks.judge import Judge
 from agentflow.checks.result import AbstentionPolicy, CheckKind, CheckResult, Severity
 from agentflow.checks.text import cited_numbers, is_abstention
 from agentflow.documents import Chunk
+from agentflow.errors import ModelError
+from agentflow.models.logprobs import RouterScorer
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "citations": citations.DEFAULT_THRESHOLD,
     "faithfulness": ragas.FAITHFULNESS_THRESHOLD,
     "relevancy": ragas.RELEVANCY_THRESHOLD,
     "self_consistency": consistency.DEFAULT_THRESHOLD,
+    "attribution": attribution.DEFAULT_THRESHOLD,
 }
 """Thresholds when none is given (relevancy with the offline judge: ``OFFLINE_THRESHOLD``)."""
 
@@ -55,12 +58,17 @@ async def run_check(
     abstention: AbstentionPolicy = "fail",
     relevancy_questions: int = 3,
     similarity: float = 0.85,
+    ablations: int = attribution.DEFAULT_ABLATIONS,
+    source_unit: attribution.SourceUnit = "chunk",
+    scorer: Any = None,
 ) -> CheckResult:
     """Run the check ``kind`` on an answer; see each check's module for what it measures.
 
     ``samples`` (self_consistency) are the sampled answers; ``answer``, when also given, is
     checked against their majority. Under ``abstention="support"`` an answer that abstains is
     judged instead: right when ``documents`` do not support an answer to ``question``.
+    ``attribution`` scores ``ablations`` ablated contexts with the prompt log-probabilities of the judge's
+    alias (or of ``scorer``, any :class:`~agentflow.models.logprobs.PromptScorer`).
     """
     limit = threshold if threshold is not None else default_threshold(kind, judge)
     label = name or kind
@@ -86,6 +94,16 @@ async def run_check(
         return await consistency.self_consistency(samples, judge, answer=answer or None,
                                                   threshold=limit, severity=severity, name=label,
                                                   similarity=similarity)
+    if kind == "attribution":
+        problem = None
+        if scorer is None:
+            try:
+                scorer = RouterScorer(judge.models, judge.alias)
+            except ModelError as exc:
+                problem = str(exc)
+        return await attribution.check_attribution(
+            answer, documents, scorer, question=question, threshold=limit, severity=severity, name=label,
+            abstention=abstention, ablations=ablations, unit=source_unit, scorer_error=problem)
     raise ValueError(f"unknown check kind {kind!r}; valid: {', '.join(DEFAULT_THRESHOLDS)}")
 
 

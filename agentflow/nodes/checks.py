@@ -29,7 +29,7 @@ Every check leaves a ``check`` span in the trace with its score, verdict, thresh
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -61,7 +61,8 @@ class CheckConfig(NodeConfig):
     """Config of the ``check`` node."""
 
     kind: CheckKind
-    """Which check: citations, faithfulness, relevancy or self_consistency."""
+    """Which check: citations, faithfulness, relevancy, self_consistency or attribution (ContextCite: which
+    documents caused each sentence, from the prompt log-probabilities of ``model``, beside its citations)."""
     name: str | None = None
     """Key of the result in ``output`` and name of its trace span; the kind by default."""
     threshold: float | None = Field(None, ge=0.0, le=1.0)
@@ -96,6 +97,10 @@ class CheckConfig(NodeConfig):
     """relevancy with an LLM judge: how many questions to generate from the answer."""
     similarity: float = Field(0.85, ge=0.0, le=1.0)
     """self_consistency on long answers: cosine similarity at which samples agree."""
+    ablations: int = Field(32, ge=2, le=256)
+    """attribution: random ablations of the documents scored (each one more prompt to score)."""
+    source_unit: Literal["chunk", "sentence"] = "chunk"
+    """attribution: ablate whole ``[DOC n]`` chunks, or each of their sentences."""
     raise_on_fail: bool = False
     """Stop the run with CheckFailed when the check fails with severity fail."""
 
@@ -113,6 +118,7 @@ def _check_reads(cfg: CheckConfig) -> tuple[str, ...]:
         "faithfulness": (cfg.question, cfg.answer, cfg.documents),
         "relevancy": (cfg.question, cfg.answer),
         "self_consistency": (cfg.samples, cfg.answer),
+        "attribution": (cfg.question, cfg.answer, cfg.documents),
     }
     if cfg.abstention == "support" and cfg.kind != "self_consistency":
         fields[cfg.kind] = (cfg.question, cfg.answer, cfg.documents)
@@ -139,7 +145,7 @@ async def check(state: Any, cfg: CheckConfig, ctx: RunContext) -> dict[str, Any]
                   node=ctx.node, claim_threshold=cfg.claim_threshold)
     judged = cfg.abstention == "support" and cfg.kind != "self_consistency"
     documents = (chunks_of(read_state(state, cfg.documents, ctx.node), ctx.node)
-                 if cfg.documents and (judged or cfg.kind in ("citations", "faithfulness"))
+                 if cfg.documents and (judged or cfg.kind in ("citations", "faithfulness", "attribution"))
                  else [])
     samples = None
     if cfg.kind == "self_consistency" and cfg.samples:
@@ -153,7 +159,7 @@ async def check(state: Any, cfg: CheckConfig, ctx: RunContext) -> dict[str, Any]
         question=_text(state, cfg.question, ctx.node) if judged or cfg.kind != "citations" else "",
         documents=documents, samples=samples, threshold=cfg.threshold, severity=cfg.severity,
         name=cfg.name, abstention=cfg.abstention, relevancy_questions=cfg.relevancy_questions,
-        similarity=cfg.similarity,
+        similarity=cfg.similarity, ablations=cfg.ablations, source_unit=cfg.source_unit,
     )
     record_check(ctx.tracer, result, started)
     if cfg.raise_on_fail:
