@@ -6,9 +6,9 @@ The public API is listed in ``__all__``. Names are imported on first use, so tha
 
 from __future__ import annotations
 
-from agentflow._lazy import lazy_exports
-
 from typing import TYPE_CHECKING
+
+from agentflow._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -25,13 +25,14 @@ _EXPORTS: dict[str, str] = {
     "loop": "agentflow.graph.steps",
     "parallel": "agentflow.graph.steps",
     "map": "agentflow.graph.steps",
+    "to_yaml": "agentflow.spec.build",
     # declaring nodes
-    "node": "agentflow.nodes.registry",
-    "NodeConfig": "agentflow.nodes.registry",
-    "NodeType": "agentflow.nodes.registry",
-    "registry": "agentflow.nodes.registry",
-    "RunContext": "agentflow.nodes.context",
-    "Services": "agentflow.nodes.context",
+    "node": "agentflow.graph.registry",
+    "NodeConfig": "agentflow.graph.registry",
+    "NodeType": "agentflow.graph.registry",
+    "registry": "agentflow.graph.registry",
+    "RunContext": "agentflow.graph.context",
+    "Services": "agentflow.graph.context",
     # data
     "Chunk": "agentflow.documents",
     "Example": "agentflow.documents",
@@ -71,9 +72,10 @@ if TYPE_CHECKING:
         RouteError,
         SpecError,
     )
+    from agentflow.graph.context import RunContext, Services
     from agentflow.graph.flow import CompiledFlow, Flow
+    from agentflow.graph.registry import NodeConfig, NodeType, node, registry
     from agentflow.graph.result import LoopOutcome, MapItemError, RunResult, Verdict
     from agentflow.graph.steps import loop, map, parallel, route, sequence
-    from agentflow.nodes.context import RunContext, Services
-    from agentflow.nodes.registry import NodeConfig, NodeType, node, registry
+    from agentflow.spec.build import to_yaml
     from agentflow.tracing.events import Event, EventCollector, TraceHook

@@ -89,10 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     from agentflow.eval import cli as eval_cli
     from agentflow.models import cli as models_cli
     from agentflow.retrieval import cli as ingest_cli
+    from agentflow.serve import cli as node_cli
     from agentflow.tracing import cli as traces_cli
     from agentflow.ui import cli as ui_cli
-
-    from agentflow.serve import cli as node_cli
 
     eval_cli.add_parser(sub)
     ingest_cli.add_parser(sub)
@@ -185,10 +184,6 @@ def _add_schema(sub: Any) -> None:
     p.set_defaults(handler=cmd_schema)
 
 
-def _is_yaml(target: str) -> bool:
-    return target.endswith((".yaml", ".yml"))
-
-
 def load_target(args: argparse.Namespace) -> Any:
     """The Flow of a YAML file or a module:attr, with the user's allowed modules loaded."""
     return load_workflow_or_flow(args)[0]
@@ -198,12 +193,13 @@ def load_workflow_or_flow(args: argparse.Namespace) -> tuple[Any, Any]:
     """``(flow, workflow)``: the workflow is the loaded YAML spec, or None for module:attr."""
     from agentflow.nodes.python import allow_modules
     from agentflow.spec.load import import_allowed, load_workflow
+    from agentflow.spec.targets import is_yaml
 
     allowed = list(getattr(args, "allow_module", []))
     allow_modules(allowed)
     import_allowed(allowed)
     target = getattr(args, "target", None) or args.file
-    if _is_yaml(target):
+    if is_yaml(target):
         workflow = load_workflow(target, overrides=getattr(args, "overrides", []),
                                  profile=getattr(args, "profile", None), check_stores=True,
                                  max_errors=getattr(args, "max_errors", 20))
@@ -319,31 +315,20 @@ def _valid_text(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_flow(target: str) -> Any:
-    """Import ``module:attr`` (relative to the current directory) and return the Flow."""
-    from agentflow.graph.flow import Flow
+    """The Flow of ``module:attr`` (:func:`agentflow.spec.targets.load_flow`); a bad target is a
+    usage error."""
+    from agentflow.errors import InputError
+    from agentflow.spec.targets import load_flow as load
 
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise UsageError(f"expected module:attr, got {target!r} (e.g. examples.hello.flow:flow)")
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise UsageError(f"cannot import module {module_name!r}: {exc}") from None
-    try:
-        obj = getattr(module, attr)
-    except AttributeError:
-        raise UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if callable(obj) and not isinstance(obj, Flow):
-        obj = obj()
-    if not isinstance(obj, Flow):
-        raise UsageError(f"{target} is a {type(obj).__name__}, not an agentflow Flow")
-    return obj
+        return load(target)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agentflow.errors import AgentflowError, ConfigError, GraphBuildError, InputError, SpecError
+    from agentflow.graph.result import to_jsonable
     from agentflow.spec.services import default_services
     from agentflow.tracing import hooks_or_warn
 
@@ -426,26 +411,11 @@ class _Progress:
                   f"{event.data.get('passes')} pass(es)", file=sys.stderr, flush=True)
 
 
-def to_jsonable(value: Any) -> Any:
-    """Pydantic models, dataclasses and tuples to plain JSON values."""
-    if hasattr(value, "model_dump"):
-        return to_jsonable(value.model_dump(mode="json"))
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [to_jsonable(v) for v in value]
-    if hasattr(value, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return to_jsonable(asdict(value))
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
 def _print_state(state: dict[str, Any]) -> None:
     """The final state for a person: the answer first, citations and checks one line each;
     what is empty on this route (no citations on a declined question, say) is left out."""
+    from agentflow.graph.result import to_jsonable
+
     plain = to_jsonable(state)
     if "answer" in plain:
         print(plain["answer"], end="\n\n")

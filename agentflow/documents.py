@@ -6,9 +6,12 @@ prompts, models and checks can consume them without importing each other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from agentflow.errors import ConfigError
 
 
 class Chunk(BaseModel):
@@ -44,3 +47,17 @@ class Example(BaseModel):
     """Optional worked reasoning, shown only when chain-of-thought is on."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Anything else to keep with the example (its source, say)."""
+
+
+def chunks_of(value: Any, node_name: str) -> list[Chunk]:
+    """A state value as a list of chunks (chunks, dicts shaped like them, or plain texts)."""
+    if value is None:
+        return []
+    if isinstance(value, Chunk | Mapping | str):
+        value = [value]
+    try:
+        return [c if isinstance(c, Chunk) else
+                Chunk(id=f"text:{i}", text=c) if isinstance(c, str) else Chunk.model_validate(c)
+                for i, c in enumerate(value)]
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"node {node_name!r}: documents must be a list of chunks: {exc}") from exc

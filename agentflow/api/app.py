@@ -240,7 +240,7 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
 
     @app.get("/workflows/{name}/threads/{thread_id}")
     async def thread(request: Request, name: str, thread_id: str) -> dict[str, Any]:
-        from agentflow.cli import to_jsonable
+        from agentflow.graph.result import to_jsonable
 
         served = served_workflow(request, name)
         check_thread_id(thread_id)
@@ -271,7 +271,7 @@ def sse(kind: str, data: Any) -> str:
 
 def event_dict(event: Any) -> dict[str, Any]:
     """A trace event as JSON (what the stream sends)."""
-    from agentflow.cli import to_jsonable
+    from agentflow.graph.result import to_jsonable
 
     return {"kind": event.kind, "run_id": event.run_id, "span_id": event.span_id,
             "parent_id": event.parent_id, "name": event.name, "step_type": event.step_type,

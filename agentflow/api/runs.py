@@ -194,7 +194,7 @@ class Runner:
 
 
 def success(plan: RunPlan, state: dict[str, Any], started: float) -> Outcome:
-    from agentflow.cli import to_jsonable
+    from agentflow.graph.result import to_jsonable
 
     return Outcome(plan.usage.run_id, plan.served.name, plan.thread_id, plan.turn, plan.variant, "ok",
                    outputs=to_jsonable(plan.served.workflow.outputs_of(state)),

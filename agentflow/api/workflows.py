@@ -20,8 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
-from pydantic import ValidationError, create_model
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    create_model,
+)
 
 from agentflow.errors import ConfigError, known
 
@@ -70,7 +79,7 @@ class ServedWorkflow:
     """The loaded :class:`agentflow.spec.load.Workflow`."""
     inputs_model: type[BaseModel]
     services: Any
-    """The :class:`agentflow.nodes.context.Services` every run of the control variant gets."""
+    """The :class:`agentflow.graph.context.Services` every run of the control variant gets."""
     question: str | None
     history: str | None
     answer: str | None

@@ -35,8 +35,8 @@ from agentflow.eval.results import (
 from agentflow.eval.runner import RunOptions, RunStats, run_items
 from agentflow.eval.setup import Prepared, outputs_of, prepare, route_node
 from agentflow.eval.summary import select, summarize
+from agentflow.graph.context import Services
 from agentflow.graph.flow import Flow
-from agentflow.nodes.context import Services
 from agentflow.redaction import redact
 
 

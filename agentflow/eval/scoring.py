@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentflow.checks import CheckResult, Judge, as_result, is_abstention, run_check
-from agentflow.documents import Chunk
+from agentflow.documents import Chunk, chunks_of
 from agentflow.eval import metrics as m
 from agentflow.eval.formats import Item
-from agentflow.nodes.llm import chunks_of
 
 CITATION_METRICS = ("citation_precision", "citation_recall")
 

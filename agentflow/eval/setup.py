@@ -26,9 +26,9 @@ from typing import Any
 from agentflow.errors import did_you_mean, known
 from agentflow.eval.formats import Dataset, DatasetError
 from agentflow.eval.scoring import Outputs
+from agentflow.graph.context import Services
 from agentflow.graph.flow import Flow
 from agentflow.graph.steps import NodeStep, Step
-from agentflow.nodes.context import Services
 
 CORPORA = Path(".agentflow") / "eval" / "corpora"
 
@@ -204,8 +204,8 @@ async def _services(workflow: Any, dataset: Dataset, *, collection: str, profile
 
 def _python_flow(target: str, dataset: Dataset, *, profile: str | None, route: str | None,
                  answer: str, chunks: str | None, overrides: Sequence[str]) -> Prepared:
-    from agentflow.cli import load_flow
     from agentflow.spec.services import default_services
+    from agentflow.spec.targets import load_flow
 
     if overrides:
         raise DatasetError("--set applies to YAML workflows only; "

@@ -15,11 +15,11 @@ from typing import Any
 
 from agentflow.errors import AgentflowError, GraphBuildError, InputError, NodeError
 from agentflow.graph.compile import Analysis, Builder, UnitInfo, check_flow
+from agentflow.graph.context import Services
 from agentflow.graph.result import RunResult
 from agentflow.graph.runtime import Position, Runtime, current
 from agentflow.graph.state import StateSchema
 from agentflow.graph.steps import NodeStep, Sequence, Step, StepLike, as_step, describe, sequence
-from agentflow.nodes.context import Services
 from agentflow.tracing.events import Event, TraceHook
 
 RECURSION_LIMIT = 100_000
@@ -118,16 +118,6 @@ class Flow:
             structure={"flow": self.name, "description": self.description,
                        "inputs": list(inputs), "steps": describe(self.steps, declared)},
         )
-
-    def to_yaml(self) -> str:
-        """This flow as a YAML workflow (its node types must be registered; see ``agentflow.spec``).
-
-        Loading the YAML gives the same flow: same nodes, configs, shapes and state fields.
-        """
-        from agentflow.spec.build import flow_to_spec  # the YAML view sits above the engine
-        from agentflow.spec.yamlio import dump
-
-        return "# yaml-language-server: $schema=schema.json\n" + dump(flow_to_spec(self))
 
     # run ------------------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, Any] | None = None, /, **options: Any) -> RunResult:

@@ -75,3 +75,21 @@ class RunResult(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.state)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Pydantic models, dataclasses and tuples to plain JSON values (a run's state as printed by
+    ``agentflow run --output json`` and returned by a served workflow)."""
+    if hasattr(value, "model_dump"):
+        return to_jsonable(value.model_dump(mode="json"))
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return to_jsonable(asdict(value))
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

@@ -14,9 +14,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agentflow.graph.context import Services
 from agentflow.graph.result import LoopOutcome, MapItemError, RunResult, Verdict
 from agentflow.graph.state import INTERNAL
-from agentflow.nodes.context import Services
 from agentflow.tracing.events import Event
 
 log = logging.getLogger("agentflow")

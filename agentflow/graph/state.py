@@ -11,6 +11,7 @@ so a resumed run knows which loop pass it was in.
 
 from __future__ import annotations
 
+import operator
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,36 @@ from typing import Annotated, Any, TypedDict, get_type_hints
 from pydantic import BaseModel, ValidationError
 
 from agentflow.errors import InputError, known
+
+
+def merge(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``merge`` reducer: a dict field takes the keys each writer gives, later ones winning."""
+    return {**(a or {}), **(b or {})}
+
+
+def _add_messages(left: Any, right: Any) -> Any:
+    """LangGraph's ``add_messages`` (messages appended, or replaced by id), imported on first
+    use: the engine's own reducer for a chat history."""
+    from langgraph.graph.message import add_messages
+
+    return add_messages(left, right)
+
+
+REDUCERS: dict[str, Callable[[Any, Any], Any]] = {
+    "append": operator.add, "merge": merge, "messages": _add_messages}
+"""The reducers a YAML state field can name."""
+
+
+def reducer_name(fn: Any) -> str | None:
+    """The YAML name of a reducer function, or None where YAML has no name for it."""
+    if fn is operator.add:
+        return "append"
+    if fn is merge:
+        return "merge"
+    if fn is _add_messages or getattr(fn, "__name__", None) == "add_messages":
+        return "messages"
+    return None
+
 
 INTERNAL = "_af"
 """Name of the internal state field (loop passes, route labels, pending map results)."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agentflow.nodes.registry import NodeConfig, NodeType
+from agentflow.graph.registry import NodeConfig, NodeType
 
 OnError = Literal["fail_fast", "continue", "collect"]
 ON_ERROR: tuple[OnError, ...] = ("fail_fast", "continue", "collect")

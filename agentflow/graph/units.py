@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agentflow.errors import NodeError, RouteError
+from agentflow.graph.context import NodeTracer, RunContext
 from agentflow.graph.runtime import Runtime, Scope, current, position
 from agentflow.graph.state import INTERNAL, StateSchema
-from agentflow.graph.steps import Loop, Map, NodeStep, Route
-from agentflow.nodes.context import NodeTracer, RunContext
+from agentflow.graph.steps import Loop, NodeStep, Route
 from agentflow.tracing.events import Event
 
 Unit = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]

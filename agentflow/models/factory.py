@@ -3,7 +3,7 @@
 .. code-block:: python
 
     from agentflow.models import build_router
-    from agentflow.nodes.context import Services
+    from agentflow.graph.context import Services
 
     router = build_router("agentflow.yaml", profile=args.profile, workflow_profile=spec.profile)
     services = Services(models=router, prompts=PromptStore.for_project("."))

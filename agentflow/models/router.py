@@ -46,7 +46,7 @@ DEFAULT_WINDOW = 8192
 
 
 class CallTracer(Protocol):
-    """What the router needs of a tracer: the node tracer of :mod:`agentflow.nodes.context`."""
+    """What the router needs of a tracer: the node tracer of :mod:`agentflow.graph.context`."""
 
     def record(self, kind: Any, name: str, *, data: dict[str, Any] | None = ..., started: float | None = ...,
                status: str | None = ..., error: str | None = ...) -> Any: ...

@@ -1,4 +1,4 @@
-"""Node types: one module per type, registered in :data:`agentflow.nodes.registry.registry`.
+"""Node types: one module per type, registered in :data:`agentflow.graph.registry.registry`.
 
 Built-in types register when :func:`load_builtins` imports their modules (the YAML loader calls
 it), so importing :mod:`agentflow` stays light.

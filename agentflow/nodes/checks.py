@@ -46,12 +46,13 @@ from agentflow.checks.citations import resolve_citations
 from agentflow.checks.consistency import DEFAULT_THRESHOLD as CONSISTENCY_THRESHOLD
 from agentflow.checks.consistency import self_consistency as consistency_check
 from agentflow.checks.result import AbstentionPolicy, CheckResult, CheckVerdict
+from agentflow.documents import chunks_of
 from agentflow.errors import CheckFailed, ConfigError, ModelError
+from agentflow.graph.context import RunContext
+from agentflow.graph.registry import NodeConfig, node
 from agentflow.models.sampling import Sampling
-from agentflow.nodes.context import RunContext
 from agentflow.nodes.generate import GenerateConfig, answer_constraint, instructions_of
-from agentflow.nodes.llm import chunks_of, read_state
-from agentflow.nodes.registry import NodeConfig, node
+from agentflow.nodes.llm import read_state
 from agentflow.prompts.augmented import AugmentedPrompt, assemble
 from agentflow.prompts.examples import select_examples
 from agentflow.prompts.messages import split_reasoning

@@ -34,12 +34,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from agentflow.documents import Chunk
+from agentflow.graph.context import RunContext
+from agentflow.graph.registry import NodeConfig, node
 from agentflow.models.budget import check_fits
 from agentflow.models.sampling import Sampling
 from agentflow.models.types import Label, PromptInputs
-from agentflow.nodes.context import RunContext
 from agentflow.nodes.llm import read_state
-from agentflow.nodes.registry import NodeConfig, node
 
 
 class LabelSpec(BaseModel):

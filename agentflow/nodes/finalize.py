@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from agentflow.checks import is_abstention
-from agentflow.nodes.context import RunContext
+from agentflow.graph.context import RunContext
+from agentflow.graph.registry import NodeConfig, node
 from agentflow.nodes.llm import read_state
-from agentflow.nodes.registry import NodeConfig, node
 
 
 class FinalizeConfig(NodeConfig):

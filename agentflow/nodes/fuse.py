@@ -14,9 +14,10 @@ from typing import Any
 
 from pydantic import Field
 
-from agentflow.nodes.context import RunContext
-from agentflow.nodes.llm import chunks_of, read_state
-from agentflow.nodes.registry import NodeConfig, node
+from agentflow.documents import chunks_of
+from agentflow.graph.context import RunContext
+from agentflow.graph.registry import NodeConfig, node
+from agentflow.nodes.llm import read_state
 
 
 class FuseConfig(NodeConfig):

@@ -26,14 +26,14 @@ from typing import Any
 
 from pydantic import Field
 
-from agentflow.documents import Example
+from agentflow.documents import Example, chunks_of
 from agentflow.errors import ModelError
+from agentflow.graph.context import RunContext
+from agentflow.graph.registry import NodeConfig, node
 from agentflow.models.sampling import Sampling
 from agentflow.models.structured import citation_grammar
 from agentflow.models.types import OutputConstraint, PromptInputs
-from agentflow.nodes.context import RunContext
-from agentflow.nodes.llm import chunks_of, read_state
-from agentflow.nodes.registry import NodeConfig, node
+from agentflow.nodes.llm import read_state
 from agentflow.prompts.augmented import DEFAULT_TEMPLATE, AugmentedPrompt, assemble
 from agentflow.prompts.examples import select_examples
 from agentflow.prompts.messages import split_reasoning

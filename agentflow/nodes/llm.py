@@ -23,13 +23,13 @@ from typing import Any
 
 from pydantic import Field
 
-from agentflow.documents import Chunk
+from agentflow.documents import Chunk, chunks_of
 from agentflow.errors import ConfigError, ModelError, known
+from agentflow.graph.context import RunContext
+from agentflow.graph.registry import NodeConfig, node
 from agentflow.models.budget import check_fits
 from agentflow.models.sampling import Sampling
 from agentflow.models.types import PromptInputs
-from agentflow.nodes.context import RunContext
-from agentflow.nodes.registry import NodeConfig, node
 from agentflow.prompts.messages import split_reasoning
 
 
@@ -62,20 +62,6 @@ def read_state(state: Any, name: str, node_name: str) -> Any:
         f"node {node_name!r} reads the state field {name!r}, which the state does not have; "
         f"fields: {known(fields)}"
     )
-
-
-def chunks_of(value: Any, node_name: str) -> list[Chunk]:
-    """A state value as a list of chunks (chunks, dicts shaped like them, or plain texts)."""
-    if value is None:
-        return []
-    if isinstance(value, Chunk | Mapping | str):
-        value = [value]
-    try:
-        return [c if isinstance(c, Chunk) else
-                Chunk(id=f"text:{i}", text=c) if isinstance(c, str) else Chunk.model_validate(c)
-                for i, c in enumerate(value)]
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"node {node_name!r}: documents must be a list of chunks: {exc}") from exc
 
 
 def _inputs(values: Mapping[str, Any], node_name: str) -> PromptInputs:

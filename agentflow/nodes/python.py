@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from agentflow.errors import ConfigError, NodeError, known
-from agentflow.nodes.context import RunContext
-from agentflow.nodes.registry import NodeConfig, node
+from agentflow.graph.context import RunContext
+from agentflow.graph.registry import NodeConfig, node
 
 _ALLOWED: set[str] = set()
 

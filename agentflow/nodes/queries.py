@@ -16,11 +16,11 @@ from typing import Any
 
 from pydantic import Field
 
+from agentflow.graph.context import RunContext
+from agentflow.graph.registry import NodeConfig, node
 from agentflow.models.sampling import Sampling
 from agentflow.models.types import PromptInputs
-from agentflow.nodes.context import RunContext
 from agentflow.nodes.llm import read_state
-from agentflow.nodes.registry import NodeConfig, node
 
 
 class QueriesConfig(NodeConfig):

@@ -21,8 +21,8 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from agentflow.errors import ConfigError
-from agentflow.nodes.context import RunContext
-from agentflow.nodes.registry import NodeConfig, node
+from agentflow.graph.context import RunContext
+from agentflow.graph.registry import NodeConfig, node
 
 
 class ReplyConfig(NodeConfig):

@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentflow.documents import Chunk
 from agentflow.errors import RetrievalError
-from agentflow.nodes.context import RunContext
-from agentflow.nodes.registry import NodeConfig, node
+from agentflow.graph.context import RunContext
+from agentflow.graph.registry import NodeConfig, node
 
 
 class FieldMatch(BaseModel):

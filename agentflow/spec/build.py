@@ -2,23 +2,21 @@
 
 A spec compiles to exactly the objects the Python API builds (node steps of registered types, the
 four shapes, a Pydantic state model). A Python flow made of registered node types exports back to a
-spec, so ``Flow.to_yaml()`` and loading that YAML give the same flow.
+spec, so :func:`to_yaml` and loading that YAML give the same flow.
 """
 
 from __future__ import annotations
 
-import operator
 import typing
 from typing import Annotated, Any
 
-from langgraph.graph.message import add_messages
 from pydantic import AllowInfNan, BaseModel, create_model
 
 from agentflow.errors import GraphBuildError
 from agentflow.graph.flow import Flow
-from agentflow.graph.state import StateSchema
+from agentflow.graph.registry import NodeRegistry, registry
+from agentflow.graph.state import REDUCERS, StateSchema, reducer_name
 from agentflow.graph.steps import Loop, Map, NodeStep, Parallel, Ref, Route, Sequence, Step
-from agentflow.nodes.registry import NodeRegistry, registry
 from agentflow.spec.model import FieldSpec, LoopStep, MapStep, ParallelBody, ParallelStep, RouteStep
 from agentflow.spec.yamlio import Loc
 
@@ -29,11 +27,6 @@ _CHECKED: dict[str, Any] = {**_TYPES, "number": Annotated[float, AllowInfNan(Fal
 _EMPTY: dict[str, Any] = {"list": list, "object": dict}
 
 
-def _merge(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any]:
-    return {**(a or {}), **(b or {})}
-
-
-_REDUCERS: dict[str, Any] = {"append": operator.add, "merge": _merge, "messages": add_messages}
 
 
 def state_model(name: str, inputs: dict[str, FieldSpec], declared: dict[str, FieldSpec],
@@ -46,7 +39,7 @@ def state_model(name: str, inputs: dict[str, FieldSpec], declared: dict[str, Fie
         # a required input must hold a value of its type: null is no answer to "question"
         annotation = Any if spec.type == "any" else (
             _CHECKED[spec.type] if required else _CHECKED[spec.type] | None)
-        reducer = _REDUCERS.get(spec.reducer)
+        reducer = REDUCERS.get(spec.reducer)
         if reducer is not None:
             annotation = Annotated[annotation, reducer]
         if required:
@@ -135,6 +128,16 @@ def _walk(step: Step) -> typing.Iterator[Step]:
 
 
 # Flow -> spec -----------------------------------------------------------------------------------
+def to_yaml(flow: Flow, reg: NodeRegistry | None = None) -> str:
+    """A flow as a YAML workflow (its node types must be registered, as YAML names them).
+
+    Loading the YAML gives the same flow: same nodes, configs, shapes and state fields.
+    """
+    from agentflow.spec.yamlio import dump
+
+    return "# yaml-language-server: $schema=schema.json\n" + dump(flow_to_spec(flow, reg))
+
+
 def flow_to_spec(flow: Flow, reg: NodeRegistry | None = None) -> dict[str, Any]:
     """The spec (plain data) of a flow made of registered node types."""
     reg = reg or registry
@@ -176,7 +179,7 @@ def _field_spec(schema: StateSchema, name: str, *, as_input: bool) -> dict[str, 
     if kind != "any":
         spec["type"] = kind
     if info.reducer is not None:
-        reducer = {operator.add: "append", _merge: "merge", add_messages: "messages"}.get(info.reducer)
+        reducer = reducer_name(info.reducer)
         if reducer is None:
             raise GraphBuildError(
                 f"field {name!r} has reducer {info.reducer!r}, which YAML cannot name; YAML "

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from agentflow.errors import GraphBuildError, SpecError, SpecErrors, did_you_mean, known
 from agentflow.graph.flow import Flow
-from agentflow.nodes.registry import NodeRegistry, registry
+from agentflow.graph.registry import NodeRegistry, registry
 from agentflow.spec.build import StepBuilder, state_model
 from agentflow.spec.model import SPEC_VERSIONS, STEP_KINDS, WorkflowBase, workflow_model
 from agentflow.spec.yamlio import Located, dotted, load, load_file, safe_load

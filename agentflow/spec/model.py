@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from typing_extensions import TypeAliasType
 
-from agentflow.nodes.registry import NodeRegistry, NodeType, registry
+from agentflow.graph.registry import NodeRegistry, NodeType, registry
 from agentflow.retrieval.chunking import ChunkingConfig
 from agentflow.retrieval.loaders import FieldMap
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agentflow.nodes.context import Services
+from agentflow.graph.context import Services
 
 
 def default_services(

@@ -172,8 +172,8 @@ flow: [attribute]
 
 def test_the_check_node_runs_attribution_in_a_yaml_workflow_and_traces_it(
         smol_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentflow.graph.context import Services
     from agentflow.models.profiles import ModelEntry
-    from agentflow.nodes.context import Services
     from agentflow.prompts import PromptStore
     from agentflow.spec.load import load_workflow
     from agentflow.tracing.events import EventCollector

@@ -15,7 +15,7 @@ FLOWS = textwrap.dedent('''
     from typing import Any
     from pydantic import BaseModel
     import agentflow as af
-    from agentflow.nodes.registry import NodeRegistry
+    from agentflow.graph.registry import NodeRegistry
 
     REG = NodeRegistry()
 

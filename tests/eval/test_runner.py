@@ -14,9 +14,9 @@ from agentflow.eval import RunOptions, compare, evaluate_prepared, load_dataset,
 from agentflow.eval.formats import DatasetError
 from agentflow.eval.results import read_results
 from agentflow.eval.setup import Prepared
+from agentflow.graph.context import Services
 from agentflow.models import build_router
 from agentflow.models.offline import HashingEncoder
-from agentflow.nodes.context import Services
 from agentflow.nodes.python import allow_modules
 from agentflow.spec.load import load_workflow
 from agentflow.spec.services import default_services

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from agentflow.errors import NodeError
+from agentflow.graph.context import Services
 from agentflow.models import ModelEntry, ModelRouter, RetryConfig
-from agentflow.nodes.context import Services
 from agentflow.spec.load import load_workflow
 from agentflow.spec.services import default_services
 from agentflow.testing.models import FakeChatModel

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel
 
 import agentflow as af
-from agentflow.nodes.registry import NodeRegistry
+from agentflow.graph.registry import NodeRegistry
 
 REG = NodeRegistry()
 

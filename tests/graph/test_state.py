@@ -9,7 +9,7 @@ import pytest
 
 import agentflow as af
 from agentflow.errors import InputError
-from agentflow.nodes.registry import NodeRegistry
+from agentflow.graph.registry import NodeRegistry
 
 REG = NodeRegistry()
 

@@ -13,11 +13,11 @@ import agentflow as af
 from agentflow.checks import CheckResult, CheckVerdict, merge_checks
 from agentflow.documents import Chunk
 from agentflow.errors import CheckFailed, GraphBuildError
+from agentflow.graph.context import NodeTracer, RunContext, Services
+from agentflow.graph.registry import NodeConfig, NodeRegistry, node
 from agentflow.models import build_router
 from agentflow.models.offline import HashingEncoder
 from agentflow.nodes.checks import check, self_consistency, verdict
-from agentflow.nodes.context import NodeTracer, RunContext, Services
-from agentflow.nodes.registry import NodeConfig, NodeRegistry, node
 from agentflow.prompts import PromptStore
 from agentflow.testing.models import FakeRouter
 from agentflow.tracing.events import EventCollector
@@ -88,7 +88,7 @@ def test_parallel_checks_merge_and_the_verdict_drives_the_loop_with_feedback() -
     assert ("citations", "fail") in spans and ("faithfulness", "pass") in spans
     cite_span = next(e for e in events.of_kind("check") if e.name == "citations")
     assert {"score", "passed", "threshold", "reason", "details"} <= set(cite_span.data)
-    from agentflow.cli import to_jsonable
+    from agentflow.graph.result import to_jsonable
 
     printed = json.loads(json.dumps(to_jsonable(result.state)))
     assert printed["checks"]["citations"]["passed"] is True and printed["verdict"]["passed"] is True

@@ -10,11 +10,11 @@ from pydantic import BaseModel
 
 from agentflow.errors import GraphBuildError, ModelError
 from agentflow.graph import Flow, route
+from agentflow.graph.context import NodeTracer, RunContext, Services
+from agentflow.graph.registry import NodeRegistry, node
 from agentflow.models import build_router
 from agentflow.models.offline import HashingEncoder
 from agentflow.nodes.classify import ClassifyConfig, classify
-from agentflow.nodes.context import NodeTracer, RunContext, Services
-from agentflow.nodes.registry import NodeRegistry, node
 from agentflow.prompts import PromptStore
 from agentflow.testing.models import FakeChatModel, FakeRouter
 from agentflow.tracing.events import Event

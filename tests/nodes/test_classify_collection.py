@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
+from agentflow.graph.context import NodeTracer, RunContext, Services
 from agentflow.models import build_router
 from agentflow.nodes.classify import ClassifyConfig, classify
-from agentflow.nodes.context import NodeTracer, RunContext, Services
 from agentflow.prompts import PromptStore
 from agentflow.retrieval.catalog import CollectionSpec, ensure_collection, open_retriever
 from agentflow.retrieval.chunking import ChunkingConfig

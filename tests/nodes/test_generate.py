@@ -12,9 +12,9 @@ from pydantic import BaseModel
 from agentflow.documents import Chunk, Example
 from agentflow.errors import ModelError
 from agentflow.graph import Flow
+from agentflow.graph.context import NodeTracer, RunContext, Services
 from agentflow.models import Sampling, build_router
 from agentflow.models.offline import ABSTAIN_TEXT, HashingEncoder
-from agentflow.nodes.context import NodeTracer, RunContext, Services
 from agentflow.nodes.generate import GenerateConfig, generate
 from agentflow.prompts import PromptStore, StaticExampleStore
 from agentflow.testing.models import FakeChatModel, FakeRouter

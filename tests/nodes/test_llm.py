@@ -9,9 +9,9 @@ import pytest
 
 from agentflow.documents import Chunk
 from agentflow.errors import ConfigError, ModelError
+from agentflow.graph.context import NodeTracer, RunContext, Services
 from agentflow.models import build_router
 from agentflow.models.offline import HashingEncoder
-from agentflow.nodes.context import NodeTracer, RunContext, Services
 from agentflow.nodes.llm import LlmConfig, llm
 from agentflow.prompts import PromptStore
 from agentflow.testing.models import FakeChatModel, FakeRouter

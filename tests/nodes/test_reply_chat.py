@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from agentflow.errors import ConfigError, GraphBuildError
+from agentflow.graph.context import NodeTracer, RunContext, Services
 from agentflow.models import build_router
 from agentflow.models.offline import HashingEncoder
 from agentflow.nodes.chat import chat
-from agentflow.nodes.context import NodeTracer, RunContext, Services
 from agentflow.nodes.reply import reply
 from agentflow.prompts import PromptStore
 from agentflow.retrieval.catalog import CollectionSpec

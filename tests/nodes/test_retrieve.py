@@ -10,7 +10,7 @@ from pydantic import BaseModel
 import agentflow as af
 from agentflow.documents import Chunk
 from agentflow.errors import GraphBuildError, RetrievalError
-from agentflow.nodes.context import NodeTracer, RunContext, Services
+from agentflow.graph.context import NodeTracer, RunContext, Services
 from agentflow.nodes.retrieve import RetrieveConfig, retrieve
 from agentflow.testing.retrieval import InMemoryRetriever
 from agentflow.tracing.events import Event

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from agentflow.errors import RetrievalError
-from agentflow.nodes.context import Services
+from agentflow.graph.context import Services
 from agentflow.retrieval.catalog import (
     CollectionSpec,
     ensure_collection,

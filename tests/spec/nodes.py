@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 import agentflow as af
-from agentflow.nodes.registry import NodeRegistry
+from agentflow.graph.registry import NodeRegistry
 
 REG = NodeRegistry()
 

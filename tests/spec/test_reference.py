@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agentflow.graph.registry import registry
 from agentflow.nodes import BUILTINS, load_builtins
-from agentflow.nodes.registry import registry
 from agentflow.spec.model import json_schema
 from agentflow.spec.reference import render_markdown
 

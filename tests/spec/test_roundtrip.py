@@ -60,6 +60,11 @@ def test_a_python_flow_exports_to_yaml_and_loads_back_the_same() -> None:
     assert b.loops["refine"].passes == a.loops["refine"].passes == 2
     # and once more: the reloaded flow exports to the same spec
     assert flow_to_spec(loaded, REG)["flow"] == spec["flow"]
+    # af.to_yaml is the same spec as text, with the schema comment editors read
+    yaml_text = af.to_yaml(flow, REG)
+    assert yaml_text.startswith("# yaml-language-server: $schema=schema.json\n")
+    again = load_workflow("again.yaml", text=yaml_text, reg=REG).flow
+    assert again.compile().structure == flow.compile().structure
 
 
 def test_to_yaml_refuses_what_yaml_cannot_name() -> None:

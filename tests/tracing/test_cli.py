@@ -91,7 +91,7 @@ ECHO_FLOW = textwrap.dedent('''
     from typing import Any
     from pydantic import BaseModel
     import agentflow as af
-    from agentflow.nodes.registry import NodeRegistry
+    from agentflow.graph.registry import NodeRegistry
 
     REG = NodeRegistry()
 

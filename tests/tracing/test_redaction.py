@@ -16,8 +16,8 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentflow.eval import RunOptions, evaluate_prepared, load_dataset, prepared_flow
+from agentflow.graph.context import Services
 from agentflow.models import ChatRequest, ResponseCache
-from agentflow.nodes.context import Services
 from agentflow.redaction import REDACTED, redact, redact_text
 from agentflow.spec.load import load_workflow
 from agentflow.spec.services import default_services

@@ -164,7 +164,7 @@ CRASHING = textwrap.dedent("""
     from typing import Any
     from pydantic import BaseModel
     import agentflow as af
-    from agentflow.nodes.registry import NodeRegistry
+    from agentflow.graph.registry import NodeRegistry
     from agentflow.tracing import SQLiteTraceStore
 
     REG = NodeRegistry()

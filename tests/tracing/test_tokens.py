@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from agentflow.documents import Chunk
 from agentflow.graph import Flow
+from agentflow.graph.context import Services
 from agentflow.models.types import ChatResponse, Usage
-from agentflow.nodes.context import Services
 from agentflow.nodes.generate import generate
 from agentflow.prompts import PromptStore
 from agentflow.testing.models import FakeChatModel, FakeRouter
