@@ -124,3 +124,44 @@ def test_an_adapter_of_another_base_or_an_unknown_name_is_refused_with_the_reaso
     with pytest.raises(ModelLoadError, match="trained on another base"):
         for _ in serve(stories, adapter=bad):
             pass
+
+
+def test_a_profile_alias_names_base_plus_adapter_and_agentflow_starts_that_node(  # type: ignore[no-untyped-def]
+        stories: Path, adapter) -> None:
+    from agentflow.models.managed_node import ManagedNodes
+    from agentflow.models.profiles import ModelsConfig
+
+    root, _, _, unmerged = adapter
+    (root / "stories260K").symlink_to(stories)  # the base, as the project names it
+    config = ModelsConfig.from_project({"profile": "local", "models": {"profiles": {"local": {
+        "aliases": {"large": "local/stories260K+story"}}}}})
+    entry = config.aliases_of("local")["large"][0]
+    assert (entry.model, entry.offline_tasks) == ("hosted_vllm/stories260K+story", ())
+    entry = entry.model_copy(update={"context_window": 512, "api_base": "http://127.0.0.1:9/v1"})  # 512: its window
+    nodes = ManagedNodes()
+    handle = nodes.acquire(entry, project_dir=root)
+    try:
+        text = completion(handle.api_base.removesuffix("/v1"), "stories260K+story", PROMPT)
+    finally:
+        nodes.release(handle)
+    assert text == unmerged
+
+
+def test_the_command_trains_saves_and_says_how_to_serve(  # type: ignore[no-untyped-def]
+        stories: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from agentflow.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "examples.jsonl"
+    data.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in story_examples()))
+    code = main(["tune", "--examples", str(data), "--base", str(stories), "--name", "story", "--max-steps", "6",
+                 "--lr", "5e-3", "--held-out", "0.2", "--eval-generate", "4", "-q"])
+    assert code == 0
+    printed = capsys.readouterr()
+    summary = json.loads(printed.out)
+    assert summary["steps"] == 6 and summary["examples_held_out"] == 8
+    assert summary["last_loss"] < summary["first_loss"]
+    assert "agentflow node serve --model stories260K+story" in printed.err
+    assert (tmp_path / ".agentflow" / "adapters" / "story" / "adapter_model.safetensors").is_file()
+    assert main(["tune", "--examples", str(data), "--dataset", str(data), "--name", "x"]) == 2
+    assert "one source of training data" in capsys.readouterr().err
