@@ -22,6 +22,7 @@ from typing import Any
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUILD, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 USAGE = ("agentflow eval WORKFLOW --dataset PATH --format NAME [options]\n"
+         "       agentflow eval MODEL_ALIAS --dataset PATH --format mcq|halueval_mcq [--scoring S]\n"
          "       agentflow eval compare DIR_A DIR_B [--html FILE]")
 
 
@@ -36,7 +37,8 @@ def add_parser(subparsers: Any) -> None:
         "write DIR/results.jsonl, DIR/metrics.json and DIR/report.html. `agentflow eval compare "
         "DIR_A DIR_B` prints the deltas and writes an HTML compare page.",
         epilog="formats: clapnq, nq_open_oracle, hotpotqa, musique, scifact, clinc150, halueval, "
-        "jsonl (your own data; see docs/how-to/evaluate.md)")
+        "jsonl (your own data; see docs/how-to/evaluate.md); mcq and halueval_mcq score a model alias "
+        "(the first argument) on multiple-choice items (docs/how-to/choose-models.md)")
     p.add_argument("target", metavar="WORKFLOW", help="a YAML workflow or module:attr; or `compare`")
     p.add_argument("dirs", nargs="*", metavar="DIR", help=argparse.SUPPRESS)
     p.add_argument("--dataset", metavar="PATH", help="the set's folder, or a .jsonl file")
@@ -72,6 +74,9 @@ def add_parser(subparsers: Any) -> None:
                    "(default DIR_B/compare.html)")
     p.add_argument("--ui-url", default="http://127.0.0.1:8737",
                    help="trace viewer address the report links to (agentflow ui)")
+    p.add_argument("--scoring", choices=("auto", "loglik", "letter"), default="auto",
+                   help="mcq: each choice's log-likelihood (a model on agentflow's node or vLLM), the "
+                   "letter a chat model answers, or auto (loglik where the server can)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -124,6 +129,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.dataset, args.fmt, split=args.split, limit=args.limit)
     folder = Path(args.out or _default_out(args.target, dataset.format, dataset.split))
+    if dataset.format in ("mcq", "halueval_mcq"):
+        return _evaluate_mcq(args, dataset, folder)
     options = RunOptions(concurrency=args.concurrency, judge=not args.no_judge, recall_ks=ks,
                          retry_errors=args.retry_errors, progress=not args.quiet)
     try:
@@ -150,6 +157,40 @@ def _evaluate(args: argparse.Namespace) -> int:
     _print_summary(outcome.summary, folder)
     items = outcome.summary["items"]
     return EXIT_FAILED if items["finished"] and not items["ok"] else EXIT_OK
+
+
+def _evaluate_mcq(args: argparse.Namespace, dataset: Any, folder: Path) -> int:
+    """Score the model alias ``args.target`` on multiple-choice items; write results.jsonl and metrics.json."""
+    import asyncio
+    import json
+
+    from agentflow.errors import ConfigError, ModelError
+    from agentflow.eval.multiple_choice import score_mcq
+    from agentflow.models import build_router
+
+    router = build_router(profile=args.profile)
+    try:
+        router.check_alias(args.target, where="agentflow eval (a multiple-choice set scores a model alias)")
+        report = asyncio.run(score_mcq(router, args.target, dataset.items, scoring=args.scoring,
+                                       concurrency=args.concurrency))
+    except (ConfigError, ModelError) as exc:
+        print(f"agentflow: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        router.close()
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics = {"format": dataset.format, "split": dataset.split, "alias": args.target, **report.metrics()}
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    with (folder / "results.jsonl").open("w", encoding="utf-8") as out:
+        for row in report.rows():
+            out.write(json.dumps(row) + "\n")
+    low, high = report.interval
+    print(f"{args.target} ({report.model}) on {dataset.format}/{dataset.split}, scored by {report.scoring}: "
+          f"accuracy {report.accuracy:.3f} (95% interval {low:.3f}-{high:.3f}, n={report.items}; chance "
+          f"{report.chance:.3f})" + ("" if report.accuracy_norm is None else
+                                     f", length-normalised {report.accuracy_norm:.3f}"))
+    print(f"metrics: {folder / 'metrics.json'}")
+    return EXIT_OK
 
 
 def _default_out(target: str, fmt: str, split: str) -> Path:
