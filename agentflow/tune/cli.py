@@ -49,6 +49,8 @@ def add_parser(subparsers: Any) -> None:
                         help="what to learn from the dataset (default: from its gold: routes, cited answers, answers)")
     source.add_argument("--offset", type=int, default=0, help="skip the split's first N items (keep them for eval)")
     source.add_argument("--limit", type=_positive, help="take at most N items (after --offset)")
+    source.add_argument("--label-examples", type=int, metavar="N",
+                        help="route: examples per label in the prompt (default all; the classify node must list as many)")
     source.add_argument("--distractors", type=int, default=1,
                         help="rag: passages placed beside each question's gold ones (default 1)")
     source.add_argument("--from-traces", nargs="?", const=".agentflow/traces.db", metavar="DB",
@@ -118,7 +120,8 @@ def _run(args: argparse.Namespace, source: str) -> int:
     described = source
     if source == "dataset":
         examples = dataset_examples(args.dataset, args.fmt, task=args.task, split=args.split, offset=args.offset,
-                                    limit=args.limit, distractors=args.distractors, seed=args.seed)
+                                    limit=args.limit, distractors=args.distractors, seed=args.seed,
+                                    label_examples=args.label_examples)
         described = f"{args.fmt}:{args.dataset}"
     elif source == "from_traces":
         from agentflow.tune.traces import TraceFilter, trace_examples

@@ -197,9 +197,11 @@ def rag_examples(items: Sequence[Any], corpus: Mapping[str, Chunk], *, distracto
 
 def dataset_examples(path: str | Path, fmt: str, *, task: Task | None = None, split: str | None = None,
                      offset: int = 0, limit: int | None = None, distractors: int = 1, seed: int = 0,
-                     root: str | Path = ".") -> list[TrainExample]:
+                     root: str | Path = ".", label_examples: int | None = None) -> list[TrainExample]:
     """Examples from an evaluation format's split (``items[offset:offset+limit]``); the task follows from the
-    gold (routes -> ``route``, answers with a corpus -> ``rag``, answers -> ``qa``) unless given."""
+    gold (routes -> ``route``, answers with a corpus -> ``rag``, answers -> ``qa``) unless given. ``label_examples``
+    keeps that many examples per label in routing prompts (the classify node must then list as many: CLINC150's
+    150 intents with ten examples each take 24k tokens)."""
     from agentflow.eval.formats import get_format, load_dataset
 
     spec = get_format(fmt)
@@ -217,7 +219,9 @@ def dataset_examples(path: str | Path, fmt: str, *, task: Task | None = None, sp
         routing = data.routing
         if routing is None:
             raise TuneError(f"format {fmt!r} brings no labels for its routes; use --classify WORKFLOW")
-        labels = [{"name": n, **d.as_spec(), "passages": []} for n, d in routing.labels.items()]
+        labels = [{"name": n, "description": d.description, "passages": [],
+                   "examples": list(d.examples)[:label_examples] if label_examples is not None else list(d.examples)}
+                  for n, d in routing.labels.items()]
         pairs = [(i.question, i.gold.route) for i in items if i.gold.route]
         return route_examples(pairs, labels, routing.out_of_scope, root=root, ids=[i.id for i in items if i.gold.route])
     if task == "qa":

@@ -58,7 +58,7 @@ def _formats() -> dict[str, Format]:
         Format("musique", "MuSiQue: 2-4 hop questions", ("train",), multihop.load_musique),
         Format("scifact", "SciFact: claims, evidence abstracts (retrieval)", ("dev", "train"),
                scifact.load_scifact),
-        Format("clinc150", "CLINC150: intent routing with out-of-scope", ("val", "test"),
+        Format("clinc150", "CLINC150: intent routing with out-of-scope", ("val", "test", "train"),
                clinc150.load_clinc150),
         Format("halueval", "HaluEval QA: right vs hallucinated answers (checkers)", ("all",),
                halueval.load_halueval),
