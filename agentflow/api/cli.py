@@ -74,8 +74,9 @@ def add_parser(sub: Any) -> None:
                                        "rate with 95% intervals and a two-proportion z-test against the "
                                        "control, latency p50/p95, tokens and cost per run.")
     r.add_argument("experiment", nargs="?", help="the experiment's name (default: the latest one recorded)")
-    r.add_argument("--db", metavar="PATH",
-                   help="trace database (default: $AGENTFLOW_TRACES_DB or .agentflow/traces.db)")
+    r.add_argument("--db", metavar="PATH", action="append", default=[],
+                   help="trace database (default: $AGENTFLOW_TRACES_DB or .agentflow/traces.db); repeat it "
+                        "to report over the stores of several machines together")
     r.add_argument("--control", metavar="VARIANT", help="the variant the others are compared with "
                                                           "(default: 'control', else the first by name)")
     r.add_argument("--format", choices=("text", "json"), default="text")
@@ -196,22 +197,28 @@ def cmd_ab_report(args: argparse.Namespace) -> int:
     from agentflow.tracing.defaults import default_db_path
     from agentflow.tracing.query import TraceNotFoundError, TraceReader
 
-    db = Path(args.db) if args.db else default_db_path()
-    try:
-        reader = TraceReader(db)
-    except TraceNotFoundError as exc:
-        print(f"agentflow: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    with reader:
-        experiment = args.experiment or _latest_experiment(reader)
-        if experiment is None:
-            print(f"agentflow: no A/B test runs in {db}: serve a workflow with an experiment "
-                  "(NAME.ab.yaml beside it) first", file=sys.stderr)
+    paths = [Path(p) for p in args.db] or [default_db_path()]
+    where = ", ".join(str(p) for p in paths)
+    runs: list[Any] = []
+    experiment = args.experiment
+    for db in paths:
+        try:
+            reader = TraceReader(db)
+        except TraceNotFoundError as exc:
+            print(f"agentflow: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        runs = reader.runs(tag=f"experiment={experiment}", limit=10**9, sort="time", descending=False)
-    if not runs:
-        print(f"agentflow: no runs of experiment {experiment!r} in {db}", file=sys.stderr)
+        with reader:
+            experiment = experiment or _latest_experiment(reader)
+            if experiment is not None:
+                runs += reader.runs(tag=f"experiment={experiment}", limit=10**9, sort="time", descending=False)
+    if experiment is None:
+        print(f"agentflow: no A/B test runs in {where}: serve a workflow with an experiment "
+              "(NAME.ab.yaml beside it) first", file=sys.stderr)
         return EXIT_USAGE
+    if not runs:
+        print(f"agentflow: no runs of experiment {experiment!r} in {where}", file=sys.stderr)
+        return EXIT_USAGE
+    runs = list({r.run_id: r for r in runs}.values())  # a store copied twice counts once
     variants = sorted({r.tags.get("variant", "?") for r in runs})
     control = args.control or _first_variant(runs)
     if control not in variants:
