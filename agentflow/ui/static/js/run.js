@@ -169,14 +169,14 @@ function feedbackBox(run) {
   const list = h("div.fb-list");
   const showList = (items) => {
     fill(list, items.length ? items.slice().reverse().map((f) => h("div.fb-item", { dataset: { score: f.score } },
-      h("span", f.score > 0 ? "👍" : "👎"), " ", f.comment ? h("span.fb-comment", f.comment) : h("span.muted", "(no comment)"),
+      h("span", f.score > 0 ? "▲" : "▼"), " ", f.comment ? h("span.fb-comment", f.comment) : h("span.muted", "(no comment)"),
       h("span.muted.small", ` · ${f.source}${f.user_id ? " · " + f.user_id : ""} · ${fmtTime(f.created)}`)))
       : h("div.muted.small", "No feedback yet."));
   };
   const counts = h("span.fb-counts");
   const setCounts = (items) => {
     const up = items.filter((f) => f.score > 0).length, down = items.length - up;
-    counts.textContent = items.length ? `👍 ${up} · 👎 ${down}` : "";
+    counts.textContent = items.length ? `▲ ${up} · ▼ ${down}` : "";
   };
   let items = run.feedback || [];
   showList(items);
@@ -199,8 +199,8 @@ function feedbackBox(run) {
   return h("div.feedback#feedback",
     h("div.fb-head", h("b", "Feedback "), counts),
     h("div.fb-buttons",
-      h("button.fb-btn#fb-up", { type: "button", title: "a good answer", onclick: () => send("up") }, "👍 good"),
-      h("button.fb-btn#fb-down", { type: "button", title: "a bad answer", onclick: () => send("down") }, "👎 bad"),
+      h("button.fb-btn#fb-up", { type: "button", title: "a good answer", onclick: () => send("up") }, "▲ good"),
+      h("button.fb-btn#fb-down", { type: "button", title: "a bad answer", onclick: () => send("down") }, "▼ bad"),
       status),
     comment,
     list);

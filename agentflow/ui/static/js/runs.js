@@ -106,8 +106,8 @@ export async function runsPage(root) {
 function feedbackCell(r) {
   const up = r.feedback_up || 0, down = r.feedback_down || 0;
   if (!up && !down) return h("span.muted", "–");
-  return [up ? h("span.fb-up", { title: `${up} thumbs up` }, `👍 ${up}`) : null,
-    down ? h("span.fb-down", { title: `${down} thumbs down` }, `👎 ${down}`) : null];
+  return [up ? h("span.fb-up", { title: `${up} thumbs up` }, `▲ ${up}`) : null,
+    down ? h("span.fb-down", { title: `${down} thumbs down` }, `▼ ${down}`) : null];
 }
 
 /** Which trace database this is, and a picker for the others the viewer found. */
