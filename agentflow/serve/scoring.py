@@ -11,7 +11,8 @@ logits kept at every position, so it runs apart from the decode loop and its KV-
    (and the ``top`` alternatives), so ``[rows, vocab]`` never exists for a whole batch.
 
 ContextCite's ablations of one context share everything up to the first dropped source, and multiple-choice
-options share their question, so the prefix is usually most of each prompt. The same layer code serves the
+options share their question, so the prefix is usually most of each prompt. A prompt sent twice is scored once
+(64 ablations of four sources hold at most 16 different contexts). The same layer code serves the
 CPU path (:class:`~agentflow.serve.cpu.CpuForward`'s matrices) and the plain PyTorch path (GPU).
 """
 
@@ -185,6 +186,13 @@ def score_prompts(model: LlamaModel, prompts: list[list[int]], *, top: int = 0,
 
     if not prompts or any(not p for p in prompts):
         raise ValueError("every prompt to score needs at least one token")
+    unique: dict[tuple[int, ...], int] = {}
+    for prompt in prompts:
+        unique.setdefault(tuple(prompt), len(unique))
+    if len(unique) < len(prompts):  # the same prompt twice is scored once (ablations of few sources repeat)
+        once = score_prompts(model, [list(p) for p in unique], top=top, max_tokens=max_tokens)
+        rows = [once.prompts[unique[tuple(p)]] for p in prompts]
+        return ScoreResult(rows, once.prefix_tokens, once.forward_passes, once.computed_tokens)
     if model.cpu is not None:
         model.cpu._use_threads(model.cpu.prefill_threads)
     layers = _Layers(model)

@@ -102,7 +102,9 @@ def create_app(node: NodeRuntime) -> FastAPI:
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": [
-            {"id": name, "object": "model", "created": 0, "owned_by": "agentflow", "max_model_len": node.context_len}
+            {"id": name, "object": "model", "created": 0, "owned_by": "agentflow", "max_model_len": node.context_len,
+             "parameters": node.spec.num_parameters, "max_position_embeddings": node.spec.max_position_embeddings,
+             "weights": node.settings.weights}
             for name in node.names
         ]}
 

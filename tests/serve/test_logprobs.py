@@ -71,6 +71,17 @@ def test_a_small_token_budget_splits_suffixes_into_more_passes_with_the_same_sco
         assert [s.logprob for s in a[1:]] == pytest.approx([s.logprob for s in b[1:]], abs=1e-4)
 
 
+def test_a_prompt_sent_twice_is_scored_once(node: Served, tokenizer) -> None:  # type: ignore[no-untyped-def]
+    ids = [tokenizer.encode(p) for p in PROMPTS]
+    model = node.runtime.engine.model  # type: ignore[attr-defined]
+    with torch.inference_mode():
+        once = score_prompts(model, ids)
+        twice = score_prompts(model, ids + ids[::-1])
+    assert twice.computed_tokens == once.computed_tokens
+    assert [[s.logprob for s in p] for p in twice.prompts] == [[s.logprob for s in p] for p in
+                                                                once.prompts + once.prompts[::-1]]
+
+
 def test_echo_with_max_tokens_0_scores_prompts_over_http(node: Served, hf_model, tokenizer) -> None:  # type: ignore[no-untyped-def]
     out = client(node).completions.create(model="stories260K", prompt=PROMPTS, echo=True, logprobs=2, max_tokens=0)
     assert len(out.choices) == len(PROMPTS)
