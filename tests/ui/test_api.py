@@ -232,3 +232,24 @@ def test_evaluations_are_listed_with_their_items_and_compared_with_a_test(viewer
     assert "embedding" in cmp["cache"]["notes"]
     assert cmp["same_items"] == ["overrides: [] → ['nodes.answer.model=large-v2']"]
     assert get(viewer, "/api/evals/nope", 404)["detail"].startswith("no evaluation")
+
+
+def test_the_ui_command_says_which_database_it_shows_and_which_others_it_found(
+        viewer: Viewer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import agentflow.ui.server as server
+
+    served: dict[str, object] = {}
+    monkeypatch.setattr(server, "serve", lambda dbs, **kw: served.update(dbs=dbs, **kw))
+    monkeypatch.chdir(viewer.root)
+    monkeypatch.delenv("AGENTFLOW_TRACES_DB", raising=False)
+    parser = argparse.ArgumentParser()
+    ui_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["ui", "--evals", "elsewhere"])
+    assert args.handler(args) == 0
+    err = capsys.readouterr().err
+    assert f"agentflow traces from {viewer.db.resolve()}: http://127.0.0.1:8737" in err
+    assert f"1 other trace database(s) in the page's picker: {viewer.other_db.resolve()}" in err
+    assert served["discover"] == viewer.root and served["evals"] == ["elsewhere"]
+    args = parser.parse_args(["ui", "--db", str(viewer.root / "none.db")])
+    assert args.handler(args) == 0
+    assert "(no runs yet)" in capsys.readouterr().err
