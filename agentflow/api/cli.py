@@ -47,6 +47,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--checkpoint", metavar="PATH|URL",
                    help="where threads are checkpointed: a SQLite file (default .agentflow/checkpoints.db) or "
                         "postgresql://user:password@host:5432/db")
+    p.add_argument("--no-records", action="store_true",
+                   help="with --checkpoint postgresql://...: do not also record runs and feedback there (the "
+                        "A/B report's data, for machines that do not share a trace store)")
     p.add_argument("--api-key", metavar="KEY",
                    help=f"require 'Authorization: Bearer KEY' on every route (prefer --api-key-env: a key on the "
                         f"command line shows in the process list)")
@@ -74,9 +77,10 @@ def add_parser(sub: Any) -> None:
                                        "rate with 95% intervals and a two-proportion z-test against the "
                                        "control, latency p50/p95, tokens and cost per run.")
     r.add_argument("experiment", nargs="?", help="the experiment's name (default: the latest one recorded)")
-    r.add_argument("--db", metavar="PATH", action="append", default=[],
+    r.add_argument("--db", metavar="PATH|URL", action="append", default=[],
                    help="trace database (default: $AGENTFLOW_TRACES_DB or .agentflow/traces.db); repeat it "
-                        "to report over the stores of several machines together")
+                        "to report over the stores of several machines together; or the postgresql:// URL "
+                        "the servers record runs in (agentflow serve --checkpoint postgresql://...)")
     r.add_argument("--control", metavar="VARIANT", help="the variant the others are compared with "
                                                           "(default: 'control', else the first by name)")
     r.add_argument("--format", choices=("text", "json"), default="text")
@@ -102,7 +106,7 @@ def settings_from(args: argparse.Namespace) -> Any:
         port=args.port, workers=args.workers, checkpoint=args.checkpoint, profile=args.profile,
         overrides=tuple(args.overrides), allow_modules=tuple(args.allow_module),
         experiments=tuple(str(Path(f).resolve()) for f in args.ab), allow_hosts=tuple(args.allow_host),
-        max_request_bytes=args.max_request_bytes, api_key_env=key_env)
+        max_request_bytes=args.max_request_bytes, api_key_env=key_env, records=not args.no_records)
 
 
 def check(settings: Any) -> list[str]:
@@ -158,8 +162,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             from agentflow.api.threads import open_threads
 
             async def setup() -> None:
-                async with open_threads(settings.checkpoint_url, setup=True):
-                    pass
+                async with open_threads(settings.checkpoint_url, setup=True) as threads:
+                    if settings.records:
+                        from agentflow.api.records import Records
+
+                        await Records(threads.pool).setup()
 
             asyncio.run(setup())
     except (GraphBuildError, SpecError) as exc:
@@ -197,11 +204,22 @@ def cmd_ab_report(args: argparse.Namespace) -> int:
     from agentflow.tracing.defaults import default_db_path
     from agentflow.tracing.query import TraceNotFoundError, TraceReader
 
-    paths = [Path(p) for p in args.db] or [default_db_path()]
-    where = ", ".join(str(p) for p in paths)
+    sources = list(args.db) or [str(default_db_path())]
+    where = ", ".join(_redacted(p) for p in sources)
     runs: list[Any] = []
     experiment = args.experiment
-    for db in paths:
+    for source in sources:
+        if source.startswith(("postgresql://", "postgres://")):
+            from agentflow.api.records import read_experiment
+
+            try:
+                experiment, found = read_experiment(source, experiment)
+            except Exception as exc:  # psycopg.OperationalError: say which database, without its password
+                print(f"agentflow: cannot read the records at {_redacted(source)}: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            runs += found
+            continue
+        db = Path(source)
         try:
             reader = TraceReader(db)
         except TraceNotFoundError as exc:
@@ -231,6 +249,12 @@ def cmd_ab_report(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render(report))
     return EXIT_OK
+
+
+def _redacted(source: str) -> str:
+    from agentflow.api.settings import redacted_url
+
+    return redacted_url(source)
 
 
 def _latest_experiment(reader: Any) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from agentflow.api.threads import ThreadError, Threads, check_thread_id, turn_ke
 from agentflow.api.workflows import ServedWorkflow
 from agentflow.errors import AgentflowError, InputError, ModelError
 from agentflow.tracing.events import Event
+
+log = logging.getLogger("agentflow.api")
 
 ORIGIN = "serve"
 DISCONNECTED = "client disconnected"
@@ -72,6 +75,7 @@ class RunPlan:
     turn: int | None
     variant: str | None
     usage: Usage = field(default_factory=Usage)
+    user_id: str | None = None
 
 
 @dataclass
@@ -104,9 +108,20 @@ class Outcome:
 class Runner:
     """Plans and runs the requests of one worker."""
 
-    def __init__(self, threads: Threads | None, hooks: list[Any]) -> None:
+    def __init__(self, threads: Threads | None, hooks: list[Any], records: Any = None) -> None:
         self.threads = threads
         self.hooks = list(hooks)
+        self.records = records
+        """:class:`agentflow.api.records.Records`, or None."""
+
+    async def _record(self, plan: RunPlan, outcome: Outcome) -> Outcome:
+        if self.records is not None:
+            experiment = plan.served.experiment.name if plan.variant and plan.served.experiment else None
+            try:
+                await self.records.add_run(outcome, experiment=experiment, user_id=plan.user_id)
+            except Exception as exc:  # the answer still goes out; the gap is logged
+                log.warning("could not record run %s in PostgreSQL: %s", outcome.run_id, exc)
+        return outcome
 
     @contextlib.asynccontextmanager
     async def plan(self, served: ServedWorkflow, inputs: Mapping[str, Any] | None, *,
@@ -155,7 +170,7 @@ class Runner:
         if thread_id is not None and self.threads is not None:
             options.update(thread_id=turn_key(served.name, thread_id, turn or 1), checkpointer=self.threads.saver,
                            resume=resume)
-        return RunPlan(served, values, options, thread_id, turn, variant, usage)
+        return RunPlan(served, values, options, thread_id, turn, variant, usage, user_id)
 
     async def run(self, plan: RunPlan) -> Outcome:
         """Run to the end; failures become an :class:`Outcome` with an error."""
@@ -163,8 +178,8 @@ class Runner:
         try:
             result = await plan.served.flow.arun(plan.inputs, **plan.options)
         except AgentflowError as exc:
-            return failure(plan, exc, started)
-        return success(plan, result.state, started)
+            return await self._record(plan, failure(plan, exc, started))
+        return await self._record(plan, success(plan, result.state, started))
 
     async def stream(self, plan: RunPlan) -> AsyncIterator[Event | Outcome]:
         """The run's events as they happen, then its :class:`Outcome`. Closing the iterator early (the
@@ -180,9 +195,9 @@ class Runner:
             try:
                 result = task.result()
             except AgentflowError as exc:
-                yield failure(plan, exc, started)
+                yield await self._record(plan, failure(plan, exc, started))
                 return
-            yield success(plan, result.state, started)
+            yield await self._record(plan, success(plan, result.state, started))
         finally:
             if not task.done():
                 task.cancel(DISCONNECTED)

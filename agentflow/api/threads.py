@@ -72,6 +72,11 @@ class Threads:
     def postgres(self) -> bool:
         return self._pool is not None
 
+    @property
+    def pool(self) -> Any:
+        """PostgreSQL's connection pool (None on SQLite)."""
+        return self._pool
+
     async def latest(self, flow: Any, thread_id: str) -> Turn | None:
         """The thread's latest turn, or None for a thread with no run yet."""
         name = flow.name
