@@ -125,3 +125,41 @@ def test_eval_compare_with_a_judge_through_litellm(tmp_path: Path, monkeypatch: 
     saved = json.loads((b / "judge.json").read_text())
     assert saved["position_bias_rate"] == 1.0 and saved["win_rate_b"] == 0.5
     assert [v["outcome"] for v in saved["verdicts"]] == ["tie", "tie"]
+
+
+def test_ratings_from_thumbs_on_served_variants_in_a_real_trace_store(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from pydantic import BaseModel
+
+    from agentflow.graph import Flow
+    from agentflow.nodes.context import Services
+    from agentflow.nodes.generate import generate
+    from agentflow.prompts import PromptStore
+    from agentflow.testing.models import FakeRouter
+    from agentflow.tracing import SQLiteTraceStore, TraceReader
+    from agentflow.tracing.feedback import record_feedback
+
+    class State(BaseModel):
+        question: str
+        chunks: list = []
+        answer: str = ""
+
+    db = tmp_path / "traces.db"
+    flow = Flow("served", state=State, inputs=["question", "chunks"], steps=[generate("answer")])
+    services = Services(models=FakeRouter({"large": FakeChatModel(lambda r: "An answer.")}), prompts=PromptStore())
+    # variant b is liked more often: a up/down/down, b up/up/down
+    for variant, scores in (("a", ["up", "down", "down"]), ("b", ["up", "up", "down"])):
+        for score in scores:
+            store = SQLiteTraceStore(db)
+            result = asyncio.run(flow.arun({"question": "q", "chunks": []}, hooks=[store], services=services,
+                                           tags={"origin": "serve", "variant": variant}))
+            store.close()
+            record_feedback(db, result.run_id, score=score)
+    with TraceReader(db) as reader:
+        games = feedback_games(reader.runs(tag="variant", limit=100))
+    assert sorted(games) == [("a", "b", 0.0), ("a", "b", 0.5), ("a", "b", 0.5)]
+    assert main(["eval", "ratings", "--feedback", "--traces", str(db)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("b ") and lines[2].startswith("a ")
