@@ -3,8 +3,10 @@ it: its items link to their traces, tagged `eval`, and the evaluation records it
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import httpx
@@ -17,7 +19,25 @@ from agentflow.ui.stores import path_id
 from tests.eval.test_runner import QUIET, dataset, prepared
 
 
-async def test_an_evaluation_is_listed_its_items_open_their_traces_and_its_caches_are_recorded(
+def evaluate(*args: object, **kwargs: object) -> None:
+    """Run an evaluation on a thread of its own: Playwright's sync API, used by the browser tests
+    of the same session, may keep an event loop running on this one."""
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            asyncio.run(evaluate_prepared(*args, **kwargs))  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the test's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    if failed:
+        raise failed[0]
+
+
+def test_an_evaluation_is_listed_its_items_open_their_traces_and_its_caches_are_recorded(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     db = tmp_path / "traces.db"
@@ -28,7 +48,7 @@ async def test_an_evaluation_is_listed_its_items_open_their_traces_and_its_cache
         conn.executemany("INSERT INTO vectors VALUES (?, ?)", [(bytes([i]), b"\0") for i in range(7)])
     monkeypatch.setenv("AGENTFLOW_EMBEDDING_CACHE", str(cache))
     out = tmp_path / "evals" / "tiny"
-    await evaluate_prepared(prepared(), dataset(tmp_path), out, options=QUIET)
+    evaluate(prepared(), dataset(tmp_path), out, options=QUIET)
 
     records = {r["id"]: r for r in read_results(out)}
     assert all(r["cache_hits"] == 0 and "model_calls" in r for r in records.values())
@@ -51,12 +71,12 @@ async def test_an_evaluation_is_listed_its_items_open_their_traces_and_its_cache
         assert len(listed_runs) == 5
 
 
-async def test_an_evaluation_without_an_embedding_cache_creates_none(
+def test_an_evaluation_without_an_embedding_cache_creates_none(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AGENTFLOW_TRACES_DB", str(tmp_path / "traces.db"))
     monkeypatch.delenv("AGENTFLOW_EMBEDDING_CACHE", raising=False)
     out = tmp_path / "out"
-    await evaluate_prepared(prepared(), dataset(tmp_path, limit=2), out, options=QUIET)
+    evaluate(prepared(), dataset(tmp_path, limit=2), out, options=QUIET)
     (run,) = json.loads((out / CACHES).read_text())["runs"]
     assert run["embedded"] is None and not (tmp_path / ".agentflow" / "embeddings.db").exists()

@@ -56,8 +56,11 @@ export async function runPage(root, runId) {
           run.output === null ? h("div.muted", "not recorded: the run did not finish")
             : jsonTree(run.output, { open: 1, label: "final state" })))));
   timeline.draw();
+  // the panel opens on the node that answered once the page is drawn: its content is a request
+  // of its own, and a node run a thousand times builds a long menu
+  panel.clear("loading…");
   const first = defaultNode(model);
-  if (first) handlers.onNode(first); else panel.clear();
+  setTimeout(() => { if (first) handlers.onNode(first); else panel.clear(); }, 0);
   renderCitations(run.run_id, { fused: hasFuse(run.graph && run.graph.steps) }).then((section) => {
     if (section) { citations.replaceWith(section); section.highlight(); }
     else citations.remove();

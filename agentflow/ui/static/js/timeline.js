@@ -333,12 +333,12 @@ export function renderTimeline(model, { onSpan } = {}) {
     }
   };
 
-  el.draw = () => { drawOverview(canvas, lanes, t0, total); draw(); };
+  // the lanes first; the overview strip (every span once) right after the page is drawn
+  el.draw = () => { draw(); requestAnimationFrame(() => drawOverview(canvas, lanes, t0, total)); };
   el.laneCount = lanes.length;
   el.setView = (a, b) => { setView(a, b); draw(); };
   el.focusLane = focusLane;
   el.focusSpan = focusSpan;
-  queueMicrotask(draw);
   return el;
 }
 
