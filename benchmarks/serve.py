@@ -68,7 +68,7 @@ def cli_run(question: str, project: Path, sets: list[str]) -> float:
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "agentflow.cli", "run", str(WORKFLOW), "-i", f"question={question}",
                            "-q", *sets], cwd=project, env=_env(project), capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"agentflow run failed:\n{proc.stderr[-2000:]}")
     return time.perf_counter() - started

@@ -33,7 +33,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentflow.api.runs import Outcome, Runner
 from agentflow.api.settings import ServeSettings
 from agentflow.api.threads import ThreadError, check_thread_id, open_threads
-from agentflow.api.workflows import InputsInvalid, ServedWorkflow, check_single_process_stores, load_served
+from agentflow.api.workflows import (
+    InputsInvalid,
+    ServedWorkflow,
+    check_single_process_stores,
+    load_served,
+)
 from agentflow.errors import known
 
 TRACE_WAIT_S = 3.0
@@ -83,7 +88,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from agentflow.tracing.defaults import default_db_path, hooks_or_warn, tracing_enabled
+        from agentflow.tracing.defaults import (
+            default_db_path,
+            hooks_or_warn,
+            tracing_enabled,
+        )
 
         served = await load_served(settings)
         check_single_process_stores(served, settings.workers)

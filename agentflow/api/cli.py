@@ -51,8 +51,8 @@ def add_parser(sub: Any) -> None:
                    help="with --checkpoint postgresql://...: do not also record runs and feedback there (the "
                         "A/B report's data, for machines that do not share a trace store)")
     p.add_argument("--api-key", metavar="KEY",
-                   help=f"require 'Authorization: Bearer KEY' on every route (prefer --api-key-env: a key on the "
-                        f"command line shows in the process list)")
+                   help="require 'Authorization: Bearer KEY' on every route (prefer --api-key-env: a key on the "
+                        "command line shows in the process list)")
     p.add_argument("--api-key-env", metavar="VAR",
                    help=f"read the key from environment variable VAR (default: {KEY_ENV}, when it is set)")
     p.add_argument("--ab", action="append", default=[], metavar="FILE",
@@ -195,6 +195,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     warning = unchecked_warning(settings.host, settings.allow_hosts, "--allow-host")
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    if settings.workers > 1 and not settings.postgres:
+        print("warning: the workers share threads through one SQLite file, which does not keep two workers "
+              "from running one thread at once; for several workers use --checkpoint postgresql://...",
+              file=sys.stderr)
     serve(settings, log_level=args.log_level)
     return EXIT_OK
 
@@ -210,12 +214,12 @@ def cmd_ab_report(args: argparse.Namespace) -> int:
     experiment = args.experiment
     for source in sources:
         if source.startswith(("postgresql://", "postgres://")):
-            from agentflow.api.records import read_experiment
+            from agentflow.api.records import RecordsError, read_experiment
 
             try:
                 experiment, found = read_experiment(source, experiment)
-            except Exception as exc:  # psycopg.OperationalError: say which database, without its password
-                print(f"agentflow: cannot read the records at {_redacted(source)}: {exc}", file=sys.stderr)
+            except RecordsError as exc:
+                print(f"agentflow: {exc}", file=sys.stderr)
                 return EXIT_FAILED
             runs += found
             continue

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentflow.errors import InputError
+from agentflow.errors import AgentflowError, InputError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agentflow_runs (
@@ -47,6 +47,10 @@ CREATE INDEX IF NOT EXISTS agentflow_feedback_by_run ON agentflow_feedback (run_
 
 class UnknownRun(InputError):
     """No served run of that id in the records."""
+
+
+class RecordsError(AgentflowError):
+    """The records' database could not be read or written (psycopg's error, translated)."""
 
 
 @dataclass
@@ -83,6 +87,14 @@ class Records:
         """Record a served run's :class:`agentflow.api.runs.Outcome` (once it has a run id)."""
         if outcome.run_id is None:
             return
+        import psycopg
+
+        try:
+            await self._add_run(outcome, experiment, user_id)
+        except psycopg.Error as exc:
+            raise RecordsError(f"cannot record run {outcome.run_id} in PostgreSQL: {exc}") from exc
+
+    async def _add_run(self, outcome: Any, experiment: str | None, user_id: str | None) -> None:
         async with self.pool.connection() as conn:
             await conn.execute(
                 "INSERT INTO agentflow_runs (run_id, workflow, experiment, variant, thread_id, user_id, status, "
@@ -109,6 +121,17 @@ class Records:
 
 def read_experiment(url: str, experiment: str | None) -> tuple[str | None, list[RunRecord]]:
     """``(experiment, runs)`` from the records at ``url``: the named experiment, else the latest one."""
+    import psycopg
+
+    try:
+        return _read_experiment(url, experiment)
+    except psycopg.Error as exc:
+        from agentflow.api.settings import redacted_url
+
+        raise RecordsError(f"cannot read the records at {redacted_url(url)}: {exc}") from exc
+
+
+def _read_experiment(url: str, experiment: str | None) -> tuple[str | None, list[RunRecord]]:
     import psycopg
     from psycopg.rows import dict_row
 

@@ -117,10 +117,12 @@ class Runner:
     async def _record(self, plan: RunPlan, outcome: Outcome) -> Outcome:
         if self.records is not None:
             experiment = plan.served.experiment.name if plan.variant and plan.served.experiment else None
+            from agentflow.api.records import RecordsError
+
             try:
                 await self.records.add_run(outcome, experiment=experiment, user_id=plan.user_id)
-            except Exception as exc:  # the answer still goes out; the gap is logged
-                log.warning("could not record run %s in PostgreSQL: %s", outcome.run_id, exc)
+            except RecordsError as exc:  # the answer still goes out; the gap is logged
+                log.warning("%s", exc)
         return outcome
 
     @contextlib.asynccontextmanager

@@ -45,10 +45,11 @@ def test_two_workflows_of_one_name_and_an_unset_key_variable_are_refused(
     assert agentflow(["serve", "echo.yaml", "--api-key-env", "AF_TEST_UNSET_KEY"]) == 2
     assert "--api-key-env AF_TEST_UNSET_KEY: that environment variable is not set" in capsys.readouterr().err
     (tmp_path / "echo2.yaml").write_text((tmp_path / "echo.yaml").read_text())
+    import asyncio
+
     from agentflow.api.settings import ServeSettings
     from agentflow.api.workflows import load_served
     from agentflow.errors import ConfigError
-    import asyncio
 
     with pytest.raises(ConfigError, match="two served workflows are named 'echo'"):
         asyncio.run(load_served(ServeSettings(files=(str(tmp_path / "echo.yaml"), str(tmp_path / "echo2.yaml")),
