@@ -43,10 +43,10 @@ class Server:
     """``agentflow serve`` in a process group of its own (so that a kill takes its workers too)."""
 
     def __init__(self, root: Path, url: str, *options: str, wait_s: float = 30.0,
-                 files: tuple[str, ...] = ("echo.yaml", "slow.yaml")) -> None:
+                 files: tuple[str, ...] = ("echo.yaml", "slow.yaml"), env: dict[str, str] | None = None) -> None:
         self.port = _port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "AF_TEST_WAIT_S": str(wait_s)}
+        env = {**os.environ, "AF_TEST_WAIT_S": str(wait_s), **(env or {})}
         env.pop("AGENTFLOW_TRACES_DB", None)
         self.log = root / f"serve-{self.port}.log"
         self.proc = subprocess.Popen(
@@ -148,18 +148,25 @@ def test_a_server_killed_mid_run_loses_nothing_that_was_checkpointed(postgres_ur
 
 def test_machines_without_a_shared_trace_store_share_runs_and_feedback_for_the_ab_report(
         postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from http.server import ThreadingHTTPServer
+
     from agentflow.cli import main as agentflow
     from tests.api.test_variants import EXPERIMENT, TALK
+    from tests.tracing.test_otel import _Collector
 
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)  # both machines export their traces here
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    _Collector.requests.clear()
+    otlp = {"AGENTFLOW_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_address[1]}/v1/traces"}
     roots = []
     for name in ("machine-a", "machine-b"):  # each its own folder: its own SQLite trace store
         root = project(tmp_path / name)
         (root / "talk.yaml").write_text(TALK)
         (root / "talk.ab.yaml").write_text(EXPERIMENT.replace("talk-model", "shared-records"))
         roots.append(root)
-    a = Server(roots[0], postgres_url, files=("talk.yaml",))
+    a = Server(roots[0], postgres_url, files=("talk.yaml",), env=otlp)
     try:
-        b = Server(roots[1], postgres_url, files=("talk.yaml",))
+        b = Server(roots[1], postgres_url, files=("talk.yaml",), env=otlp)
         try:
             ran = [httpx.post(f"{server.url}/workflows/talk/runs", timeout=60,
                               json={"inputs": {"question": "hi"}, "thread_id": f"t{i}"}).json()
@@ -177,6 +184,10 @@ def test_machines_without_a_shared_trace_store_share_runs_and_feedback_for_the_a
             b.stop()
     finally:
         a.stop()
+    collector.shutdown()
+    exported = {s.trace_id.hex() for req in _Collector.requests for rs in req.resource_spans
+                for ss in rs.scope_spans for s in ss.spans}
+    assert {r["run_id"] for r in ran} <= exported  # every run of both machines reached the collector
     assert agentflow(["ab", "report", "shared-records", "--db", postgres_url, "--format", "json"]) == 0
     import json
 
