@@ -235,7 +235,7 @@ def test_the_run_page_leads_with_the_answer_and_highlights_a_quote_across_line_b
     assert "checks 1/2 passed" in summary.inner_text()
     # the panel is not empty before a click: it opens on the node that answered
     page.wait_for_selector("#panel .card.k-model_call")
-    assert page.locator("#panel").get_attribute("data-node") == "answer"
+    assert page.locator("#panel").get_attribute("data-node") == "answer"  # not "check", called later
 
     # the passage as Markdown, the quote marked though it spans two hard-wrapped lines
     page.wait_for_selector("#citations .cite-row[data-highlighted]")
@@ -296,6 +296,10 @@ def test_compare_diffs_inputs_settings_and_state_inline_with_graphs_side_by_side
     assert question.locator(".diff-del").first.inner_text().strip() and question.locator(".diff-ins").first.inner_text().strip()
     setting = page.locator(".config-diff tr[data-setting='answer.model']")
     assert setting.locator("td").all_inner_texts() == ['"small"', '"large"']
+    models = page.locator("table.metrics tr[data-row='models']")
+    assert "changed" in models.get_attribute("class")
+    assert "large → offline/small ×1" in models.locator("td").nth(0).inner_text()
+    assert "large → offline/large ×1" in models.locator("td").nth(1).inner_text()
     status = page.locator("table.state tr[data-field='answer_status']")
     assert status.locator(".diff-del").inner_text() == "caveat" and status.locator(".diff-ins").inner_text() == "passed"
     # unchanged fields fold away
