@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -205,6 +206,15 @@ def test_feedback_is_stored_with_the_run_listed_and_refused_when_malformed(viewe
     listed = next(r for r in get(viewer, "/api/runs")["runs"] if r["run_id"] == run)
     assert listed["feedback_down"] >= 1
     assert get(viewer, f"/api/runs/{run}")["feedback"][-1]["comment"] == "cites the wrong page"
+    # the export carries it, with the run's tags
+    from tracing.demo import traces
+
+    out = viewer.root / "export.jsonl"
+    assert traces("export", run, "--db", str(viewer.db), "-o", str(out)) == 0
+    (exported,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert exported["tags"] == {"origin": "eval"}
+    assert {(f["score"], f["comment"], f["source"]) for f in exported["feedback"]} >= {
+        (-1, "cites the wrong page", "ui")}
     assert "not valid" in httpx.post(url, json={"score": "meh"}).json()["detail"]
     assert httpx.post(url, content="score=up", headers={
         "Content-Type": "application/x-www-form-urlencoded"}).status_code == 415
