@@ -370,3 +370,21 @@ def test_the_static_report_and_compare_page_fit_a_1500_pixel_window(
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 1500, (name, width)
     assert "within noise" in page.content() and "Caches differ" in page.content()
+
+
+def test_the_runs_list_pages_through_older_runs(page: Any, viewer: Viewer) -> None:
+    open_page(page, viewer, "/?limit=3")
+    first = [r.get_attribute("data-run") for r in page.locator("tr.run-row").all()]
+    assert len(first) == 3 and page.locator("#page-range").inner_text() == "runs 1–3"
+    assert page.locator("#newer").is_disabled()
+    page.click("#older")
+    page.wait_for_selector("body[data-ready='1']")
+    second = [r.get_attribute("data-run") for r in page.locator("tr.run-row").all()]
+    assert len(second) == 3 and not set(first) & set(second)
+    assert page.locator("#page-range").inner_text() == "runs 4–6" and "offset=3" in page.url
+    page.click("#older")
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.locator("tr.run-row").count() == 1 and page.locator("#older").is_disabled()
+    page.select_option("#f-status", "ok")  # a new filter starts at the newest
+    page.wait_for_selector("body[data-ready='1']")
+    assert "offset" not in page.url
