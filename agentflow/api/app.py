@@ -235,23 +235,22 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
     async def stream(request: Request, name: str, body: RunRequest) -> StreamingResponse:
         served = served_workflow(request, name)
         runner: Runner = request.app.state.runner
-        # the plan (inputs checked, thread held) is made before the response starts, so a bad request
-        # is an HTTP error, not an event
-        context = runner.plan(served, body.inputs, thread_id=body.thread_id, user_id=body.user_id,
-                              resume=body.resume)
-        plan = await context.__aenter__()
+        # checked before the response starts, so that a bad request is an HTTP error, not an event
+        await runner.check(served, body.inputs, thread_id=body.thread_id, resume=body.resume)
 
         async def events() -> AsyncIterator[str]:
             try:
-                async for item in with_heartbeat(runner.stream(plan), settings.stream_heartbeat_s):
-                    if item is None:
-                        yield ": keep-alive\n\n"
-                    elif isinstance(item, Outcome):
-                        yield sse("end" if item.status == "ok" else "error", item.to_dict())
-                    else:
-                        yield sse(item.kind, event_dict(item))
-            finally:
-                await context.__aexit__(None, None, None)
+                async with runner.plan(served, body.inputs, thread_id=body.thread_id, user_id=body.user_id,
+                                       resume=body.resume) as plan:
+                    async for item in with_heartbeat(runner.stream(plan), settings.stream_heartbeat_s):
+                        if item is None:
+                            yield ": keep-alive\n\n"
+                        elif isinstance(item, Outcome):
+                            yield sse("end" if item.status == "ok" else "error", item.to_dict())
+                        else:
+                            yield sse(item.kind, event_dict(item))
+            except (ThreadError, InputsInvalid) as exc:  # the thread changed since the check
+                yield sse("error", {"status": "error", "error": str(exc), "error_type": "thread_error"})
 
         return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
 

@@ -125,29 +125,39 @@ class Runner:
                 log.warning("%s", exc)
         return outcome
 
+    async def check(self, served: ServedWorkflow, inputs: Mapping[str, Any] | None, *,
+                    thread_id: str | None = None, resume: bool = False) -> dict[str, Any] | None:
+        """What makes a request bad before it runs (inputs, thread id, nothing to resume), raised as
+        :class:`InputsInvalid` or :class:`ThreadError`; returns the checked inputs (None to resume).
+
+        A stream checks first, so that a bad request is an HTTP error rather than an event, and plans
+        inside the response, so that a client gone before the first byte holds no thread."""
+        values = served.validate_inputs(inputs or {}) if not resume else None
+        if thread_id is None:
+            if resume:
+                raise ThreadError("resume needs the thread_id of the failed run", 422)
+            return values
+        check_thread_id(thread_id)
+        if self.threads is None:
+            raise ThreadError("this server keeps no threads (no checkpointer)", 409)
+        if resume:
+            _resumable(thread_id, await self.threads.latest(served.flow, thread_id))
+        return values
+
     @contextlib.asynccontextmanager
     async def plan(self, served: ServedWorkflow, inputs: Mapping[str, Any] | None, *,
                    thread_id: str | None = None, user_id: str | None = None,
                    resume: bool = False) -> AsyncIterator[RunPlan]:
         """The plan of a run, with its thread held for the run's length (one run per thread at a time)."""
-        values = served.validate_inputs(inputs or {}) if not resume else None
-        if thread_id is None:
-            if resume:
-                raise ThreadError("resume needs the thread_id of the failed run", 422)
+        values = await self.check(served, inputs, thread_id=thread_id, resume=resume)
+        if thread_id is None or self.threads is None:
             yield self._plan(served, values, None, None, user_id, resume=False)
             return
-        check_thread_id(thread_id)
-        if self.threads is None:
-            raise ThreadError("this server keeps no threads (no checkpointer)", 409)
         async with self.threads.hold(f"{served.name}/{thread_id}"):
             latest = await self.threads.latest(served.flow, thread_id)
             if resume:
-                if latest is None:
-                    raise ThreadError(f"nothing to resume: thread {thread_id!r} has no run", 404)
-                if latest.finished:
-                    raise ThreadError(f"nothing to resume: the last run of thread {thread_id!r} (turn "
-                                      f"{latest.number}) finished; post new inputs to continue it", 409)
-                yield self._plan(served, None, thread_id, latest.number, user_id, resume=True)
+                turn = _resumable(thread_id, latest)
+                yield self._plan(served, None, thread_id, turn, user_id, resume=True)
                 return
             assert values is not None
             if latest is not None and served.history and served.history not in values:
@@ -208,6 +218,16 @@ class Runner:
                 # message; the run records why it stopped
                 with contextlib.suppress(BaseException):
                     await asyncio.wait({task})
+
+
+def _resumable(thread_id: str, latest: Any) -> int:
+    """The turn to resume; a :class:`ThreadError` when the thread has none that failed."""
+    if latest is None:
+        raise ThreadError(f"nothing to resume: thread {thread_id!r} has no run", 404)
+    if latest.finished:
+        raise ThreadError(f"nothing to resume: the last run of thread {thread_id!r} (turn {latest.number}) "
+                          "finished; post new inputs to continue it", 409)
+    return int(latest.number)
 
 
 def success(plan: RunPlan, state: dict[str, Any], started: float) -> Outcome:
