@@ -165,3 +165,19 @@ def tag_values(conn: sqlite3.Connection) -> dict[str, list[str]]:
             "WHERE n <= 50 ORDER BY key, value"):
         out.setdefault(key, []).append(value)
     return out
+
+
+def feedback_counts(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Thumbs up and down per run, for the runs among ``run_ids`` that have any."""
+    ids = [r for r in dict.fromkeys(run_ids) if r]
+    if not ids or not _has_tables(conn, "feedback"):
+        return {}
+    out: dict[str, tuple[int, int]] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        marks = ", ".join("?" * len(chunk))
+        for run_id, up, down in conn.execute(
+                f"SELECT run_id, SUM(score > 0), SUM(score < 0) FROM feedback "
+                f"WHERE run_id IN ({marks}) GROUP BY run_id", chunk):
+            out[run_id] = (int(up), int(down))
+    return out

@@ -242,6 +242,12 @@ def test_evaluations_are_listed_with_their_items_and_compared_with_a_test(viewer
     assert "embedding" in cmp["cache"]["notes"]
     assert cmp["same_items"] == ["overrides: [] → ['nodes.answer.model=large-v2']"]
     assert get(viewer, "/api/evals/nope", 404)["detail"].startswith("no evaluation")
+    # feedback on an item's run shows with the item, and sums up per evaluation
+    httpx.post(f"{viewer.url}/api/runs/{viewer.ids['caveat']}/feedback", json={"score": "up"})
+    items = {i["id"]: i for i in get(viewer, f"/api/evals/{viewer.evals['baseline']}")["items"]}
+    assert items["q1"]["run_id"] == viewer.ids["caveat"] and items["q1"]["feedback_up"] >= 1
+    cmp = get(viewer, f"/api/evals/compare?a={viewer.evals['baseline']}&b={viewer.evals['warm']}")
+    assert cmp["a"]["feedback"]["up"] >= 1 and cmp["a"]["feedback"]["runs_rated"] >= 1
 
 
 def test_the_ui_command_says_which_database_it_shows_and_which_others_it_found(
