@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agentflow.serve.engine import EngineRequest, StepOutput
 from agentflow.serve.guards import BodyLimit, HostGuard, KeyGuard, allowed_hosts, unchecked_warning
 from agentflow.serve.constrained import CompiledFormat, FormatError
-from agentflow.serve.protocol import ChatRequest, CompletionRequest, InvalidFieldError, error_body
+from agentflow.serve.protocol import ChatRequest, CompletionRequest, InvalidFieldError, TokenizeRequest, error_body
 from agentflow.serve.responses import Echo, Kind, ResponseBuilder
 from agentflow.serve.runtime import NodeRuntime
 from agentflow.serve.scheduler import EngineFailedError, QueueFullError, RequestHandle
@@ -107,6 +107,22 @@ def create_app(node: NodeRuntime) -> FastAPI:
              "weights": node.settings.weights}
             for name in node.names
         ]}
+
+    @app.post("/tokenize")
+    async def tokenize(body: TokenizeRequest) -> dict[str, Any]:
+        """vLLM's ``/tokenize``: the prompt's token ids and count, the chat template applied to messages."""
+        if body.model is not None:
+            check_model(body.model)
+        if body.prompt is not None:
+            tokens = await _encode_prompt(node, body.prompt)
+        else:
+            try:
+                messages = body.rendered_messages()
+                _check_text(node, "messages", "".join(m["content"] for m in messages))
+                tokens = await asyncio.to_thread(node.tokenizer.encode_chat, messages)
+            except (NoChatTemplateError, ValueError) as exc:
+                raise _invalid("messages", str(exc)) from exc
+        return {"count": len(tokens), "max_model_len": node.context_len, "tokens": tokens}
 
     @app.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> Response:
