@@ -110,8 +110,11 @@ def list_runs(reader: TraceReader, conn: sqlite3.Connection, f: RunFilter) -> li
            f"ORDER BY {column} IS NULL, {column} {order}, started DESC LIMIT ? OFFSET ?")
     rows = conn.execute(sql, (*params, f.limit, f.offset)).fetchall()
     out = []
+    summaries = reader.summaries([row[0] for row in rows])
     for run_id, question, answer, route, answer_status, inputs in rows:
-        summary = reader.summary(run_id)
+        summary = summaries.get(run_id)
+        if summary is None:  # deleted between the two queries
+            continue
         outcome = _outcome(summary, answer_status)
         if f.outcome and outcome != f.outcome:
             continue
