@@ -297,8 +297,7 @@ async def _score(node: NodeRuntime, prompts: list[list[int]], texts: list[str], 
     except (RuntimeError, ValueError) as exc:
         raise HTTPError(500, f"scoring the prompt failed: {exc}", kind="server_error") from exc
     node.metrics.record_scored(len(prompts), result.forward_passes)
-    shared = result.prefix_tokens * (len(prompts) - 1)
-    return Echo(texts, result.prompts, shared)
+    return Echo(texts, result.prompts, result.shared_tokens)
 
 
 def echo_only(node: NodeRuntime, body: CompletionRequest, prompts: list[list[int]], echo: Echo) -> dict[str, Any]:
