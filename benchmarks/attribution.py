@@ -20,7 +20,8 @@ the same fixed answer:
 - chance: gold paragraphs / paragraphs.
 
 Cost: prompts scored (forward passes, ContextCite's unit) and seconds per answer; the scoring of 65 prompts is
-timed, and k's share of it is prorated by prompts. ``--quick`` (HotpotQA, 3 items, 2 distractors, one sentence
+timed, and k's share of it is prorated by prompts. ``--sharing`` only times the node's scoring of the same
+65 prompts in process, each alone beside one call (repeats once, the tree of shared prefixes). ``--quick`` (HotpotQA, 3 items, 2 distractors, one sentence
 per paragraph) runs in under 5 minutes on two cores. The last line is JSON: ``attribution_top1``, ``attribution_top2``,
 ``citations_top1``, ``baseline_top1``, ``attribution_top1_minus_baseline`` (k = 64) and
 ``forward_passes_per_answer``.
@@ -168,6 +169,42 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "answer_seconds": round(float(np.mean([r["answer_seconds"] for r in rows])), 2)}
 
 
+def sharing(items: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """The node's scoring of each item's 65 prompts (full context + 64 ablations, with a fixed answer) in
+    process: every prompt alone (no batching, no sharing) beside one call (repeats once, the tree of shared
+    prefixes, batched rests), same model, same prompts, in one run."""
+    import torch
+
+    from agentflow.serve.runtime import NodeSettings, load_node
+    from agentflow.serve.scoring import score_prompts
+
+    node = load_node(NodeSettings(model_dir=Path("smollm2-135m"), device="cpu", max_batch=8, max_len=2048))
+    alone_s = shared_s = 0.0
+    tokens = computed = 0
+    with torch.inference_mode():
+        for item in items:
+            chunks, _ = context_of(item, args.distractors, args.sentences, args.seed)
+            sources = split_sources(chunks)
+            masks = np.vstack([np.ones((1, len(sources)), dtype=bool),
+                               ablation_masks(len(sources), max(KS), seed=args.seed)])
+            answer = f"The answer is in {chunks[0].id} [DOC 1]."
+            prompts = [node.tokenizer.encode(build_prompt(item["question"], sources, list(m)) + " " + answer)
+                       for m in masks]
+            started = time.perf_counter()
+            for p in prompts:
+                score_prompts(node.engine.model, [p])
+            alone_s += time.perf_counter() - started
+            started = time.perf_counter()
+            result = score_prompts(node.engine.model, prompts)
+            shared_s += time.perf_counter() - started
+            tokens += sum(len(p) for p in prompts)
+            computed += result.computed_tokens
+    n = len(items)
+    return {"items": n, "prompts_per_item": max(KS) + 1, "alone_seconds_per_item": round(alone_s / n, 2),
+            "shared_seconds_per_item": round(shared_s / n, 2), "speedup": round(alone_s / shared_s, 2),
+            "prompt_tokens": tokens, "computed_tokens": computed}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -177,6 +214,8 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=None, help="sentences kept of each paragraph (default 2; "
                                                                      "quick 1)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sharing", action="store_true",
+                        help="only time the node's scoring in process: each prompt alone vs one call (no answers)")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     args = parser.parse_args()
     items_n = args.items or (3 if args.quick else 20)
@@ -185,6 +224,9 @@ def main() -> None:
     items = hotpot_items(args.data)[:items_n]
     if not args.quick:
         items += musique_items(args.data)[:items_n]
+    if args.sharing:
+        print(json.dumps({"benchmark": "attribution_scoring", **sharing(items, args)}))
+        return
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="agentflow-attribution-") as tmp:
         out = asyncio.run(run(items, args, Path(tmp)))
