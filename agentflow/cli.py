@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     traces_cli.add_parser(sub)
     ui_cli.add_parser(sub)
     importlib.import_module("agentflow.api.cli").add_parser(sub)  # serve, ab
+    importlib.import_module("agentflow.tune.cli").add_parser(sub)  # tune
     return parser
 
 

@@ -8,6 +8,7 @@
   (SQLite by default, PostgreSQL with ``--checkpoint postgresql://...``);
 - :mod:`agentflow.api.variants`: A/B tests whose variants differ only in their model mapping;
 - :mod:`agentflow.api.abreport`: ``agentflow ab report``, the variants compared with significance;
+- :mod:`agentflow.api.records`: runs and feedback in PostgreSQL too, for machines that share no trace store;
 - :mod:`agentflow.api.server`: uvicorn, in the foreground with K workers or on a thread (tests).
 
 FastAPI and uvicorn come with the ``serve`` extra (``pip install 'agentflow[serve]'``).

@@ -33,7 +33,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentflow.api.runs import Outcome, Runner
 from agentflow.api.settings import ServeSettings
 from agentflow.api.threads import ThreadError, check_thread_id, open_threads
-from agentflow.api.workflows import InputsInvalid, ServedWorkflow, check_single_process_stores, load_served
+from agentflow.api.workflows import (
+    InputsInvalid,
+    ServedWorkflow,
+    check_single_process_stores,
+    load_served,
+)
 from agentflow.errors import known
 
 TRACE_WAIT_S = 3.0
@@ -83,13 +88,25 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from agentflow.tracing.defaults import default_db_path, hooks_or_warn, tracing_enabled
+        from agentflow.tracing.defaults import (
+            default_db_path,
+            hooks_or_warn,
+            tracing_enabled,
+        )
 
         served = await load_served(settings)
         check_single_process_stores(served, settings.workers)
-        async with open_threads(settings.checkpoint_url, setup=settings.extra.get("setup", True)) as threads:
+        setup = settings.extra.get("setup", True)
+        async with open_threads(settings.checkpoint_url, setup=setup) as threads:
+            records = None
+            if threads.postgres and settings.records:
+                from agentflow.api.records import Records
+
+                records = Records(threads.pool)
+                if setup:
+                    await records.setup()
             app.state.served = served
-            app.state.runner = Runner(threads, hooks_or_warn("served runs", settings.root))
+            app.state.runner = Runner(threads, hooks_or_warn("served runs", settings.root), records)
             app.state.traces = default_db_path(settings.root) if tracing_enabled() else None
             try:
                 yield
@@ -218,23 +235,22 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
     async def stream(request: Request, name: str, body: RunRequest) -> StreamingResponse:
         served = served_workflow(request, name)
         runner: Runner = request.app.state.runner
-        # the plan (inputs checked, thread held) is made before the response starts, so a bad request
-        # is an HTTP error, not an event
-        context = runner.plan(served, body.inputs, thread_id=body.thread_id, user_id=body.user_id,
-                              resume=body.resume)
-        plan = await context.__aenter__()
+        # checked before the response starts, so that a bad request is an HTTP error, not an event
+        await runner.check(served, body.inputs, thread_id=body.thread_id, resume=body.resume)
 
         async def events() -> AsyncIterator[str]:
             try:
-                async for item in with_heartbeat(runner.stream(plan), settings.stream_heartbeat_s):
-                    if item is None:
-                        yield ": keep-alive\n\n"
-                    elif isinstance(item, Outcome):
-                        yield sse("end" if item.status == "ok" else "error", item.to_dict())
-                    else:
-                        yield sse(item.kind, event_dict(item))
-            finally:
-                await context.__aexit__(None, None, None)
+                async with runner.plan(served, body.inputs, thread_id=body.thread_id, user_id=body.user_id,
+                                       resume=body.resume) as plan:
+                    async for item in with_heartbeat(runner.stream(plan), settings.stream_heartbeat_s):
+                        if item is None:
+                            yield ": keep-alive\n\n"
+                        elif isinstance(item, Outcome):
+                            yield sse("end" if item.status == "ok" else "error", item.to_dict())
+                        else:
+                            yield sse(item.kind, event_dict(item))
+            except (ThreadError, InputsInvalid) as exc:  # the thread changed since the check
+                yield sse("error", {"status": "error", "error": str(exc), "error_type": "thread_error"})
 
         return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
 
@@ -258,7 +274,10 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
 
     @app.post("/runs/{run_id}/feedback", status_code=201)
     async def feedback(request: Request, run_id: str, body: FeedbackRequest) -> dict[str, Any]:
-        return await asyncio.to_thread(_record_feedback, request.app.state.traces, run_id, body)
+        records = request.app.state.runner.records
+        if records is None:
+            return await asyncio.to_thread(_record_feedback, request.app.state.traces, run_id, body)
+        return await _shared_feedback(request, records, run_id, body)
 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -310,7 +329,7 @@ async def with_heartbeat(items: AsyncIterator[Any], every_s: float) -> AsyncIter
 
 
 # the trace store ------------------------------------------------------------------------------
-def _flushed(db: Any, attempt: Any) -> Any:
+def _flushed(db: Any, attempt: Any, wait_s: float = TRACE_WAIT_S) -> Any:
     """``attempt()``, retried while the run is not in the store yet (its batch is still being written)."""
     from agentflow.tracing.defaults import flush_default_hooks
     from agentflow.tracing.query import TraceNotFoundError
@@ -318,7 +337,7 @@ def _flushed(db: Any, attempt: Any) -> Any:
     if db is None:
         raise ApiError(404, "tracing_off", "tracing is off on this server (AGENTFLOW_TRACES=off): runs "
                                            "are not recorded")
-    deadline = time.monotonic() + TRACE_WAIT_S
+    deadline = time.monotonic() + wait_s
     flushed = False
     while True:
         try:
@@ -344,7 +363,33 @@ def _read_run(db: Any, run_id: str) -> dict[str, Any]:
     return _flushed(db, read)
 
 
-def _record_feedback(db: Any, run_id: str, body: FeedbackRequest) -> dict[str, Any]:
+async def _shared_feedback(request: Request, records: Any, run_id: str, body: FeedbackRequest) -> dict[str, Any]:
+    """Feedback with PostgreSQL records: stored there (whichever machine ran the run), and in this machine's
+    trace store too when the run is in it."""
+    from agentflow.api.records import UnknownRun
+    from agentflow.errors import InputError
+    from agentflow.tracing.feedback import parse_score
+
+    try:
+        score = parse_score(body.score)
+    except InputError as exc:
+        raise ApiError(422, "invalid_feedback", str(exc), param="score") from None
+    try:
+        shared = await records.add_feedback(run_id, score=score, comment=body.comment, user_id=body.user_id,
+                                            source="serve")
+    except UnknownRun:
+        shared = None
+    try:  # another machine's run is not in this store: no waiting for it there
+        local = await asyncio.to_thread(_record_feedback, request.app.state.traces, run_id, body,
+                                        TRACE_WAIT_S if shared is None else 0.0)
+    except ApiError:
+        if shared is None:
+            raise
+        return shared
+    return shared or local
+
+
+def _record_feedback(db: Any, run_id: str, body: FeedbackRequest, wait_s: float = TRACE_WAIT_S) -> dict[str, Any]:
     from agentflow.errors import InputError
     from agentflow.tracing.feedback import record_feedback
     from agentflow.tracing.query import TraceNotFoundError
@@ -354,7 +399,7 @@ def _record_feedback(db: Any, run_id: str, body: FeedbackRequest) -> dict[str, A
                                source="serve").to_dict()
 
     try:
-        return _flushed(db, record)
+        return _flushed(db, record, wait_s)
     except TraceNotFoundError as exc:
         raise ApiError(404, "unknown_run", str(exc)) from None
     except InputError as exc:

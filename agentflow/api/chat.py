@@ -92,23 +92,19 @@ def add_routes(app: FastAPI, settings: ServeSettings) -> None:
             if outcome.status != "ok":
                 return JSONResponse(_error(outcome), outcome.http_status)
             return completion(served, outcome, created)
-        context = runner.plan(served, inputs, user_id=body.user)
-        plan = await context.__aenter__()
+        await runner.check(served, inputs)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-
         ident = f"chatcmpl-{uuid.uuid4().hex}"
 
         async def chunks() -> AsyncIterator[str]:
-            try:
-                yield _data(_chunk(served.name, ident, created, {"role": "assistant", "content": ""}))
+            yield _data(_chunk(served.name, ident, created, {"role": "assistant", "content": ""}))
+            async with runner.plan(served, inputs, user_id=body.user) as plan:
                 async for item in with_heartbeat(runner.stream(plan), settings.stream_heartbeat_s):
                     if isinstance(item, Outcome):
                         for text in _stream_end(served, item, ident, created, include_usage):
                             yield text
                     elif item is None or item.kind.endswith("_finished"):
                         yield ": running\n\n"
-            finally:
-                await context.__aexit__(None, None, None)
 
         return StreamingResponse(chunks(), media_type="text/event-stream", headers=SSE_HEADERS)
 

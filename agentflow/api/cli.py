@@ -47,9 +47,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--checkpoint", metavar="PATH|URL",
                    help="where threads are checkpointed: a SQLite file (default .agentflow/checkpoints.db) or "
                         "postgresql://user:password@host:5432/db")
+    p.add_argument("--no-records", action="store_true",
+                   help="with --checkpoint postgresql://...: do not also record runs and feedback there (the "
+                        "A/B report's data, for machines that do not share a trace store)")
     p.add_argument("--api-key", metavar="KEY",
-                   help=f"require 'Authorization: Bearer KEY' on every route (prefer --api-key-env: a key on the "
-                        f"command line shows in the process list)")
+                   help="require 'Authorization: Bearer KEY' on every route (prefer --api-key-env: a key on the "
+                        "command line shows in the process list)")
     p.add_argument("--api-key-env", metavar="VAR",
                    help=f"read the key from environment variable VAR (default: {KEY_ENV}, when it is set)")
     p.add_argument("--ab", action="append", default=[], metavar="FILE",
@@ -74,8 +77,10 @@ def add_parser(sub: Any) -> None:
                                        "rate with 95% intervals and a two-proportion z-test against the "
                                        "control, latency p50/p95, tokens and cost per run.")
     r.add_argument("experiment", nargs="?", help="the experiment's name (default: the latest one recorded)")
-    r.add_argument("--db", metavar="PATH",
-                   help="trace database (default: $AGENTFLOW_TRACES_DB or .agentflow/traces.db)")
+    r.add_argument("--db", metavar="PATH|URL", action="append", default=[],
+                   help="trace database (default: $AGENTFLOW_TRACES_DB or .agentflow/traces.db); repeat it "
+                        "to report over the stores of several machines together; or the postgresql:// URL "
+                        "the servers record runs in (agentflow serve --checkpoint postgresql://...)")
     r.add_argument("--control", metavar="VARIANT", help="the variant the others are compared with "
                                                           "(default: 'control', else the first by name)")
     r.add_argument("--format", choices=("text", "json"), default="text")
@@ -101,7 +106,7 @@ def settings_from(args: argparse.Namespace) -> Any:
         port=args.port, workers=args.workers, checkpoint=args.checkpoint, profile=args.profile,
         overrides=tuple(args.overrides), allow_modules=tuple(args.allow_module),
         experiments=tuple(str(Path(f).resolve()) for f in args.ab), allow_hosts=tuple(args.allow_host),
-        max_request_bytes=args.max_request_bytes, api_key_env=key_env)
+        max_request_bytes=args.max_request_bytes, api_key_env=key_env, records=not args.no_records)
 
 
 def check(settings: Any) -> list[str]:
@@ -157,8 +162,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             from agentflow.api.threads import open_threads
 
             async def setup() -> None:
-                async with open_threads(settings.checkpoint_url, setup=True):
-                    pass
+                async with open_threads(settings.checkpoint_url, setup=True) as threads:
+                    if settings.records:
+                        from agentflow.api.records import Records
+
+                        await Records(threads.pool).setup()
 
             asyncio.run(setup())
     except (GraphBuildError, SpecError) as exc:
@@ -187,6 +195,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     warning = unchecked_warning(settings.host, settings.allow_hosts, "--allow-host")
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    if settings.workers > 1 and not settings.postgres:
+        print("warning: the workers share threads through one SQLite file, which does not keep two workers "
+              "from running one thread at once; for several workers use --checkpoint postgresql://...",
+              file=sys.stderr)
     serve(settings, log_level=args.log_level)
     return EXIT_OK
 
@@ -196,22 +208,39 @@ def cmd_ab_report(args: argparse.Namespace) -> int:
     from agentflow.tracing.defaults import default_db_path
     from agentflow.tracing.query import TraceNotFoundError, TraceReader
 
-    db = Path(args.db) if args.db else default_db_path()
-    try:
-        reader = TraceReader(db)
-    except TraceNotFoundError as exc:
-        print(f"agentflow: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    with reader:
-        experiment = args.experiment or _latest_experiment(reader)
-        if experiment is None:
-            print(f"agentflow: no A/B test runs in {db}: serve a workflow with an experiment "
-                  "(NAME.ab.yaml beside it) first", file=sys.stderr)
+    sources = list(args.db) or [str(default_db_path())]
+    where = ", ".join(_redacted(p) for p in sources)
+    runs: list[Any] = []
+    experiment = args.experiment
+    for source in sources:
+        if source.startswith(("postgresql://", "postgres://")):
+            from agentflow.api.records import RecordsError, read_experiment
+
+            try:
+                experiment, found = read_experiment(source, experiment)
+            except RecordsError as exc:
+                print(f"agentflow: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            runs += found
+            continue
+        db = Path(source)
+        try:
+            reader = TraceReader(db)
+        except TraceNotFoundError as exc:
+            print(f"agentflow: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        runs = reader.runs(tag=f"experiment={experiment}", limit=10**9, sort="time", descending=False)
-    if not runs:
-        print(f"agentflow: no runs of experiment {experiment!r} in {db}", file=sys.stderr)
+        with reader:
+            experiment = experiment or _latest_experiment(reader)
+            if experiment is not None:
+                runs += reader.runs(tag=f"experiment={experiment}", limit=10**9, sort="time", descending=False)
+    if experiment is None:
+        print(f"agentflow: no A/B test runs in {where}: serve a workflow with an experiment "
+              "(NAME.ab.yaml beside it) first", file=sys.stderr)
         return EXIT_USAGE
+    if not runs:
+        print(f"agentflow: no runs of experiment {experiment!r} in {where}", file=sys.stderr)
+        return EXIT_USAGE
+    runs = list({r.run_id: r for r in runs}.values())  # a store copied twice counts once
     variants = sorted({r.tags.get("variant", "?") for r in runs})
     control = args.control or _first_variant(runs)
     if control not in variants:
@@ -224,6 +253,12 @@ def cmd_ab_report(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render(report))
     return EXIT_OK
+
+
+def _redacted(source: str) -> str:
+    from agentflow.api.settings import redacted_url
+
+    return redacted_url(source)
 
 
 def _latest_experiment(reader: Any) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from agentflow.api.threads import ThreadError, Threads, check_thread_id, turn_ke
 from agentflow.api.workflows import ServedWorkflow
 from agentflow.errors import AgentflowError, InputError, ModelError
 from agentflow.tracing.events import Event
+
+log = logging.getLogger("agentflow.api")
 
 ORIGIN = "serve"
 DISCONNECTED = "client disconnected"
@@ -72,6 +75,7 @@ class RunPlan:
     turn: int | None
     variant: str | None
     usage: Usage = field(default_factory=Usage)
+    user_id: str | None = None
 
 
 @dataclass
@@ -104,33 +108,56 @@ class Outcome:
 class Runner:
     """Plans and runs the requests of one worker."""
 
-    def __init__(self, threads: Threads | None, hooks: list[Any]) -> None:
+    def __init__(self, threads: Threads | None, hooks: list[Any], records: Any = None) -> None:
         self.threads = threads
         self.hooks = list(hooks)
+        self.records = records
+        """:class:`agentflow.api.records.Records`, or None."""
+
+    async def _record(self, plan: RunPlan, outcome: Outcome) -> Outcome:
+        if self.records is not None:
+            experiment = plan.served.experiment.name if plan.variant and plan.served.experiment else None
+            from agentflow.api.records import RecordsError
+
+            try:
+                await self.records.add_run(outcome, experiment=experiment, user_id=plan.user_id)
+            except RecordsError as exc:  # the answer still goes out; the gap is logged
+                log.warning("%s", exc)
+        return outcome
+
+    async def check(self, served: ServedWorkflow, inputs: Mapping[str, Any] | None, *,
+                    thread_id: str | None = None, resume: bool = False) -> dict[str, Any] | None:
+        """What makes a request bad before it runs (inputs, thread id, nothing to resume), raised as
+        :class:`InputsInvalid` or :class:`ThreadError`; returns the checked inputs (None to resume).
+
+        A stream checks first, so that a bad request is an HTTP error rather than an event, and plans
+        inside the response, so that a client gone before the first byte holds no thread."""
+        values = served.validate_inputs(inputs or {}) if not resume else None
+        if thread_id is None:
+            if resume:
+                raise ThreadError("resume needs the thread_id of the failed run", 422)
+            return values
+        check_thread_id(thread_id)
+        if self.threads is None:
+            raise ThreadError("this server keeps no threads (no checkpointer)", 409)
+        if resume:
+            _resumable(thread_id, await self.threads.latest(served.flow, thread_id))
+        return values
 
     @contextlib.asynccontextmanager
     async def plan(self, served: ServedWorkflow, inputs: Mapping[str, Any] | None, *,
                    thread_id: str | None = None, user_id: str | None = None,
                    resume: bool = False) -> AsyncIterator[RunPlan]:
         """The plan of a run, with its thread held for the run's length (one run per thread at a time)."""
-        values = served.validate_inputs(inputs or {}) if not resume else None
-        if thread_id is None:
-            if resume:
-                raise ThreadError("resume needs the thread_id of the failed run", 422)
+        values = await self.check(served, inputs, thread_id=thread_id, resume=resume)
+        if thread_id is None or self.threads is None:
             yield self._plan(served, values, None, None, user_id, resume=False)
             return
-        check_thread_id(thread_id)
-        if self.threads is None:
-            raise ThreadError("this server keeps no threads (no checkpointer)", 409)
         async with self.threads.hold(f"{served.name}/{thread_id}"):
             latest = await self.threads.latest(served.flow, thread_id)
             if resume:
-                if latest is None:
-                    raise ThreadError(f"nothing to resume: thread {thread_id!r} has no run", 404)
-                if latest.finished:
-                    raise ThreadError(f"nothing to resume: the last run of thread {thread_id!r} (turn "
-                                      f"{latest.number}) finished; post new inputs to continue it", 409)
-                yield self._plan(served, None, thread_id, latest.number, user_id, resume=True)
+                turn = _resumable(thread_id, latest)
+                yield self._plan(served, None, thread_id, turn, user_id, resume=True)
                 return
             assert values is not None
             if latest is not None and served.history and served.history not in values:
@@ -155,7 +182,7 @@ class Runner:
         if thread_id is not None and self.threads is not None:
             options.update(thread_id=turn_key(served.name, thread_id, turn or 1), checkpointer=self.threads.saver,
                            resume=resume)
-        return RunPlan(served, values, options, thread_id, turn, variant, usage)
+        return RunPlan(served, values, options, thread_id, turn, variant, usage, user_id)
 
     async def run(self, plan: RunPlan) -> Outcome:
         """Run to the end; failures become an :class:`Outcome` with an error."""
@@ -163,8 +190,8 @@ class Runner:
         try:
             result = await plan.served.flow.arun(plan.inputs, **plan.options)
         except AgentflowError as exc:
-            return failure(plan, exc, started)
-        return success(plan, result.state, started)
+            return await self._record(plan, failure(plan, exc, started))
+        return await self._record(plan, success(plan, result.state, started))
 
     async def stream(self, plan: RunPlan) -> AsyncIterator[Event | Outcome]:
         """The run's events as they happen, then its :class:`Outcome`. Closing the iterator early (the
@@ -180,9 +207,9 @@ class Runner:
             try:
                 result = task.result()
             except AgentflowError as exc:
-                yield failure(plan, exc, started)
+                yield await self._record(plan, failure(plan, exc, started))
                 return
-            yield success(plan, result.state, started)
+            yield await self._record(plan, success(plan, result.state, started))
         finally:
             if not task.done():
                 task.cancel(DISCONNECTED)
@@ -191,6 +218,16 @@ class Runner:
                 # message; the run records why it stopped
                 with contextlib.suppress(BaseException):
                     await asyncio.wait({task})
+
+
+def _resumable(thread_id: str, latest: Any) -> int:
+    """The turn to resume; a :class:`ThreadError` when the thread has none that failed."""
+    if latest is None:
+        raise ThreadError(f"nothing to resume: thread {thread_id!r} has no run", 404)
+    if latest.finished:
+        raise ThreadError(f"nothing to resume: the last run of thread {thread_id!r} (turn {latest.number}) "
+                          "finished; post new inputs to continue it", 409)
+    return int(latest.number)
 
 
 def success(plan: RunPlan, state: dict[str, Any], started: float) -> Outcome:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -68,8 +67,8 @@ class ServerThread:
         self._server.should_exit = True
         self._thread.join(30)
 
-    def __enter__(self) -> ServerThread:
+    def __enter__(self) -> ServerThread:  # noqa: PYI034 (the started server, as start() returns it)
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -44,6 +44,9 @@ class ServeSettings:
     max_request_bytes: int = DEFAULT_MAX_BYTES
     api_key_env: str | None = None
     """The environment variable that holds the API key; no key is checked when None or unset."""
+    records: bool = True
+    """With PostgreSQL checkpoints, also record every served run and rating there (see
+    :mod:`agentflow.api.records`): for machines that do not share one trace store."""
     stream_heartbeat_s: float = 15.0
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,11 @@ class Threads:
     @property
     def postgres(self) -> bool:
         return self._pool is not None
+
+    @property
+    def pool(self) -> Any:
+        """PostgreSQL's connection pool (None on SQLite)."""
+        return self._pool
 
     async def latest(self, flow: Any, thread_id: str) -> Turn | None:
         """The thread's latest turn, or None for a thread with no run yet."""
@@ -140,7 +146,7 @@ async def open_threads(location: str, *, setup: bool = True) -> AsyncIterator[Th
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(str(path), timeout=30)
-    except (OSError, Exception) as exc:  # aiosqlite raises sqlite3.Error subclasses
+    except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"cannot open the checkpoint database {str(path)!r}: {exc}") from exc
     try:
         saver = AsyncSqliteSaver(conn)
@@ -153,9 +159,10 @@ async def open_threads(location: str, *, setup: bool = True) -> AsyncIterator[Th
 @contextlib.asynccontextmanager
 async def _postgres(url: str, *, setup: bool) -> AsyncIterator[Threads]:
     try:
+        import psycopg
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         from psycopg.rows import dict_row
-        from psycopg_pool import AsyncConnectionPool
+        from psycopg_pool import AsyncConnectionPool, PoolTimeout
     except ImportError as exc:
         raise ConfigError(f"--checkpoint postgresql://... needs the serve extra ({exc.name} is missing): "
                           "pip install 'agentflow[serve]'") from None
@@ -165,7 +172,7 @@ async def _postgres(url: str, *, setup: bool) -> AsyncIterator[Threads]:
                                kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
     try:
         await pool.open(wait=True, timeout=15)
-    except Exception as exc:  # psycopg_pool.PoolTimeout, psycopg.OperationalError
+    except (PoolTimeout, psycopg.Error) as exc:
         await pool.close()
         raise ConfigError(f"cannot connect to the checkpoint database {redacted_url(url)}: {exc}") from None
     try:

@@ -172,7 +172,11 @@ def _variant_services(served: Any, settings: Any, name: str, variant: VariantSpe
                       source: str) -> tuple[Any, str]:
     """The control's services with this variant's model router, and the variant's profile name."""
     from agentflow.models import build_router
-    from agentflow.models.profiles import ProfileConfig, load_models_config, resolve_profile
+    from agentflow.models.profiles import (
+        ProfileConfig,
+        load_models_config,
+        resolve_profile,
+    )
 
     root = Path(settings.root)
     config = load_models_config(root / "agentflow.yaml")

@@ -282,6 +282,20 @@ async def attribute(
     started = time.perf_counter()
     scored = await scorer.score(prompts)
     seconds = time.perf_counter() - started
+    return fit_attribution(answer, sources, masks, scored, seconds=seconds, top_k=top_k, min_weight=min_weight,
+                           model=getattr(scorer, "name", type(scorer).__name__))
+
+
+def fit_attribution(
+    answer: str, sources: Sequence[Source], masks: np.ndarray, scored: Sequence[ScoredPrompt], *,
+    seconds: float = 0.0, top_k: int = 3, min_weight: float = MIN_WEIGHT, model: str = "",
+) -> Attribution:
+    """The surrogates from scored prompts: ``scored[0]`` the full context, ``scored[1:]`` the ablations of
+    ``masks`` in order (the first ``k`` masks of a larger seeded set are the ``k``-ablation run's masks, so one
+    scoring of 64 ablations also gives the fits for 16 and 32)."""
+    if len(scored) != len(masks) + 1:
+        raise ValueError(f"expected {len(masks) + 1} scored prompts (the full context and each ablation), got "
+                         f"{len(scored)}")
     spans = _spans(answer)
     rows = []
     counts: list[int] = []
@@ -300,8 +314,8 @@ async def attribute(
     weights, _ = fit_surrogate(masks, logit_of(table[1:].sum(axis=1)), max(counts[0], 1))
     cited_all = sorted({d for s in sentences for d in s.cited})
     whole = _attribution_of(-1, answer, 0, len(answer), cited_all, weights, sources, counts[0], top_k, min_weight)
-    return Attribution(answer, sources, sentences, whole, ablations, len(prompts), seconds,
-                       float(table[0].sum()), getattr(scorer, "name", type(scorer).__name__))
+    return Attribution(answer, list(sources), sentences, whole, len(masks), len(scored), seconds,
+                       float(table[0].sum()), model)
 
 
 def scores_of(result: Attribution, min_weight: float = MIN_WEIGHT) -> tuple[float, float, int, int]:

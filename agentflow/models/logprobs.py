@@ -83,8 +83,8 @@ class RouterScorer:
         entry = self.routed.entry
         if entry.serve is not None:
             await start_node(self.routed.model)
-        client = getattr(self.routed.model, "_model", None)  # a managed node's client knows where it runs
-        api_base = client.entry.api_base if client is not None else entry.api_base
+        node = getattr(self.routed.model, "node", None)  # a managed node runs where it was found or started
+        api_base = node.api_base if node is not None else entry.api_base
         kwargs: dict[str, Any] = {"model": entry.model, "prompt": list(prompts), "echo": True, "logprobs": 0,
                                   "max_tokens": 0, "temperature": 0.0, "timeout": self.timeout_s}
         if api_base:

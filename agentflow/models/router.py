@@ -199,7 +199,20 @@ class ModelRouter:
     def _count(self, alias: str, messages: list[Message]) -> int | None:
         if alias in self._given:  # test doubles and custom backends: the estimate
             return None
+        chain = self._chains.get(alias)
+        counter = getattr(chain[0].model, "count_tokens", None) if chain else None
+        if counter is not None:  # a model that counts with its server's own tokenizer
+            counted = counter(messages)
+            if counted is not None:
+                return int(counted)
         return self.backends.count_tokens(self._entries[alias][0], messages)
+
+    async def ready(self, alias: str) -> None:
+        """Find or start the model nodes of ``alias`` (as its first call would), so that what
+        is counted before the call is counted by their own tokenizer."""
+        for routed in self.chain(alias):
+            if routed.entry.serve is not None:
+                await start_node(routed.model)
 
     # -- calls -----------------------------------------------------------------------------
 

@@ -289,6 +289,7 @@ async def self_consistency(state: Any, cfg: SelfConsistencyConfig, ctx: RunConte
     prompt = AugmentedPrompt(query=query, documents=documents, history=history, examples=examples,
                              instructions=instructions_of(state, cfg, ctx.node),
                              chain_of_thought=cfg.chain_of_thought, template=cfg.prompt)
+    await ctx.models.ready(cfg.model)  # a node started now counts the prompt's tokens
     messages, inputs, _report = assemble(prompt, ctx.prompts, ctx.models, cfg.model,
                                          cfg.sampling, history_share=cfg.history_share)
     raw, how = await sample_answers(ctx.models, cfg.model, messages, n=cfg.n,

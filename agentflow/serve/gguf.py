@@ -16,6 +16,7 @@ converter (:meth:`agentflow.serve.tokenizer.Tokenizer.load_gguf`), the reference
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
     from gguf import GGMLQuantizationType
+
+    from agentflow.serve.adapter import LoraAdapter
 
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = ("llama", "qwen2")
 """``general.architecture`` values the engine runs: Llama 1/2/3 (and Mistral, SmolLM2, TinyLlama, which llama.cpp
@@ -307,11 +310,11 @@ class GGUFModel:
             if t.tensor_type.name not in types:
                 raise ModelLoadError(self._type_error(name))
 
-    def weights(self, spec: LlamaSpec, *, device: torch.device, dtype: torch.dtype) -> LlamaWeights:
-        """Dequantize every tensor (one at a time) into the engine's fused layout."""
+    def hf_tensors(self, spec: LlamaSpec) -> tuple[Callable[[str], torch.Tensor], Callable[[str], bool]]:
+        """A getter of fp32 tensors by HuggingFace name (dequantized, q/k rows unpermuted) and a membership test:
+        what the engine fuses, and what ``agentflow tune`` builds a trainable model from."""
         import torch
 
-        self.check(spec)
         to_gguf = {hf: g for g, hf in tensor_names(spec.num_layers).items()}
         by_hf = {hf: g for hf, g in to_gguf.items() if g in self.tensors}
         permuted = self.architecture in PERMUTED_ARCHITECTURES
@@ -325,5 +328,12 @@ class GGUFModel:
                 w = unpermute(w, spec.num_heads if ".attn_q." in name else spec.num_kv_heads)
             return torch.from_numpy(w.copy())
 
-        return from_state_dict(spec, get, has=by_hf.__contains__, device=device, dtype=dtype)
+        return get, by_hf.__contains__
+
+    def weights(self, spec: LlamaSpec, *, device: torch.device, dtype: torch.dtype,
+                adapter: LoraAdapter | None = None) -> LlamaWeights:
+        """Dequantize every tensor (one at a time) into the engine's fused layout, merging ``adapter``."""
+        self.check(spec)
+        get, has = self.hf_tensors(spec)
+        return from_state_dict(spec, get, has=has, device=device, dtype=dtype, adapter=adapter)
 

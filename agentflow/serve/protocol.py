@@ -226,6 +226,27 @@ class ChatRequest(_Body):
         return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in self.messages]
 
 
+class TokenizeRequest(BaseModel):
+    """Body of ``POST /tokenize`` (vLLM's): the tokens of a completion prompt, or of chat messages as the chat
+    template renders them for generation: what a client counts to fit a prompt in the context."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str | None = None
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> TokenizeRequest:
+        if (self.prompt is None) == (self.messages is None):
+            raise InvalidFieldError("prompt", "give either prompt (a string) or messages (a chat), not both or none")
+        return self
+
+    def rendered_messages(self) -> list[dict[str, str]]:
+        """Messages as the chat template expects them."""
+        return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+                for m in self.messages or ()]
+
+
 _FORMAT_KINDS = ("text", "json_object", "json_schema", "regex", "grammar")
 _STRUCTURED_KEYS = ("json", "regex", "choice", "grammar")
 

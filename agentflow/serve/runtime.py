@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from agentflow.serve.adapter import LoraAdapter, load_adapter, resolve_adapter, split_model_ref
 from agentflow.serve.config import LlamaSpec, ModelLoadError, load_spec
 from agentflow.serve.cpu import WEIGHT_FORMATS, WeightFormat
 from agentflow.serve.engine import Engine, EngineConfig
@@ -51,6 +52,9 @@ class NodeSettings:
     """Largest request body accepted; larger ones get 413 before they are parsed."""
     allow_hosts: tuple[str, ...] = ()
     """Host header names accepted besides loopback (see :func:`agentflow.serve.guards.allowed_hosts`)."""
+    adapter: Path | None = None
+    """A LoRA adapter folder (or the name of one under ``.agentflow/adapters/``) merged into the weights at load;
+    ``model_dir`` may name one too, as ``BASE+ADAPTER`` (see :mod:`agentflow.serve.adapter`)."""
 
 
 @dataclass
@@ -131,6 +135,21 @@ def locate_model(model: Path) -> ModelSource:
     )
 
 
+def locate_with_adapter(model: Path, adapter: Path | None) -> tuple[ModelSource, LoraAdapter | None]:
+    """The base model and the adapter to merge: ``--adapter``, or the ``+ADAPTER`` of ``BASE+ADAPTER``; the
+    model's name becomes ``BASE+ADAPTER`` (the adapter folder's name)."""
+    ref: str | Path | None = adapter
+    if not model.exists() and adapter is None:
+        base, named = split_model_ref(str(model))
+        if named is not None:
+            model, ref = Path(base), named
+    source = locate_model(model)
+    if ref is None:
+        return source, None
+    loaded = load_adapter(resolve_adapter(ref))
+    return ModelSource(f"{source.name}+{loaded.name}", source.path, source.gguf), loaded
+
+
 def default_max_len(spec: LlamaSpec, *, max_batch: int, device: str, dtype_bytes: int) -> int:
     """The model's context, cut on a CPU so the KV cache of ``max_batch`` slots fits :data:`CPU_KV_BUDGET`.
 
@@ -147,7 +166,7 @@ def load_node(settings: NodeSettings) -> NodeRuntime:
     """Load the model ``settings.model_dir`` names and build its engine (the scheduler is not started yet)."""
     import torch
 
-    source = locate_model(settings.model_dir)
+    source, adapter = locate_with_adapter(settings.model_dir, settings.adapter)
     device = resolve_device(settings.device)
     if settings.weights not in WEIGHT_FORMATS:
         raise ValueError(f"weights {settings.weights!r} is not valid; valid: {', '.join(WEIGHT_FORMATS)}")
@@ -160,11 +179,11 @@ def load_node(settings: NodeSettings) -> NodeRuntime:
         gguf_model = GGUFModel(source.path)
         spec = gguf_model.spec()
         tokenizer = Tokenizer.from_gguf(gguf_model.metadata, model_name=source.name, path=source.path)
-        weights = gguf_model.weights(spec, device=torch.device(device), dtype=dtype)
+        weights = gguf_model.weights(spec, device=torch.device(device), dtype=dtype, adapter=adapter)
         del gguf_model  # drop the memory map of the quantized file
     else:
         spec = load_spec(source.path)
-        weights = load_weights(source.path, spec, device=torch.device(device), dtype=dtype)
+        weights = load_weights(source.path, spec, device=torch.device(device), dtype=dtype, adapter=adapter)
         tokenizer = Tokenizer.load(source.path)
     default_len = default_max_len(spec, max_batch=settings.max_batch, device=device, dtype_bytes=dtype.itemsize)
     max_len = min(settings.max_len or default_len, spec.max_position_embeddings)
@@ -175,6 +194,9 @@ def load_node(settings: NodeSettings) -> NodeRuntime:
     engine = Engine(model, config, tokenizer=tokenizer)
     metrics = NodeMetrics()
     scheduler = Scheduler(engine, queue_limit=settings.queue_limit, metrics=metrics)
+    if adapter is not None:
+        log.info("merged LoRA adapter %s (%d matrices, scale %g) into %s", adapter.path, len(adapter.pairs),
+                 adapter.scale, source.path)
     log.info("loaded %s from %s (%d parameters) on %s as %s (weights: %s, %.0f MB read per step), context %d of "
              "%d, max batch %d", source.name, source.path, spec.num_parameters, device, dtype, settings.weights,
              model.weight_bytes / 1e6, max_len, spec.max_position_embeddings, settings.max_batch)

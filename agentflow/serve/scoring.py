@@ -5,13 +5,17 @@ the first, ``log p(token | tokens before it)``. Scoring is one causal forward pa
 logits kept at every position, so it runs apart from the decode loop and its KV-cache slots:
 
 1. the prompts' longest common prefix runs once (batch 1), keeping each layer's rotated keys and values;
+   the prompts then branch on their next token, and each branch of several prompts does the same with its
+   own common prefix (a tree of shared prefixes: ablations that keep the first source share it, and those
+   that also keep the second share that too);
 2. the rest of every prompt (its suffix) runs in batches of up to ``max_tokens`` padded tokens, its queries
-   attending to the shared prefix's keys (broadcast, never copied per prompt) and causally to its own;
+   attending to the shared prefixes' keys (broadcast, never copied per prompt) and causally to its own;
 3. logits are computed a block of rows at a time and reduced at once to the target token's log-probability
    (and the ``top`` alternatives), so ``[rows, vocab]`` never exists for a whole batch.
 
 ContextCite's ablations of one context share everything up to the first dropped source, and multiple-choice
-options share their question, so the prefix is usually most of each prompt. The same layer code serves the
+options share their question, so the prefix is usually most of each prompt. A prompt sent twice is scored once
+(64 ablations of four sources hold at most 16 different contexts). The same layer code serves the
 CPU path (:class:`~agentflow.serve.cpu.CpuForward`'s matrices) and the plain PyTorch path (GPU).
 """
 
@@ -50,6 +54,8 @@ class ScoreResult:
     """Batched forward passes run: the prefix's, plus one per batch of suffixes."""
     computed_tokens: int
     """Token positions the passes computed (padding included), against ``sum(len(p))`` without sharing."""
+    shared_tokens: int = 0
+    """Prompt tokens not computed again because a prefix shared by several prompts ran once for them."""
 
 
 def common_prefix(prompts: list[list[int]]) -> int:
@@ -181,39 +187,84 @@ def score_prompts(model: LlamaModel, prompts: list[list[int]], *, top: int = 0,
     ``max_tokens`` bounds the padded tokens of one batch of suffixes. Must run where the model's threads are
     owned (the node's engine thread), under ``torch.inference_mode``.
     """
-    import torch
-
     if not prompts or any(not p for p in prompts):
         raise ValueError("every prompt to score needs at least one token")
+    unique: dict[tuple[int, ...], int] = {}
+    for prompt in prompts:
+        unique.setdefault(tuple(prompt), len(unique))
+    if len(unique) < len(prompts):  # the same prompt twice is scored once (ablations of few sources repeat)
+        once = score_prompts(model, [list(p) for p in unique], top=top, max_tokens=max_tokens)
+        rows = [once.prompts[unique[tuple(p)]] for p in prompts]
+        return ScoreResult(rows, once.prefix_tokens, once.forward_passes, once.computed_tokens,
+                           once.shared_tokens + sum(len(p) for p in prompts) - sum(len(p) for p in unique))
     if model.cpu is not None:
         model.cpu._use_threads(model.cpu.prefill_threads)
-    layers = _Layers(model)
-    device = model.device
-    p = common_prefix(prompts)
-    scores: list[list[TokenScore]] = [[TokenScore(prompt[0], None)] for prompt in prompts]
-    passes, computed = 0, 0
-    past = None
-    last_prefix: torch.Tensor | None = None
-    if p > 0:
-        prefix = torch.tensor([prompts[0][:p]], dtype=torch.long, device=device)
-        hidden, past = _forward(layers, prefix, 0, None)
-        passes, computed = 1, p
-        chosen, alts = _reduce(layers, hidden[0, : p - 1], prefix[0, 1:], top)
-        shared = [TokenScore(prompts[0][j + 1], chosen[j], alts[j]) for j in range(p - 1)]
-        for row in scores:
-            row.extend(shared)
-        last_prefix = hidden[0, p - 1]
-    order = sorted(range(len(prompts)), key=lambda j: len(prompts[j]))
-    group: list[int] = []
-    for j in order + [-1]:
-        longest = max([len(prompts[g]) - p for g in group] + ([len(prompts[j]) - p] if j >= 0 else []), default=0)
-        if group and (j < 0 or longest * (len(group) + 1) > max_tokens):
-            computed += _score_group(layers, prompts, group, p, past, last_prefix, top, scores)
-            passes += 1
-            group = []
-        if j >= 0:
-            group.append(j)
-    return ScoreResult(scores, p, passes, computed)
+    run = _Run(_Layers(model), prompts, top, max_tokens)
+    run.node(list(range(len(prompts))), 0, None, None)
+    return ScoreResult(run.scores, common_prefix(prompts), run.passes, run.computed, run.shared)
+
+
+class _Run:
+    """One scoring call: the prompts, their scores so far, and what the passes cost."""
+
+    def __init__(self, layers: _Layers, prompts: list[list[int]], top: int, max_tokens: int) -> None:
+        self.layers, self.prompts, self.top, self.max_tokens = layers, prompts, top, max_tokens
+        self.scores: list[list[TokenScore]] = [[TokenScore(prompt[0], None)] for prompt in prompts]
+        self.passes = self.computed = self.shared = 0
+
+    def node(self, group: list[int], start: int, past: list[tuple[torch.Tensor, torch.Tensor]] | None,
+             last: torch.Tensor | None) -> None:
+        """Score ``group``, whose prompts share their first ``start`` tokens (already run: ``past`` holds their
+        keys and values, ``last`` the hidden state of the last one): their further common prefix once, then
+        each branch of the prompts after it the same way (a tree of shared prefixes), the rest batched."""
+        import torch
+
+        if len(group) == 1:
+            self.leaves(group, start, past, last)
+            return
+        p = start + common_prefix([self.prompts[g][start:] for g in group])
+        if p > start:
+            segment = self.prompts[group[0]][start:p]
+            tokens = torch.tensor([segment], dtype=torch.long, device=self.layers.model.device)
+            hidden, kv = _forward(self.layers, tokens, start, past)
+            self.passes += 1
+            self.computed += len(segment)
+            self.shared += len(segment) * (len(group) - 1)
+            rows = ([last[None]] if last is not None else []) + [hidden[0, :-1]]
+            targets = segment if last is not None else segment[1:]
+            if targets:
+                chosen, alts = _reduce(self.layers, torch.cat(rows)[: len(targets)],
+                                       torch.tensor(targets, dtype=torch.long, device=hidden.device), self.top)
+                shared = [TokenScore(t, c, a) for t, c, a in zip(targets, chosen, alts, strict=True)]
+                for g in group:
+                    self.scores[g].extend(shared)
+            past = kv if past is None else [(torch.cat((pk, k), dim=2), torch.cat((pv, v), dim=2))
+                                             for (pk, pv), (k, v) in zip(past, kv, strict=True)]
+            last = hidden[0, -1]
+        branches: dict[int, list[int]] = {}
+        for g in group:
+            branches.setdefault(self.prompts[g][p], []).append(g)
+        alone = [b[0] for b in branches.values() if len(b) == 1]
+        for branch in branches.values():
+            if len(branch) > 1:
+                self.node(branch, p, past, last)
+        if alone:
+            self.leaves(alone, p, past, last)
+
+    def leaves(self, group: list[int], start: int, past: list[tuple[torch.Tensor, torch.Tensor]] | None,
+               last: torch.Tensor | None) -> None:
+        """The rest of each prompt of ``group`` after ``start``, in batches of up to ``max_tokens`` padded tokens."""
+        order = sorted(group, key=lambda j: len(self.prompts[j]))
+        batch: list[int] = []
+        for j in order + [-1]:
+            rest = [len(self.prompts[g]) - start for g in batch] + ([len(self.prompts[j]) - start] if j >= 0 else [])
+            if batch and (j < 0 or max(rest) * (len(batch) + 1) > self.max_tokens):
+                self.computed += _score_group(self.layers, self.prompts, batch, start, past, last, self.top,
+                                              self.scores)
+                self.passes += 1
+                batch = []
+            if j >= 0:
+                batch.append(j)
 
 
 def _score_group(

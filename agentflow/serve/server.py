@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agentflow.serve.engine import EngineRequest, StepOutput
 from agentflow.serve.guards import BodyLimit, HostGuard, KeyGuard, allowed_hosts, unchecked_warning
 from agentflow.serve.constrained import CompiledFormat, FormatError
-from agentflow.serve.protocol import ChatRequest, CompletionRequest, InvalidFieldError, error_body
+from agentflow.serve.protocol import ChatRequest, CompletionRequest, InvalidFieldError, TokenizeRequest, error_body
 from agentflow.serve.responses import Echo, Kind, ResponseBuilder
 from agentflow.serve.runtime import NodeRuntime
 from agentflow.serve.scheduler import EngineFailedError, QueueFullError, RequestHandle
@@ -102,9 +102,27 @@ def create_app(node: NodeRuntime) -> FastAPI:
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": [
-            {"id": name, "object": "model", "created": 0, "owned_by": "agentflow", "max_model_len": node.context_len}
+            {"id": name, "object": "model", "created": 0, "owned_by": "agentflow", "max_model_len": node.context_len,
+             "parameters": node.spec.num_parameters, "max_position_embeddings": node.spec.max_position_embeddings,
+             "weights": node.settings.weights}
             for name in node.names
         ]}
+
+    @app.post("/tokenize")
+    async def tokenize(body: TokenizeRequest) -> dict[str, Any]:
+        """vLLM's ``/tokenize``: the prompt's token ids and count, the chat template applied to messages."""
+        if body.model is not None:
+            check_model(body.model)
+        if body.prompt is not None:
+            tokens = await _encode_prompt(node, body.prompt)
+        else:
+            try:
+                messages = body.rendered_messages()
+                _check_text(node, "messages", "".join(m["content"] for m in messages))
+                tokens = await asyncio.to_thread(node.tokenizer.encode_chat, messages)
+            except (NoChatTemplateError, ValueError) as exc:
+                raise _invalid("messages", str(exc)) from exc
+        return {"count": len(tokens), "max_model_len": node.context_len, "tokens": tokens}
 
     @app.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> Response:
@@ -279,8 +297,7 @@ async def _score(node: NodeRuntime, prompts: list[list[int]], texts: list[str], 
     except (RuntimeError, ValueError) as exc:
         raise HTTPError(500, f"scoring the prompt failed: {exc}", kind="server_error") from exc
     node.metrics.record_scored(len(prompts), result.forward_passes)
-    shared = result.prefix_tokens * (len(prompts) - 1)
-    return Echo(texts, result.prompts, shared)
+    return Echo(texts, result.prompts, result.shared_tokens)
 
 
 def echo_only(node: NodeRuntime, body: CompletionRequest, prompts: list[list[int]], echo: Echo) -> dict[str, Any]:

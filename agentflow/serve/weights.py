@@ -17,6 +17,8 @@ from agentflow.serve.config import LlamaSpec, ModelLoadError
 if TYPE_CHECKING:
     import torch
 
+    from agentflow.serve.adapter import LoraAdapter
+
 
 @dataclass
 class LayerWeights:
@@ -59,9 +61,15 @@ def from_state_dict(
     has: Callable[[str], bool],
     device: torch.device,
     dtype: torch.dtype,
+    adapter: LoraAdapter | None = None,
 ) -> LlamaWeights:
-    """Fuse HuggingFace-named tensors (``model.layers.N.self_attn.q_proj.weight`` ...) into :class:`LlamaWeights`."""
+    """Fuse HuggingFace-named tensors (``model.layers.N.self_attn.q_proj.weight`` ...) into :class:`LlamaWeights`;
+    a LoRA ``adapter`` is merged into the matrices it changes first (:mod:`agentflow.serve.adapter`)."""
     import torch
+
+    if adapter is not None:
+        adapter.check_covers(has)
+        get = adapter.wrap(get)
 
     def put(t: torch.Tensor) -> torch.Tensor:
         return t.to(device=device, dtype=dtype).contiguous()
@@ -94,8 +102,9 @@ def from_state_dict(
     return LlamaWeights(spec=spec, embed=embed, layers=layers, norm=put(get("model.norm.weight")), lm_head=lm_head)
 
 
-def load_weights(model_dir: Path, spec: LlamaSpec, *, device: torch.device, dtype: torch.dtype) -> LlamaWeights:
-    """Load ``*.safetensors`` from a model directory (single file or sharded with an index)."""
+def load_weights(model_dir: Path, spec: LlamaSpec, *, device: torch.device, dtype: torch.dtype,
+                 adapter: LoraAdapter | None = None) -> LlamaWeights:
+    """Load ``*.safetensors`` from a model directory (single file or sharded with an index), merging ``adapter``."""
     from safetensors import safe_open
 
     index = model_dir / "model.safetensors.index.json"
@@ -117,7 +126,7 @@ def load_weights(model_dir: Path, spec: LlamaSpec, *, device: torch.device, dtyp
             raise ModelLoadError(f"{model_dir}: tensor {key!r} missing from the safetensors files")
         return handles[where[key]].get_tensor(key)
 
-    return from_state_dict(spec, get, has=lambda k: k in where, device=device, dtype=dtype)
+    return from_state_dict(spec, get, has=lambda k: k in where, device=device, dtype=dtype, adapter=adapter)
 
 
 def weights_from_module_state(

@@ -18,6 +18,7 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from agentflow.errors import ConfigError, InputError
@@ -304,6 +305,20 @@ class TraceReader:
         summary = self._summary(row)
         self._add_extras([summary])
         return summary
+
+    def summaries(self, run_ids: Sequence[str]) -> dict[str, RunSummary]:
+        """The summaries of many runs by full id, in three queries (ids not found are left out)."""
+        out: dict[str, RunSummary] = {}
+        ids = list(dict.fromkeys(run_ids))
+        for start in range(0, len(ids), 500):  # within SQLite's limit on bound values
+            part = ids[start:start + 500]
+            marks = ", ".join("?" * len(part))
+            rows = self._conn.execute(
+                f"SELECT {_RUN_FIELDS} FROM runs WHERE run_id IN ({marks})", part).fetchall()
+            found = [self._summary(row) for row in rows]
+            self._add_extras(found)
+            out.update((r.run_id, r) for r in found)
+        return out
 
     def run(self, run_id: str, *, with_data: bool = False, with_spans: bool = True) -> RunDetail:
         """A run and its spans in start order; ``with_data`` adds each span's full payload."""

@@ -43,7 +43,7 @@ from agentflow.errors import InputError
 from agentflow.tracing.feedback import record_feedback
 from agentflow.tracing.query import SORT_COLUMNS, SPAN_FIELDS, TraceNotFoundError, TraceReader
 from agentflow.ui.citations import resolve
-from agentflow.ui.listing import OUTCOMES, RunFilter, list_runs, tag_values
+from agentflow.ui.listing import OUTCOMES, RunFilter, feedback_counts, list_runs, tag_values
 from agentflow.ui.stores import Database, Stores, path_id
 
 STATIC = Path(__file__).parent / "static"
@@ -257,13 +257,34 @@ def create_app(
     def compare_evals(a: str, b: str) -> dict[str, Any]:
         from agentflow.ui import evals as ev
 
-        return ev.comparison(_eval(a), _eval(b))
+        out = ev.comparison(_eval(a), _eval(b))
+        for side in ("a", "b"):
+            counts = feedback_of(out["run_ids"][side])
+            out[side]["feedback"] = {"up": sum(u for u, _ in counts.values()),
+                                     "down": sum(d for _, d in counts.values()),
+                                     "runs_rated": len(counts)}
+        return out
 
     @app.get("/api/evals/{eval_id}")
     def get_eval(eval_id: str) -> dict[str, Any]:
         from agentflow.ui import evals as ev
 
-        return ev.detail(_eval(eval_id), eval_id)
+        out = ev.detail(_eval(eval_id), eval_id)
+        counts = feedback_of([i["run_id"] for i in out["items"]])
+        for item in out["items"]:
+            item["feedback_up"], item["feedback_down"] = counts.get(item["run_id"], (0, 0))
+        return out
+
+    def feedback_of(run_ids: list[str]) -> dict[str, tuple[int, int]]:
+        """The thumbs on these runs, from every database the viewer knows (an evaluation's
+        runs are traced where it ran)."""
+        found: dict[str, tuple[int, int]] = {}
+        for db in stores.databases():
+            opened = open_db(db)
+            if opened is not None:
+                for run_id, counts in feedback_counts(opened[1], run_ids).items():
+                    found.setdefault(run_id, counts)
+        return found
 
     def _eval(eval_id: str) -> Path:
         folder = stores.eval_folder(eval_id)

@@ -110,6 +110,8 @@ def comparison(fa: Path, fb: Path) -> dict[str, Any]:
                  "test": r.test.to_dict() if r.test else None, "cache_notes": list(r.cache)}
                 for r in tested]
     return {"a": _side(a), "b": _side(b), "shared": len(shared), "rows": out_rows,
+            "run_ids": {"a": [r.get("run_id") for r in a.records.values()],
+                        "b": [r.get("run_id") for r in b.records.values()]},
             "cache": {"a": use_a.to_dict(), "b": use_b.to_dict(), "notes": notes},
             "same_items": _same_setup(a, b), "items": _changed_items(a, b, shared)}
 

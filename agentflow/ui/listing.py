@@ -110,8 +110,11 @@ def list_runs(reader: TraceReader, conn: sqlite3.Connection, f: RunFilter) -> li
            f"ORDER BY {column} IS NULL, {column} {order}, started DESC LIMIT ? OFFSET ?")
     rows = conn.execute(sql, (*params, f.limit, f.offset)).fetchall()
     out = []
+    summaries = reader.summaries([row[0] for row in rows])
     for run_id, question, answer, route, answer_status, inputs in rows:
-        summary = reader.summary(run_id)
+        summary = summaries.get(run_id)
+        if summary is None:  # deleted between the two queries
+            continue
         outcome = _outcome(summary, answer_status)
         if f.outcome and outcome != f.outcome:
             continue
@@ -164,4 +167,20 @@ def tag_values(conn: sqlite3.Connection) -> dict[str, list[str]]:
             "ORDER BY count(*) DESC, value) AS n FROM run_tags GROUP BY key, value) "
             "WHERE n <= 50 ORDER BY key, value"):
         out.setdefault(key, []).append(value)
+    return out
+
+
+def feedback_counts(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Thumbs up and down per run, for the runs among ``run_ids`` that have any."""
+    ids = [r for r in dict.fromkeys(run_ids) if r]
+    if not ids or not _has_tables(conn, "feedback"):
+        return {}
+    out: dict[str, tuple[int, int]] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        marks = ", ".join("?" * len(chunk))
+        for run_id, up, down in conn.execute(
+                f"SELECT run_id, SUM(score > 0), SUM(score < 0) FROM feedback "
+                f"WHERE run_id IN ({marks}) GROUP BY run_id", chunk):
+            out[run_id] = (int(up), int(down))
     return out

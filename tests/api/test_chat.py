@@ -14,15 +14,11 @@ from langchain_openai import ChatOpenAI
 from agentflow.api.server import ServerThread
 from agentflow.api.settings import ServeSettings
 from tests.api.conftest import Served
+from tests.cli.test_run_routes import (
+    GARDEN,  # two small documents: tomatoes and compost
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-GARDEN = {
-    "tomatoes.md": "# Tomatoes\n\nSow tomato seeds indoors six to eight weeks before the last frost.\n"
-                   "Plant the seedlings out when the nights stay above ten degrees Celsius.\n"
-                   "Water tomatoes at the base every two days and pinch out the side shoots.\n",
-    "compost.md": "# Compost\n\nA compost heap needs equal parts of green and brown material.\n"
-                  "Turn the heap every two weeks; compost is ready after six to twelve months.\n",
-}
 
 
 def _client(served: Served) -> openai.OpenAI:

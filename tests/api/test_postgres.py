@@ -42,14 +42,15 @@ def _port() -> int:
 class Server:
     """``agentflow serve`` in a process group of its own (so that a kill takes its workers too)."""
 
-    def __init__(self, root: Path, url: str, *options: str, wait_s: float = 30.0) -> None:
+    def __init__(self, root: Path, url: str, *options: str, wait_s: float = 30.0,
+                 files: tuple[str, ...] = ("echo.yaml", "slow.yaml"), env: dict[str, str] | None = None) -> None:
         self.port = _port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "AF_TEST_WAIT_S": str(wait_s)}
+        env = {**os.environ, "AF_TEST_WAIT_S": str(wait_s), **(env or {})}
         env.pop("AGENTFLOW_TRACES_DB", None)
         self.log = root / f"serve-{self.port}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agentflow.cli", "serve", "echo.yaml", "slow.yaml", "--port", str(self.port),
+            [sys.executable, "-m", "agentflow.cli", "serve", *files, "--port", str(self.port),
              "--checkpoint", url, *options],
             cwd=root, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
@@ -143,3 +144,55 @@ def test_a_server_killed_mid_run_loses_nothing_that_was_checkpointed(postgres_ur
         assert log.read_text() == "x"  # the finished step was not run again
     finally:
         survivor.stop()
+
+
+def test_machines_without_a_shared_trace_store_share_runs_and_feedback_for_the_ab_report(
+        postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from http.server import ThreadingHTTPServer
+
+    from agentflow.cli import main as agentflow
+    from tests.api.test_variants import EXPERIMENT, TALK
+    from tests.tracing.test_otel import _Collector
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)  # both machines export their traces here
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    _Collector.requests.clear()
+    otlp = {"AGENTFLOW_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_address[1]}/v1/traces"}
+    roots = []
+    for name in ("machine-a", "machine-b"):  # each its own folder: its own SQLite trace store
+        root = project(tmp_path / name)
+        (root / "talk.yaml").write_text(TALK)
+        (root / "talk.ab.yaml").write_text(EXPERIMENT.replace("talk-model", "shared-records"))
+        roots.append(root)
+    a = Server(roots[0], postgres_url, files=("talk.yaml",), env=otlp)
+    try:
+        b = Server(roots[1], postgres_url, files=("talk.yaml",), env=otlp)
+        try:
+            ran = [httpx.post(f"{server.url}/workflows/talk/runs", timeout=60,
+                              json={"inputs": {"question": "hi"}, "thread_id": f"t{i}"}).json()
+                   for i, server in enumerate([a, b] * 5)]
+            assert all(r["status"] == "ok" for r in ran)
+            # a run of machine A rated through machine B, which has no trace of it
+            rated = httpx.post(f"{b.url}/runs/{ran[0]['run_id']}/feedback", json={"score": "up"}, timeout=30)
+            assert rated.status_code == 201, rated.text
+            assert rated.json()["run_id"] == ran[0]["run_id"] and rated.json()["score"] == 1
+            assert httpx.post(f"{b.url}/runs/{ran[1]['run_id']}/feedback", json={"score": "down"},
+                              timeout=30).status_code == 201
+            unknown = httpx.post(f"{b.url}/runs/nope/feedback", json={"score": "up"}, timeout=30)
+            assert unknown.status_code == 404
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+    collector.shutdown()
+    exported = {s.trace_id.hex() for req in _Collector.requests for rs in req.resource_spans
+                for ss in rs.scope_spans for s in ss.spans}
+    assert {r["run_id"] for r in ran} <= exported  # every run of both machines reached the collector
+    assert agentflow(["ab", "report", "shared-records", "--db", postgres_url, "--format", "json"]) == 0
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    variants = {v["name"]: v for v in report["variants"]}
+    assert sum(v["runs"] for v in variants.values()) == 10  # both machines' runs
+    assert sum(v["up"] for v in variants.values()) == 1 and sum(v["down"] for v in variants.values()) == 1
+    assert report["comparisons"][0]["decision"] == "sample too small"

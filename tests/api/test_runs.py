@@ -129,3 +129,16 @@ def test_services_are_built_once_per_worker_not_per_request(served: Served, monk
             assert http.post("/workflows/echo/runs", json={"inputs": {"question": f"q{i}"}}).status_code == 200
         chat = http.post("/v1/chat/completions", json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]})
     assert chat.status_code == 200, chat.text
+
+
+def test_a_streamed_run_on_a_thread_continues_it_and_a_bad_resume_is_an_http_error(served: Served) -> None:
+    with served.client() as http:
+        http.post("/workflows/echo/runs", json={"inputs": {"question": "before"}, "thread_id": "stream-1"})
+        with http.stream("POST", "/workflows/echo/runs/stream",
+                         json={"inputs": {"question": "after"}, "thread_id": "stream-1"}) as response:
+            end = [d for k, d in sse_events(response.iter_lines()) if k == "end"][0]
+        finished = http.post("/workflows/echo/runs/stream", json={"thread_id": "stream-1", "resume": True})
+        unknown = http.post("/workflows/echo/runs/stream", json={"thread_id": "stream-9", "resume": True})
+    assert end["turn"] == 2 and end["outputs"]["said"] == ["before", "turn 1: before (n=1) [DOC 1]"]
+    assert finished.status_code == 409 and "finished" in finished.json()["error"]["message"]
+    assert unknown.status_code == 404 and "has no run" in unknown.json()["error"]["message"]

@@ -17,6 +17,7 @@ from agentflow.api.server import ServerThread
 from agentflow.api.settings import ServeSettings
 from agentflow.cli import main as agentflow
 from agentflow.errors import ConfigError
+from agentflow.tracing.defaults import flush_default_hooks
 from agentflow.tracing.query import TraceReader
 from tests.api.support import project
 
@@ -107,6 +108,7 @@ def test_the_split_is_sticky_per_thread_and_every_trace_records_its_variant(talk
         described = http.get("/workflows/talk").json()["experiment"]
     assert set(seen.values()) == {"control", "mock"}
     assert described["variants"]["mock"]["share"] == 0.5
+    flush_default_hooks()  # the server runs in this process: its trace store writes in batches
     with TraceReader(root / ".agentflow" / "traces.db") as reader:
         runs = reader.runs(tag="experiment=talk-model", limit=1000)
     assert len(runs) == 32
@@ -122,6 +124,7 @@ def test_ab_report_prints_rates_intervals_the_test_and_says_when_the_sample_is_t
             body = http.post("/workflows/talk/runs", json={"inputs": {"question": "hi"}, "user_id": f"u{i}"}).json()
             score = "up" if body["variant"] == "mock" else ("down" if i % 2 else "up")
             assert http.post(f"/runs/{body['run_id']}/feedback", json={"score": score}).status_code == 201
+    flush_default_hooks()
     assert agentflow(["ab", "report", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("experiment talk-model (workflow talk)\nmethod: two-proportion z-test")
@@ -132,6 +135,14 @@ def test_ab_report_prints_rates_intervals_the_test_and_says_when_the_sample_is_t
     by_name = {v["name"]: v for v in report["variants"]}
     assert by_name["mock"]["rate"] == 1.0 and by_name["mock"]["rated"] == by_name["mock"]["up"] > 0
     assert by_name["control"]["runs"] + by_name["mock"]["runs"] == 40
+    copy = root / "copy-of-traces.db"  # another machine's store: the same runs count once
+    import sqlite3
+
+    with sqlite3.connect(db) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    assert agentflow(["ab", "report", "--db", str(db), "--db", str(copy), "--format", "json"]) == 0
+    merged = {v["name"]: v["runs"] for v in json.loads(capsys.readouterr().out)["variants"]}
+    assert merged == {name: v["runs"] for name, v in by_name.items()}
     assert by_name["control"]["latency_p50_s"] > 0 and report["comparisons"][0]["decision"] == "sample too small"
 
 

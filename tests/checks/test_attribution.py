@@ -101,6 +101,23 @@ async def test_each_sentence_gets_its_driving_document_and_wrong_citations_are_f
     assert {w.doc for w in result.whole.top[:2]} == {1, 3}
 
 
+async def test_one_scoring_of_64_ablations_gives_the_fits_of_16_and_32() -> None:
+    from agentflow.checks.attribution import fit_attribution
+
+    scorer = WordScorer(DRIVERS)
+    small = await attribute(ANSWER, DOCS, scorer=scorer, question=QUESTION, ablations=16)
+    sources = split_sources(DOCS)
+    masks = ablation_masks(len(sources), 64)
+    prompts = [build_prompt(QUESTION, sources, [True] * 4) + " " + ANSWER]
+    prompts += [build_prompt(QUESTION, sources, list(m)) + " " + ANSWER for m in masks]
+    scored = await scorer.score(prompts)
+    refit = fit_attribution(ANSWER, sources, masks[:16], scored[:17])
+    assert [[(w.doc, round(w.weight, 6)) for w in s.top] for s in refit.sentences] == \
+        [[(w.doc, round(w.weight, 6)) for w in s.top] for s in small.sentences]
+    with pytest.raises(ValueError, match="expected 17 scored prompts"):
+        fit_attribution(ANSWER, sources, masks[:16], scored[:16])
+
+
 async def test_the_check_scores_f1_of_supported_citations_and_cited_drivers() -> None:
     result = await check_attribution(ANSWER, DOCS, WordScorer(DRIVERS), question=QUESTION, ablations=32,
                                      threshold=0.6)

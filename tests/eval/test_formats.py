@@ -151,4 +151,4 @@ def test_unknown_formats_splits_and_paths_say_what_is_valid(tmp_path: Path) -> N
     with pytest.raises(DatasetError, match="--limit must be at least 1"):
         load_dataset(DATA / "clapnq_dev", "clapnq", limit=0)
     assert set(FORMATS) == {"clapnq", "nq_open_oracle", "hotpotqa", "musique", "scifact",
-                            "clinc150", "halueval", "jsonl"}
+                            "clinc150", "halueval", "jsonl", "mcq", "halueval_mcq"}

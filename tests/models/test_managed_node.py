@@ -247,3 +247,58 @@ async def test_a_node_that_fails_to_start_is_a_clear_error_naming_its_log(tmp_pa
     model = router.chain("large")[0].model
     assert isinstance(model, ManagedNodeChatModel) and model.node is None
     assert _managed_children() == []
+
+
+GENERATE = """
+version: 1
+name: local_generate
+inputs:
+  question: {type: string}
+  documents: {type: list}
+nodes:
+  answer: {type: generate, query: question, documents: documents, output: answer, model: large,
+           sampling: {temperature: 0, max_tokens: 8}}
+flow: [answer]
+"""
+
+
+def test_the_budget_counts_with_the_nodes_tokenizer_so_long_documents_fit_the_window(
+        running_node: tuple[str, int], tmp_path: Path) -> None:
+    """Twenty passages of number-dense text: LiteLLM's default tokenizer counts them well under
+    SmolLM2's, so a budget trusting it sent prompts the node refused (2,008 + 200 > 2,048 on
+    CLAP NQ). Counted by the node's ``/tokenize``, chunks are dropped until the prompt fits."""
+    from agentflow.models.litellm_adapter import count_tokens
+
+    api_base, _ = running_node
+    root = _project(tmp_path, api_base)
+    passages = [{"id": f"p{i}", "text": " ".join(f"In {1900 + j} the station {i}-{j} logged "
+                                                  f"{j * 7.3:.1f} mm, 0x{i * 31 + j:04x}." for j in range(12))}
+                for i in range(20)]
+    question = "How much rain did station 3-4 log?"
+    services = default_services(profile="local", root=root)
+    try:
+        router = services.models
+        asyncio.run(router.ready("large"))
+        messages = [{"role": "user", "content": passages[0]["text"]}]
+        ours = router.count_tokens("large", messages)
+        assert ours > 1.2 * count_tokens(MODEL, messages)  # LiteLLM undercounts this text
+        flow = load_workflow("local_generate.yaml", text=GENERATE).flow
+        result = asyncio.run(flow.arun({"question": question, "documents": passages}, services=services))
+    finally:
+        services.models.close()
+    assert isinstance(result.state["answer"], str)  # the node took the prompt: no 400 for its length
+
+
+def test_the_node_tokenizes_a_prompt_or_a_chat_as_vllm_does(running_node: tuple[str, int]) -> None:
+    import httpx
+
+    api_base, _ = running_node
+    origin = api_base.removesuffix("/v1")
+    chat = httpx.post(f"{origin}/tokenize", json={"model": "smollm2-135m", "messages": QUESTION}).json()
+    plain = httpx.post(f"{origin}/tokenize", json={"prompt": "What is the capital of France?"}).json()
+    assert chat["max_model_len"] == 2048 and chat["count"] == len(chat["tokens"])
+    assert chat["count"] > plain["count"] > 5  # the chat template adds its role markers
+    bad = httpx.post(f"{origin}/tokenize", json={"prompt": "a", "messages": QUESTION})
+    assert bad.status_code == 400 and "either prompt" in bad.json()["error"]["message"]
+    other = httpx.post(f"{origin}/tokenize", json={"model": "gpt-4", "prompt": "a"})
+    assert other.status_code == 404 and "smollm2-135m" in other.json()["error"]["message"]

@@ -125,3 +125,13 @@ def test_the_cli_rates_a_run_and_export_carries_tags_and_feedback(
     assert record["tags"] == {"origin": "test"}
     assert [(f["score"], f["comment"], f["source"]) for f in record["feedback"]] == [
         (1, "friendly", "cli")]
+
+
+def test_many_summaries_are_read_at_once_with_their_tags_and_feedback(db) -> None:
+    path, ids = db
+    record_feedback(path, ids["chat"], score="up")
+    with TraceReader(path) as reader:
+        got = reader.summaries([ids["ok"], ids["chat"], ids["chat"], "nope"])
+        assert set(got) == {ids["ok"], ids["chat"]}
+        assert got[ids["chat"]] == reader.summary(ids["chat"])
+        assert (got[ids["chat"]].feedback_up, got[ids["ok"]].tags) == (1, {"origin": "test"})

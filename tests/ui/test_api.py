@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -205,6 +206,15 @@ def test_feedback_is_stored_with_the_run_listed_and_refused_when_malformed(viewe
     listed = next(r for r in get(viewer, "/api/runs")["runs"] if r["run_id"] == run)
     assert listed["feedback_down"] >= 1
     assert get(viewer, f"/api/runs/{run}")["feedback"][-1]["comment"] == "cites the wrong page"
+    # the export carries it, with the run's tags
+    from tracing.demo import traces
+
+    out = viewer.root / "export.jsonl"
+    assert traces("export", run, "--db", str(viewer.db), "-o", str(out)) == 0
+    (exported,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert exported["tags"] == {"origin": "eval"}
+    assert {(f["score"], f["comment"], f["source"]) for f in exported["feedback"]} >= {
+        (-1, "cites the wrong page", "ui")}
     assert "not valid" in httpx.post(url, json={"score": "meh"}).json()["detail"]
     assert httpx.post(url, content="score=up", headers={
         "Content-Type": "application/x-www-form-urlencoded"}).status_code == 415
@@ -232,3 +242,30 @@ def test_evaluations_are_listed_with_their_items_and_compared_with_a_test(viewer
     assert "embedding" in cmp["cache"]["notes"]
     assert cmp["same_items"] == ["overrides: [] → ['nodes.answer.model=large-v2']"]
     assert get(viewer, "/api/evals/nope", 404)["detail"].startswith("no evaluation")
+    # feedback on an item's run shows with the item, and sums up per evaluation
+    httpx.post(f"{viewer.url}/api/runs/{viewer.ids['caveat']}/feedback", json={"score": "up"})
+    items = {i["id"]: i for i in get(viewer, f"/api/evals/{viewer.evals['baseline']}")["items"]}
+    assert items["q1"]["run_id"] == viewer.ids["caveat"] and items["q1"]["feedback_up"] >= 1
+    cmp = get(viewer, f"/api/evals/compare?a={viewer.evals['baseline']}&b={viewer.evals['warm']}")
+    assert cmp["a"]["feedback"]["up"] >= 1 and cmp["a"]["feedback"]["runs_rated"] >= 1
+
+
+def test_the_ui_command_says_which_database_it_shows_and_which_others_it_found(
+        viewer: Viewer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import agentflow.ui.server as server
+
+    served: dict[str, object] = {}
+    monkeypatch.setattr(server, "serve", lambda dbs, **kw: served.update(dbs=dbs, **kw))
+    monkeypatch.chdir(viewer.root)
+    monkeypatch.delenv("AGENTFLOW_TRACES_DB", raising=False)
+    parser = argparse.ArgumentParser()
+    ui_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["ui", "--evals", "elsewhere"])
+    assert args.handler(args) == 0
+    err = capsys.readouterr().err
+    assert f"agentflow traces from {viewer.db.resolve()}: http://127.0.0.1:8737" in err
+    assert f"1 other trace database(s) in the page's picker: {viewer.other_db.resolve()}" in err
+    assert served["discover"] == viewer.root and served["evals"] == ["elsewhere"]
+    args = parser.parse_args(["ui", "--db", str(viewer.root / "none.db")])
+    assert args.handler(args) == 0
+    assert "(no runs yet)" in capsys.readouterr().err

@@ -46,7 +46,7 @@ class Format:
 
 
 def _formats() -> dict[str, Format]:
-    from agentflow.eval.formats import clinc150, halueval, jsonl, multihop, qa, scifact
+    from agentflow.eval.formats import clinc150, halueval, jsonl, mcq, multihop, qa, scifact
 
     listed = [
         Format("clapnq", "CLAP NQ dev: long answers, answerable and unanswerable",
@@ -58,12 +58,16 @@ def _formats() -> dict[str, Format]:
         Format("musique", "MuSiQue: 2-4 hop questions", ("train",), multihop.load_musique),
         Format("scifact", "SciFact: claims, evidence abstracts (retrieval)", ("dev", "train"),
                scifact.load_scifact),
-        Format("clinc150", "CLINC150: intent routing with out-of-scope", ("val", "test"),
+        Format("clinc150", "CLINC150: intent routing with out-of-scope", ("val", "test", "train"),
                clinc150.load_clinc150),
         Format("halueval", "HaluEval QA: right vs hallucinated answers (checkers)", ("all",),
                halueval.load_halueval),
         Format("jsonl", "your own data, one JSON object a line", ("all",), jsonl.load_jsonl,
                folder=False),
+        Format("mcq", "multiple choice: question, choices, answer (JSON Lines; scored by model)",
+               ("all",), mcq.load_mcq, folder=False),
+        Format("halueval_mcq", "HaluEval QA as two-choice items: which answer the knowledge supports",
+               ("all",), mcq.load_halueval_mcq),
     ]
     return {f.name: f for f in listed}
 
@@ -97,7 +101,7 @@ def load_dataset(
     if spec.folder and source.is_file():
         source = source.parent
     chosen = split or spec.splits[0]
-    if fmt != "jsonl" and chosen not in spec.splits:
+    if fmt not in ("jsonl", "mcq") and chosen not in spec.splits:
         raise DatasetError(f"format {fmt!r} has no split {chosen!r}."
                            f"{did_you_mean(chosen, spec.splits)} Splits: {', '.join(spec.splits)}")
     dataset = spec.loader(source, chosen, Path(work_dir))

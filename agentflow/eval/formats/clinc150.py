@@ -7,7 +7,8 @@ node's labels are replaced by the 150 intents, each described by its domain and 
 ``oos``. The threshold is left to the classifier.
 
 Splits: ``val`` (3,000 in-scope + 100 out-of-scope) and ``test`` (4,500 + 1,000), interleaved so
-a ``--limit`` keeps the proportion.
+a ``--limit`` keeps the proportion; ``train`` (15,000 + 100) is what ``agentflow tune`` learns from
+(its first queries are also the label examples).
 """
 
 from __future__ import annotations

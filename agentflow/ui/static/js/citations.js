@@ -1,7 +1,7 @@
 // An answer's citations beside the passages they point to, rendered as the documents show them
 // (Markdown), with the quoted sentence highlighted even across hard-wrapped lines; a quote missing
 // from its passage is flagged, which is how an invented citation shows.
-import { highlightQuote, renderMarkdown } from "./markdown.js";
+import { highlightQuote, renderInline, renderMarkdown } from "./markdown.js";
 import { passageScoreHelp } from "./scores.js";
 import { api, h } from "./util.js";
 
@@ -42,12 +42,12 @@ export function answerWithMarkers(text, onMarker) {
   let last = 0;
   let m;
   while ((m = re.exec(text))) {
-    if (m.index > last) out.push(text.slice(last, m.index));
+    if (m.index > last) out.push(renderInline(text.slice(last, m.index)));
     const marker = `[DOC ${m[1]}]`;
     out.push(onMarker ? h("button.cite-marker", { onclick: () => onMarker(marker) }, marker) : h("span.cite-marker", marker));
     last = m.index + m[0].length;
   }
-  out.push(text.slice(last));
+  out.push(renderInline(text.slice(last)));
   return out;
 }
 
@@ -63,7 +63,7 @@ function citationRow(c, i, fused) {
           p.heading ? h("span.muted", ` · ${p.heading}`) : null,
           typeof p.score === "number"
             ? h("span.score-help", { title: passageScoreHelp(c.passage_from === "state", fused) },
-              ` · ${c.passage_from === "state" && fused ? "fused score" : "score"} ${p.score.toFixed(3)} ⓘ`) : null),
+              ` · ${c.passage_from === "state" && fused ? "fused score" : "score"} ${p.score.toFixed(3)}`) : null),
         h("div.cite-text", renderMarkdown(String(p.text || ""))))
     : h("div.cite-passage.none", "No passage of this run matches this citation.");
   const row = h(`div.cite-row.cite-${state}`, { dataset: { marker: c.marker, index: i } },

@@ -33,6 +33,7 @@ export async function comparePage(root) {
       h("tbody",
         metric("status", outcomeBadge(outcomeOf(ra)), outcomeBadge(outcomeOf(rb))),
         metric("tags", tagText(ra), tagText(rb)),
+        modelsRow(ma, mb),
         numeric("latency", ra.duration_s, rb.duration_s, fmtDuration),
         numeric("cost", ra.cost, rb.cost, fmtCost),
         numeric("tokens", ra.tokens, rb.tokens, fmtInt),
@@ -48,6 +49,25 @@ export async function comparePage(root) {
     h("div.compare-graphs",
       h("div", h("h4", `A · ${shortId(ra.run_id)}`), renderGraph(ra.graph, ma)),
       h("div", h("h4", `B · ${shortId(rb.run_id)}`), renderGraph(rb.graph, mb))));
+}
+
+/** The models each run called, by alias: where a profile or a --set model override shows. */
+function modelsRow(ma, mb) {
+  const used = (m) => {
+    const out = new Map();
+    for (const s of m.spans) {
+      if (s.kind !== "model_call") continue;
+      const info = s.summary || {};
+      const key = `${info.alias || s.name} → ${info.model || "?"}`;
+      out.set(key, (out.get(key) || 0) + 1);
+    }
+    return out;
+  };
+  const [ua, ub] = [used(ma), used(mb)];
+  const cell = (u, other) => (u.size ? [...u].map(([k, n]) => h(`div.mono.small${other.has(k) ? "" : ".model-only"}`, `${k} ×${n}`))
+    : h("span.muted", "none"));
+  const same = ua.size === ub.size && [...ua.keys()].every((k) => ub.has(k));
+  return h(`tr${same ? "" : ".changed"}`, { dataset: { row: "models" } }, h("th", "models called"), h("td", cell(ua, ub)), h("td", cell(ub, ua)), h("td.delta", same ? "" : "differ"));
 }
 
 function tagText(run) {

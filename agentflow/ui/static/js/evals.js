@@ -121,6 +121,8 @@ function itemRow(i, metricDefs) {
       { title: `${k}${c.computed ? " (computed by the evaluation)" : ""}: ${c.reason || ""}` },
       c.passed ? "✓ " : c.passed === false ? "✗ " : "", k, typeof c.score === "number" ? ` ${c.score.toFixed(2)}` : ""))),
     h("td.small", i.run_id ? h("a.trace-link", { href: `/runs/${i.run_id}`, "data-nav": "", title: i.run_id }, `trace ${i.run_id.slice(0, 8)}`) : h("span.muted", "no trace"),
+      i.feedback_up || i.feedback_down ? h("div.item-fb", { title: "feedback given on this item's run" },
+        i.feedback_up ? h("span.fb-up", `▲ ${i.feedback_up}`) : null, i.feedback_down ? h("span.fb-down", `▼ ${i.feedback_down}`) : null) : null,
       h("div.muted", fmtDuration(i.latency_s)), i.tokens ? h("div.muted", `${fmtInt(i.tokens)} tok`) : null));
 }
 
@@ -142,10 +144,11 @@ export async function evalComparePage(root) {
   const fmtV = (name, v) => (name.startsWith("cost") ? fmtCost(v) : name.startsWith("latency") ? fmtDuration(v) : fmtNum(v, 4));
   fill(root,
     h("div.toolbar", h("a.back", { href: "/evals", "data-nav": "" }, "← evaluations"), h("h1", `Compare: ${c.a.name} vs ${c.b.name}`)),
-    h("table.compare.eval-sides", h("thead", h("tr", h("th", ""), h("th", "folder"), h("th", "workflow"), h("th", "dataset"), h("th", "profile"), h("th", "--set"), h("th.num", "items"))),
-      h("tbody", [["A", c.a], ["B", c.b]].map(([tag, e]) => h("tr", h("th", tag), h("td.mono.small", e.folder), h("td", e.workflow),
+    h("table.compare.eval-sides", h("thead", h("tr", h("th", ""), h("th", "folder"), h("th", "workflow"), h("th", "dataset"), h("th", "profile"), h("th", "--set"), h("th.num", "items"), h("th", "feedback on its runs"))),
+      h("tbody", [["A", c.a], ["B", c.b]].map(([tag, e]) => h("tr", { dataset: { side: tag } }, h("th", tag), h("td.mono.small", e.folder), h("td", e.workflow),
         h("td", `${e.format}/${e.split}`), h("td", e.profile || "–"), h("td.mono.small", (e.overrides || []).join(" ") || "–"),
-        h("td.num", fmtInt((e.items || {}).finished)))))),
+        h("td.num", fmtInt((e.items || {}).finished)),
+        h("td.eval-fb", e.feedback && e.feedback.runs_rated ? `▲ ${e.feedback.up} · ▼ ${e.feedback.down} (${e.feedback.runs_rated} runs rated)` : h("span.muted", "none")))))),
     h("div.muted.small", `${c.shared} items in both, matched by id; each metric is tested on them, item by item (B − A).`,
       c.same_items.length ? ` What differs: ${c.same_items.join("; ")}.` : ""),
     notes.map((n) => h("div.warn-box.cache-warning", h("b", "Caches differ: "), n,

@@ -13,7 +13,7 @@ async function route() {
   document.body.dataset.ready = "";
   const path = location.pathname;
   try {
-    if (path.startsWith("/runs/")) {
+    if (path.startsWith("/runs/") && path.length > "/runs/".length) {
       await runPage(root, decodeURIComponent(path.slice("/runs/".length)));
     } else if (path === "/compare") {
       await comparePage(root);

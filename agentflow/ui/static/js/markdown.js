@@ -83,12 +83,17 @@ export function renderMarkdown(text) {
 
 const INLINE = /(`+)([\s\S]*?)\1|\*\*([^*]+)\*\*|__([^_]+)__|\*([^*\s][^*]*)\*|\[([^\]]+)\]\(([^)\s]+)[^)]*\)/g;
 
+/** Inline Markdown (code, bold, italics, links) of one line, as DOM nodes. */
+export function renderInline(text) {
+  return inline(String(text ?? ""));
+}
+
 function inline(text) {
   const out = [];
   let last = 0;
   let m;
-  INLINE.lastIndex = 0;
-  while ((m = INLINE.exec(text))) {
+  const re = new RegExp(INLINE); // its own lastIndex: bold and links recurse into inline()
+  while ((m = re.exec(text))) {
     if (m.index > last) out.push(text.slice(last, m.index));
     if (m[1]) out.push(h("code", m[2]));
     else if (m[3] || m[4]) out.push(h("strong", inline(m[3] || m[4])));

@@ -8,6 +8,8 @@ import { api, fmtCost, fmtDuration, fmtInt, h, jsonBlock, statusBadge, fill } fr
 const MODEL_KEYS = new Set(["alias", "model", "messages", "sampling", "response", "tokens", "cost",
   "latency", "latency_s", "retries", "cache_hit", "duration_s"]);
 
+const MAX_TABS = 24;
+
 export class Panel {
   constructor(el, model) {
     this.el = el;
@@ -46,13 +48,25 @@ export class Panel {
       await this.fillExecution(body, span, this.token);
     };
     let first = null;
-    stats.spans.forEach((span, i) => {
-      const label = this.where(span) || `run ${i + 1}`;
-      const tab = h(`button.exec-tab.st-${span.status}`, { dataset: { seq: span.seq } }, label);
-      tab.addEventListener("click", () => pick(span, tab));
-      tabs.append(tab);
-      if (span.seq === seq || (!first && seq === null)) first = [span, tab];
-    });
+    if (stats.spans.length > MAX_TABS) {
+      // a node run a thousand times (a map's items) gets a menu, not a thousand buttons
+      const menu = h("select.exec-menu", { "aria-label": "execution" }, stats.spans.map((span, i) =>
+        h("option", { value: i }, `${this.where(span) || `run ${i + 1}`} · ${span.status}`)));
+      const fake = h("span.active");
+      menu.addEventListener("change", () => pick(stats.spans[Number(menu.value)], fake));
+      tabs.append(menu, fake);
+      const at = seq === null ? 0 : Math.max(0, stats.spans.findIndex((sp) => sp.seq === seq));
+      menu.value = String(at);
+      first = [stats.spans[at], fake];
+    } else {
+      stats.spans.forEach((span, i) => {
+        const label = this.where(span) || `run ${i + 1}`;
+        const tab = h(`button.exec-tab.st-${span.status}`, { dataset: { seq: span.seq } }, label);
+        tab.addEventListener("click", () => pick(span, tab));
+        tabs.append(tab);
+        if (span.seq === seq || (!first && seq === null)) first = [span, tab];
+      });
+    }
     const totals = [`${stats.spans.length} execution${stats.spans.length > 1 ? "s" : ""}`,
       fmtDuration(stats.duration)];
     if (stats.tokens) totals.push(`${fmtInt(stats.tokens)} tokens`);
@@ -196,7 +210,7 @@ function retrievalCard(span) {
     h("div.section-label", `Queries (${queries.length})`),
     h("ul.queries", queries.map((q) => h("li", typeof q === "string" ? q : JSON.stringify(q)))),
     h("div.section-label", `Hits (${hits.length})`),
-    h("table.hits", h("tr", h("th", "#"), h("th.score-help", { title: RETRIEVAL_SCORE }, "score ⓘ"), h("th", "source"), h("th", "text")),
+    h("table.hits", h("tr", h("th", "#"), h("th.score-help", { title: RETRIEVAL_SCORE }, "score"), h("th", "source"), h("th", "text")),
       hits.map((hit, i) => {
         // hits are whole chunks, or only their ids beside "scores" and "sources" lists
         const obj = hit && typeof hit === "object" ? hit : { id: hit };
@@ -216,7 +230,7 @@ function checkCard(span) {
   return h(`div.card.k-check.st-${span.status}`,
     h("div.card-head", h("b", "check"), " ", span.name,
       h(`span.verdict.${ok ? "pass" : "fail"}`, String(verdict))),
-    h("div.chips", typeof d.score === "number" ? h("span.score-help", { title: checkHelp(span.name, d) }, chip("score", `${d.score.toFixed(3)} ⓘ`)) : null,
+    h("div.chips", typeof d.score === "number" ? h("span.score-help", { title: checkHelp(span.name, d) }, chip("score", d.score.toFixed(3))) : null,
       d.threshold !== undefined ? chip("threshold", d.threshold) : null),
     d.reason ? h("div.reason", d.reason) : null);
 }

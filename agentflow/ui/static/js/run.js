@@ -56,8 +56,11 @@ export async function runPage(root, runId) {
           run.output === null ? h("div.muted", "not recorded: the run did not finish")
             : jsonTree(run.output, { open: 1, label: "final state" })))));
   timeline.draw();
-  const first = defaultNode(model);
-  if (first) handlers.onNode(first); else panel.clear();
+  // the panel opens on the node that answered once the page is drawn: its content is a request
+  // of its own, and a node run a thousand times builds a long menu
+  panel.clear("loading…");
+  const first = defaultNode(model, run);
+  setTimeout(() => { if (first) handlers.onNode(first); else panel.clear(); }, 0);
   renderCitations(run.run_id, { fused: hasFuse(run.graph && run.graph.steps) }).then((section) => {
     if (section) { citations.replaceWith(section); section.highlight(); }
     else citations.remove();
@@ -65,13 +68,27 @@ export async function runPage(root, runId) {
   return model;
 }
 
-/** The node the panel opens on: the one that failed, else the last that called a model, else the last. */
-function defaultNode(model) {
+/** The node the panel opens on: the one that failed, else the last that wrote the answer (as the
+ * declared graph says), else the last that called a model, else the last. */
+function defaultNode(model, run) {
   const nodes = [...model.nodes.values()];
   if (!nodes.length) return null;
   const failed = nodes.find((n) => n.error);
   if (failed) return failed.name;
   const last = (list) => list.reduce((a, b) => (b.spans[b.spans.length - 1].start > a.spans[a.spans.length - 1].start ? b : a));
+  const state = run.output && typeof run.output === "object" ? run.output : {};
+  const field = ANSWER_KEYS.find((k) => typeof state[k] === "string");
+  const writers = new Set();
+  const walk = (step) => {
+    if (!step || typeof step !== "object") return;
+    if (Array.isArray(step)) { step.forEach(walk); return; }
+    if (step.kind === "node" && Array.isArray(step.writes) && step.writes.includes(field)) writers.add(step.name);
+    Object.values(step).forEach((v) => { if (v && typeof v === "object") walk(v); });
+  };
+  if (field && run.graph) walk(run.graph.steps);
+  // a node that only passes the answer on (a finalize step) comes after the one that wrote it
+  const answering = nodes.filter((n) => writers.has(n.name) && n.calls);
+  if (answering.length) return last(answering).name;
   const calling = nodes.filter((n) => n.calls);
   return last(calling.length ? calling : nodes).name;
 }
@@ -169,14 +186,14 @@ function feedbackBox(run) {
   const list = h("div.fb-list");
   const showList = (items) => {
     fill(list, items.length ? items.slice().reverse().map((f) => h("div.fb-item", { dataset: { score: f.score } },
-      h("span", f.score > 0 ? "👍" : "👎"), " ", f.comment ? h("span.fb-comment", f.comment) : h("span.muted", "(no comment)"),
+      h("span", f.score > 0 ? "▲" : "▼"), " ", f.comment ? h("span.fb-comment", f.comment) : h("span.muted", "(no comment)"),
       h("span.muted.small", ` · ${f.source}${f.user_id ? " · " + f.user_id : ""} · ${fmtTime(f.created)}`)))
       : h("div.muted.small", "No feedback yet."));
   };
   const counts = h("span.fb-counts");
   const setCounts = (items) => {
     const up = items.filter((f) => f.score > 0).length, down = items.length - up;
-    counts.textContent = items.length ? `👍 ${up} · 👎 ${down}` : "";
+    counts.textContent = items.length ? `▲ ${up} · ▼ ${down}` : "";
   };
   let items = run.feedback || [];
   showList(items);
@@ -199,8 +216,8 @@ function feedbackBox(run) {
   return h("div.feedback#feedback",
     h("div.fb-head", h("b", "Feedback "), counts),
     h("div.fb-buttons",
-      h("button.fb-btn#fb-up", { type: "button", title: "a good answer", onclick: () => send("up") }, "👍 good"),
-      h("button.fb-btn#fb-down", { type: "button", title: "a bad answer", onclick: () => send("down") }, "👎 bad"),
+      h("button.fb-btn#fb-up", { type: "button", title: "a good answer", onclick: () => send("up") }, "▲ good"),
+      h("button.fb-btn#fb-down", { type: "button", title: "a bad answer", onclick: () => send("down") }, "▼ bad"),
       status),
     comment,
     list);

@@ -6,11 +6,14 @@ import { api, fill, fmtCost, fmtDuration, fmtInt, fmtTime, h, navigate, outcomeB
 const SORTS = [["time", "time"], ["latency", "latency"], ["cost", "cost"]];
 const STATUSES = ["", "ok", "caveat", "abstained", "error", "incomplete", "running"];
 const ORIGINS = ["run", "eval", "test", "serve", "python"];
+const PAGE = 100;
 
 export async function runsPage(root) {
   const q = query();
   const params = new URLSearchParams();
-  for (const k of ["workflow", "status", "sort", "order", "tag", "q"]) if (q[k]) params.set(k, q[k]);
+  for (const k of ["workflow", "status", "sort", "order", "tag", "q", "offset"]) if (q[k]) params.set(k, q[k]);
+  const page = Math.min(Math.max(Number(q.limit) || PAGE, 1), 1000);
+  params.set("limit", String(page));
   const [data, info] = await Promise.all([api(`/api/runs?${params}`), api("/api/info")]);
   document.title = "runs · agentflow traces";
   const selected = new Set();
@@ -18,6 +21,7 @@ export async function runsPage(root) {
   const setParam = (k, v) => {
     const next = new URLSearchParams(location.search);
     if (v) next.set(k, v); else next.delete(k);
+    if (k !== "offset") next.delete("offset"); // a new filter starts at the newest
     navigate(`/?${next}`);
   };
   const workflow = h("select#f-workflow", { title: "workflow", onchange: (e) => setParam("workflow", e.target.value) },
@@ -50,6 +54,7 @@ export async function runsPage(root) {
         const next = new URLSearchParams(location.search);
         next.set("sort", key);
         next.set("order", sort === key && order === "desc" ? "asc" : "desc");
+        next.delete("offset");
         navigate(`/?${next}`);
       },
     }, label, sort === key ? (order === "desc" ? " ↓" : " ↑") : ""));
@@ -100,14 +105,24 @@ export async function runsPage(root) {
           "latency", "tokens", "cost", "feedback"].map((c, i) => h(`th${i >= 6 && i <= 8 ? ".num" : ""}`, c)))), h("tbody", rows))
       : h("div.empty", data.workflows.length ? "No runs match these filters."
         : `No runs recorded yet in ${data.db}. Run a workflow (agentflow run ...) and reload, or pick another database above.`),
-    data.runs.length >= 200 ? h("div.muted.small", "The 200 newest matching runs are shown; search or filter to find older ones.") : null);
+    pager(q, data.runs.length, page, setParam));
+}
+
+/** Newer and older pages of the list. */
+function pager(q, count, size, setParam) {
+  const offset = Number(q.offset || 0);
+  if (!offset && count < size) return null;
+  return h("div.pager",
+    h("button.sort#newer", { disabled: offset <= 0, onclick: () => setParam("offset", offset - size > 0 ? String(offset - size) : "") }, "← newer"),
+    h("span.muted.small#page-range", `runs ${offset + 1}–${offset + count}`),
+    h("button.sort#older", { disabled: count < size, onclick: () => setParam("offset", String(offset + size)) }, "older →"));
 }
 
 function feedbackCell(r) {
   const up = r.feedback_up || 0, down = r.feedback_down || 0;
   if (!up && !down) return h("span.muted", "–");
-  return [up ? h("span.fb-up", { title: `${up} thumbs up` }, `👍 ${up}`) : null,
-    down ? h("span.fb-down", { title: `${down} thumbs down` }, `👎 ${down}`) : null];
+  return [up ? h("span.fb-up", { title: `${up} thumbs up` }, `▲ ${up}`) : null,
+    down ? h("span.fb-down", { title: `${down} thumbs down` }, `▼ ${down}`) : null];
 }
 
 /** Which trace database this is, and a picker for the others the viewer found. */

@@ -272,7 +272,9 @@ export function renderTimeline(model, { onSpan } = {}) {
     e.preventDefault();
     const box = overview.getBoundingClientRect();
     const t = ((e.clientX - box.left) / box.width) * total;
-    brushing = e.target === brush ? { pan: true, x: e.clientX, v0, v1, box } : { pan: false, from: t, box };
+    // inside the box pans it; elsewhere, or when it shows (nearly) the whole run, a new range
+    const pan = e.target === brush && v1 - v0 < total * 0.9;
+    brushing = pan ? { pan: true, x: e.clientX, v0, v1, box } : { pan: false, from: t, box };
   });
   window.addEventListener("mousemove", (e) => {
     if (!brushing) return;
@@ -331,12 +333,12 @@ export function renderTimeline(model, { onSpan } = {}) {
     }
   };
 
-  el.draw = () => { drawOverview(canvas, lanes, t0, total); draw(); };
+  // the lanes first; the overview strip (every span once) right after the page is drawn
+  el.draw = () => { draw(); requestAnimationFrame(() => drawOverview(canvas, lanes, t0, total)); };
   el.laneCount = lanes.length;
   el.setView = (a, b) => { setView(a, b); draw(); };
   el.focusLane = focusLane;
   el.focusSpan = focusSpan;
-  queueMicrotask(draw);
   return el;
 }
 
@@ -405,6 +407,7 @@ function drawTicks(el, v0, v1, W) {
   const parts = [];
   for (let t = Math.ceil(v0 / step - 1e-9) * step; t <= v1 + step * 1e-6; t += step) {
     const x = ((t - v0) / span) * W;
+    if (x > W - 30) break; // no tick cut in half at the right edge
     const text = Math.abs(t) < step * 1e-6 ? "0" : `${(t * mult).toFixed(decimals)} ${unit}`;
     parts.push(`<span class="tl-tick" style="left:${x.toFixed(1)}px">${text}</span>`);
   }
