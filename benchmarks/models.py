@@ -40,9 +40,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 
+from agentflow.graph.context import NodeTracer
 from agentflow.models import ModelEntry, ModelRouter, ResponseCache, RetryConfig, Sampling
 from agentflow.models.offline import EmbeddingClassifier, MiniLMEncoder
-from agentflow.nodes.context import NodeTracer
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "clinc150"
