@@ -18,11 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from agentflow.errors import UsageError
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUILD = 0, 1, 2, 3
-
-
-class UsageError(Exception):
-    """Bad command-line input; exits with code 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

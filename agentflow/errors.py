@@ -106,6 +106,10 @@ class InputError(AgentflowError):
     """The input given to a run does not fit the flow's state schema or declared inputs."""
 
 
+class UsageError(Exception):
+    """Bad command-line input: the ``agentflow`` command prints it and exits with code 2."""
+
+
 class ModelError(AgentflowError):
     """A model call failed: timeout, provider unavailable, or output that does not validate."""
 

@@ -93,7 +93,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``agentflow tune``; exit code 2 on bad input, 0 when the adapter is saved."""
-    from agentflow.cli import UsageError
+    from agentflow.errors import UsageError
     from agentflow.errors import AgentflowError
 
     sources = [s for s in ("dataset", "from_traces", "classify", "examples") if getattr(args, s)]

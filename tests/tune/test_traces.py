@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 import agentflow as af
-from agentflow.nodes.registry import NodeRegistry
+from agentflow.graph.registry import NodeRegistry
 from agentflow.tracing import SQLiteTraceStore
 from agentflow.tracing.feedback import record_feedback
 from agentflow.tune.base import TuneError
