@@ -54,7 +54,7 @@ from agentflow.checks.attribution import (  # noqa: E402
 from agentflow.checks.text import cited_numbers, split_sentences, strip_citations  # noqa: E402
 from agentflow.documents import Chunk  # noqa: E402
 from agentflow.models import build_router  # noqa: E402
-from agentflow.models.logprobs import RouterScorer  # noqa: E402
+from agentflow.models.logprobs import RouterScorer, continuation_tokens  # noqa: E402
 from agentflow.models.sampling import Sampling  # noqa: E402
 from agentflow.models.structured import citation_grammar  # noqa: E402
 
@@ -124,16 +124,18 @@ async def run(items: list[dict[str, Any]], args: argparse.Namespace, root: Path)
                 answer = answer or "(no answer)"
             sources = split_sources(chunks)
             masks = ablation_masks(len(sources), max(KS), seed=args.seed)
-            prompts = [build_prompt(item["question"], sources, list(m), template=PROMPT) + " " + answer
-                       for m in np.vstack([np.ones((1, len(sources)), dtype=bool), masks])]
+            bare = build_prompt(item["question"], sources, [True] * len(sources), template=PROMPT)
+            prompts = [bare] + [build_prompt(item["question"], sources, list(m), template=PROMPT) + " " + answer
+                                for m in np.vstack([np.ones((1, len(sources)), dtype=bool), masks])]
             started = time.perf_counter()
-            scored = await scorer.score(prompts)
+            without, *scored = await scorer.score(prompts)
             seconds = time.perf_counter() - started
+            count = continuation_tokens(without, scored[0])
             row: dict[str, Any] = {"id": item["id"], "dataset": item["dataset"], "answer": answer,
                                    "gold": sorted(gold), "docs": len(chunks), "score_seconds": round(seconds, 2),
                                    "answer_seconds": round(generated, 2)}
             for k in KS:
-                fit = fit_attribution(answer, sources, masks[:k], scored[: k + 1])
+                fit = fit_attribution(answer, sources, masks[:k], scored[: k + 1], answer_tokens=count)
                 top = [w.doc for w in fit.whole.top]
                 row[f"k{k}"] = {"top": top[:2], "top1": float(bool(top) and top[0] in gold),
                                 "top2": float(np.mean([d in gold for d in top[:2]])) if top else 0.0}

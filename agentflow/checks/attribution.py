@@ -45,7 +45,7 @@ from agentflow.checks.result import AbstentionPolicy, CheckResult, Severity, abs
 from agentflow.checks.text import is_abstention, split_sentences, statements
 from agentflow.documents import Chunk
 from agentflow.errors import ModelError
-from agentflow.models.logprobs import PromptScorer, ScoredPrompt
+from agentflow.models.logprobs import PromptScorer, ScoredPrompt, continuation_tokens
 
 SourceUnit = Literal["chunk", "sentence"]
 DEFAULT_THRESHOLD = 0.75
@@ -220,10 +220,10 @@ def _spans(answer: str) -> list[tuple[int, int, str, list[int]]]:
     return spans
 
 
-def _token_positions(scored: ScoredPrompt, answer: str) -> tuple[int, list[int]]:
+def _token_positions(scored: ScoredPrompt, answer: str, count: int | None = None) -> tuple[int, list[int]]:
     """How many trailing tokens spell `` answer``, and where each one's text starts in ``answer`` (negative for a
     token that straddles the prompt's end)."""
-    count = scored.tail(" " + answer)
+    count = count or scored.tail(" " + answer)
     texts = scored.tokens[-count:]
     total = sum(len(t) for t in texts)
     starts, pos = [], len(answer) - total
@@ -277,22 +277,28 @@ async def attribute(
         raise ValueError("attribution needs at least one non-empty document")
     masks = ablation_masks(len(sources), ablations, seed=seed)
     full = [True] * len(sources)
-    prompts = [build_prompt(question, sources, full, template=template) + " " + answer]
+    context = build_prompt(question, sources, full, template=template)
+    # the full context without the answer too: the answer's token count is the difference (it is a prefix of
+    # the next prompt, so the node computes nothing more for it)
+    prompts = [context, context + " " + answer]
     prompts += [build_prompt(question, sources, list(m), template=template) + " " + answer for m in masks]
     started = time.perf_counter()
-    scored = await scorer.score(prompts)
+    bare, *scored = await scorer.score(prompts)
     seconds = time.perf_counter() - started
     return fit_attribution(answer, sources, masks, scored, seconds=seconds, top_k=top_k, min_weight=min_weight,
-                           model=getattr(scorer, "name", type(scorer).__name__))
+                           model=getattr(scorer, "name", type(scorer).__name__),
+                           answer_tokens=continuation_tokens(bare, scored[0]))
 
 
 def fit_attribution(
     answer: str, sources: Sequence[Source], masks: np.ndarray, scored: Sequence[ScoredPrompt], *,
     seconds: float = 0.0, top_k: int = 3, min_weight: float = MIN_WEIGHT, model: str = "",
+    answer_tokens: int | None = None,
 ) -> Attribution:
     """The surrogates from scored prompts: ``scored[0]`` the full context, ``scored[1:]`` the ablations of
     ``masks`` in order (the first ``k`` masks of a larger seeded set are the ``k``-ablation run's masks, so one
-    scoring of 64 ablations also gives the fits for 16 and 32)."""
+    scoring of 64 ablations also gives the fits for 16 and 32). ``answer_tokens``: how many trailing tokens are
+    the answer (:func:`~agentflow.models.logprobs.continuation_tokens`); by default read from the token texts."""
     if len(scored) != len(masks) + 1:
         raise ValueError(f"expected {len(masks) + 1} scored prompts (the full context and each ablation), got "
                          f"{len(scored)}")
@@ -300,11 +306,11 @@ def fit_attribution(
     rows = []
     counts: list[int] = []
     for s in scored:
-        count, starts = _token_positions(s, answer)
+        count, starts = _token_positions(s, answer, answer_tokens)
         counts.append(count)
         rows.append(_sentence_logprobs(s, count, starts, spans))
     table = np.array(rows)  # [1 + ablations, sentences]
-    _, starts0 = _token_positions(scored[0], answer)
+    _, starts0 = _token_positions(scored[0], answer, answer_tokens)
     owners = _sentence_of(starts0, spans)
     sentences = []
     for i, (s0, end, text, cited) in enumerate(spans):

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from agentflow.eval.formats.base import Item
 from agentflow.eval.formats.mcq import LETTERS, choices_of
-from agentflow.models.logprobs import RouterScorer
+from agentflow.models.logprobs import RouterScorer, continuation_tokens
 from agentflow.models.sampling import Sampling
 from agentflow.models.types import OutputConstraint
 
@@ -118,8 +118,9 @@ def resolve_scoring(router: Any, alias: str, scoring: Scoring) -> str:
 async def _loglik(scorer: RouterScorer, item: Item) -> ChoiceOutcome:
     choices, right = choices_of(item)
     prompt = loglik_prompt(item)
-    scored = await scorer.score([f"{prompt} {c}" for c in choices])
-    logliks = [s.tail_logprob(" " + c) for s, c in zip(scored, choices, strict=True)]
+    # the question alone too: each choice's tokens are the difference (it shares the whole prompt: ~free)
+    bare, *scored = await scorer.score([prompt] + [f"{prompt} {c}" for c in choices])
+    logliks = [s.tail_logprob(continuation_tokens(bare, s)) for s in scored]
     best = max(range(len(choices)), key=lambda i: logliks[i])
     best_norm = max(range(len(choices)), key=lambda i: logliks[i] / max(len(choices[i]), 1))
     return ChoiceOutcome(item.id, str(item.inputs["question"]), choices, right, best, best == right,

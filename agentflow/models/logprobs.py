@@ -47,10 +47,20 @@ class ScoredPrompt:
             raise ValueError(f"the scored prompt does not end with {text[-40:]!r} (its tokens end {joined[-40:]!r})")
         return count
 
-    def tail_logprob(self, text: str) -> float:
-        """``log p(text | everything before it)``: the sum over the trailing tokens that spell ``text``."""
-        count = self.tail(text)
-        return float(sum(v for v in self.logprobs[-count:] if v is not None))
+    def tail_logprob(self, text: str | int) -> float:
+        """``log p(continuation | everything before it)``: the sum over its trailing tokens, given as their count
+        or as the text they spell (see :meth:`tail`; a count from :func:`continuation_tokens` is exact)."""
+        count = text if isinstance(text, int) else self.tail(text)
+        return float(sum(v for v in self.logprobs[-count:] if v is not None)) if count else 0.0
+
+
+def continuation_tokens(without: ScoredPrompt, with_: ScoredPrompt) -> int:
+    """How many tokens a continuation adds: the scored prompt with it minus the one without (exact where the
+    token texts cannot spell the text back, as byte tokens of a character split in two)."""
+    count = len(with_.tokens) - len(without.tokens)
+    if count < 1:
+        raise ValueError(f"the continuation adds {count} tokens; the prompt with it must be longer")
+    return count
 
 
 class PromptScorer(Protocol):

@@ -244,6 +244,9 @@ class _Run:
         branches: dict[int, list[int]] = {}
         for g in group:
             branches.setdefault(self.prompts[g][p], []).append(g)
+        if p == start and len(branches) == 1:  # one prompt ends where the others go on: nothing more to share
+            self.leaves(group, start, past, last)
+            return
         alone = [b[0] for b in branches.values() if len(b) == 1]
         for branch in branches.values():
             if len(branch) > 1:

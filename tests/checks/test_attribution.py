@@ -90,7 +90,7 @@ def test_the_surrogate_recovers_sparse_weights() -> None:
 async def test_each_sentence_gets_its_driving_document_and_wrong_citations_are_flagged() -> None:
     scorer = WordScorer(DRIVERS)
     result = await attribute(ANSWER, DOCS, scorer=scorer, question=QUESTION, ablations=32)
-    assert scorer.calls == [33]  # the full context and 32 ablations, in one request
+    assert scorer.calls == [34]  # the context alone (the answer's length), with the answer, 32 ablations: one request
     assert result.forward_passes == 33
     first, second = result.sentences
     assert first.text.startswith("The Eiffel Tower") and first.cited == [1]
@@ -163,7 +163,7 @@ async def test_smollm2_over_http_attributes_each_sentence_to_the_document_that_s
     router = ModelRouter({"large": [ModelEntry(model="hosted_vllm/smollm2-135m", api_base=smol_url)]})
     scorer = RouterScorer(router, "large")
     result = await check_attribution(ANSWER, DOCS, scorer, question=QUESTION, ablations=16)
-    assert scorer.forward_passes == 17
+    assert scorer.forward_passes == 18  # the context alone, with the answer, 16 ablations
     first, second = result.details["sentences"]
     assert first["sources"][0]["doc"] == 1
     assert second["sources"][0]["doc"] == 3 and second["sources"][0]["weight"] > 2

@@ -111,6 +111,13 @@ async def test_smollm2_scores_each_choice_by_its_log_likelihood_above_chance(smo
     first = report.outcomes[0]
     [scored] = await RouterScorer(router, "local").score(["Question: What is the capital of France?\nAnswer: Paris"])
     assert first.logliks is not None and first.logliks[0] == pytest.approx(scored.tail_logprob(" Paris"), abs=1e-3)
+    # characters the tokenizer splits into byte tokens, whose texts cannot spell the choice back
+    from agentflow.eval.formats.mcq import mcq_item
+
+    odd = mcq_item({"question": "Which city is in Brazil?", "choices": ["São Paulo 🌴", "Zürich"], "answer": 0},
+                   "inline", "odd")
+    [outcome] = (await score_mcq(router, "local", [odd])).outcomes
+    assert outcome.logliks is not None and all(v < 0 for v in outcome.logliks)
 
 
 def test_the_eval_command_scores_a_model_alias_on_an_mcq_file(smol_url: str, tmp_path: Path,

@@ -92,6 +92,17 @@ def test_ablations_share_a_tree_of_prefixes_and_score_as_if_alone(node: Served, 
                                                                    abs=1e-4)
 
 
+def test_a_prompt_that_is_the_start_of_another_scores_like_alone(node: Served, tokenizer) -> None:  # type: ignore[no-untyped-def]
+    ids = [tokenizer.encode(p) for p in ("Once upon a time there was a dog", "Once upon a time there was a dog who",
+                                         "Once upon a time there was a dog who ran")]
+    model = node.runtime.engine.model  # type: ignore[attr-defined]
+    with torch.inference_mode():
+        together = score_prompts(model, ids)
+        alone = [score_prompts(model, [p]).prompts[0] for p in ids]
+    for a, b in zip(together.prompts, alone, strict=True):
+        assert [s.logprob for s in a[1:]] == pytest.approx([s.logprob for s in b[1:]], abs=1e-4)
+
+
 def test_a_prompt_sent_twice_is_scored_once(node: Served, tokenizer) -> None:  # type: ignore[no-untyped-def]
     ids = [tokenizer.encode(p) for p in PROMPTS]
     model = node.runtime.engine.model  # type: ignore[attr-defined]
