@@ -134,7 +134,7 @@ def test_ratings_from_thumbs_on_served_variants_in_a_real_trace_store(tmp_path: 
     from pydantic import BaseModel
 
     from agentflow.graph import Flow
-    from agentflow.nodes.context import Services
+    from agentflow.graph.context import Services
     from agentflow.nodes.generate import generate
     from agentflow.prompts import PromptStore
     from agentflow.testing.models import FakeRouter

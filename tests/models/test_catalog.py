@@ -84,7 +84,7 @@ def traced_store(path: Path) -> None:
     """Two real runs through the router, recorded in a real SQLite trace store."""
     from agentflow.graph import Flow
     from agentflow.models.types import ChatResponse, Usage
-    from agentflow.nodes.context import Services
+    from agentflow.graph.context import Services
     from agentflow.nodes.generate import generate
     from agentflow.prompts import PromptStore
     from agentflow.testing.models import FakeChatModel, FakeRouter
