@@ -44,7 +44,7 @@ import numpy as np
 from agentflow.checks.result import AbstentionPolicy, CheckResult, Severity, abstained_result, error_result
 from agentflow.checks.text import is_abstention, split_sentences, statements
 from agentflow.documents import Chunk
-from agentflow.errors import ModelError
+from agentflow.errors import ConfigError, ModelError
 from agentflow.models.logprobs import PromptScorer, ScoredPrompt, continuation_tokens
 
 SourceUnit = Literal["chunk", "sentence"]
@@ -181,9 +181,13 @@ def fit_surrogate(masks: np.ndarray, outputs: np.ndarray, tokens: int, *,
                   alpha: float = LASSO_ALPHA) -> tuple[np.ndarray, float]:
     """LASSO of ``outputs`` on ``masks`` (standardised, as ContextCite's solver): weights per source and bias,
     in the outputs' units (the fit runs on per-token outputs, then scales back)."""
-    from sklearn.linear_model import Lasso
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    try:
+        from sklearn.linear_model import Lasso
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+    except ImportError as exc:
+        raise ConfigError("the attribution check fits its surrogate with scikit-learn, which is not "
+                          "installed: pip install 'agentflow[attribution]'") from exc
 
     x = masks.astype(np.float64)
     y = outputs / max(tokens, 1)
