@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agentflow.errors import ConfigError
+from agentflow.graph.checkpoints import postgres_saver, require_postgres, sqlite_saver
 
 THREAD_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
 """What a thread id may hold (``#`` separates the thread from its turn in the checkpointer)."""
@@ -140,7 +141,6 @@ async def open_threads(location: str, *, setup: bool = True) -> AsyncIterator[Th
             yield threads
         return
     import aiosqlite
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     path = Path(location)
     try:
@@ -149,7 +149,7 @@ async def open_threads(location: str, *, setup: bool = True) -> AsyncIterator[Th
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"cannot open the checkpoint database {str(path)!r}: {exc}") from exc
     try:
-        saver = AsyncSqliteSaver(conn)
+        saver = sqlite_saver(conn)
         await saver.setup()
         yield Threads(saver, str(path))
     finally:
@@ -160,9 +160,10 @@ async def open_threads(location: str, *, setup: bool = True) -> AsyncIterator[Th
 async def _postgres(url: str, *, setup: bool) -> AsyncIterator[Threads]:
     try:
         import psycopg
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         from psycopg.rows import dict_row
         from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+        require_postgres()
     except ImportError as exc:
         raise ConfigError(f"--checkpoint postgresql://... needs the serve extra ({exc.name} is missing): "
                           "pip install 'agentflow[serve]'") from None
@@ -176,12 +177,12 @@ async def _postgres(url: str, *, setup: bool) -> AsyncIterator[Threads]:
         await pool.close()
         raise ConfigError(f"cannot connect to the checkpoint database {redacted_url(url)}: {exc}") from None
     try:
-        saver = AsyncPostgresSaver(pool)
+        saver = postgres_saver(pool)
         if setup:
             async with pool.connection() as conn:
                 await conn.execute("SELECT pg_advisory_lock(hashtextextended('agentflow-checkpoints', 0))")
                 try:
-                    await AsyncPostgresSaver(conn).setup()
+                    await postgres_saver(conn).setup()
                 finally:
                     await conn.execute("SELECT pg_advisory_unlock(hashtextextended('agentflow-checkpoints', 0))")
         yield Threads(saver, redacted_url(url), pool=pool)
