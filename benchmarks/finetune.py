@@ -34,7 +34,9 @@ the reference workflow under the local profile takes a minute or two per questio
 docs/benchmarks.md, shared with four other jobs (load average about 10), ``--quick`` took 24 minutes; an idle
 machine takes a fraction of that, a GPU (``agentflow tune --device cuda``) less still.
 
-Everything is written under benchmarks/.cache/finetune/ (adapters, corpora, eval results, node logs).
+Everything is written to a work folder outside the checkout (adapters, corpora, eval results, node logs;
+--work, default $TMPDIR/agentflow-finetune/quick or full), so that a run beside the tests never writes under
+the checkout's .agentflow folders, which the test session checks; the traces go to benchmarks/.cache/finetune/.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import os
 import platform
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -361,11 +364,12 @@ def main() -> None:
                         help="experiment 2: evaluate N questions (each takes the reference workflow a minute or two)")
     parser.add_argument("--reuse", action="store_true",
                         help="take the experiments already measured with these sizes from the work folder")
+    parser.add_argument("--work", type=Path, help="the work folder (default $TMPDIR/agentflow-finetune)")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     if args.rag_eval:
         sizes = replace(sizes, rag_eval=args.rag_eval)
-    work = CACHE / ("quick" if args.quick else "full")
+    work = (args.work or Path(tempfile.gettempdir()) / "agentflow-finetune") / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
     parts = set(args.parts.split(","))
     started = time.perf_counter()
