@@ -407,6 +407,17 @@ class TraceReader:
                 hits.extend(h for h in found if isinstance(h, dict))
         return hits
 
+    def last_check(self, run_id: str, kind: str) -> dict[str, Any] | None:
+        """The payload of the run's last check span of ``kind`` (``attribution``, ...), if any."""
+        rows = self._conn.execute(
+            "SELECT data FROM spans WHERE run_id = ? AND kind = 'check' ORDER BY start DESC, seq DESC",
+            (run_id,))
+        for (text,) in rows:
+            data = _loads(text)
+            if isinstance(data, dict) and data.get("kind") == kind:
+                return data
+        return None
+
     # helpers ----------------------------------------------------------------------------------
     def _summary(self, row: tuple[Any, ...] | None) -> RunSummary:
         if row is None:

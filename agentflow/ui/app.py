@@ -208,7 +208,8 @@ def create_app(
         _, reader, run_id = find_run(request, run_id)
         detail = reader.run(run_id, with_spans=False)
         output = detail.output if isinstance(detail.output, dict) else {}
-        return resolve(output, reader.retrieval_hits(detail.summary.run_id)).to_dict()
+        view = resolve(output, reader.retrieval_hits(detail.summary.run_id))
+        return view.add_attribution(reader.last_check(detail.summary.run_id, "attribution")).to_dict()
 
     @app.get("/api/runs/{run_id}/feedback")
     def get_feedback(request: Request, run_id: str) -> dict[str, Any]:

@@ -37,6 +37,11 @@ class ResolvedCitation:
     passage_from: str | None = None
     """Where the passage was found: ``state`` (the documents the answer was written from) or
     ``retrieval`` (a retrieval span's hits)."""
+    attribution_weight: float | None = None
+    """With an ``attribution`` check in the run: the largest weight ContextCite gave this
+    document for a sentence that cites it (0 when it gave none)."""
+    attribution_supports: bool | None = None
+    """Whether the attribution supports this citation (False: flagged as unsupported)."""
 
 
 @dataclass(slots=True)
@@ -44,10 +49,42 @@ class CitationView:
     answer_field: str | None
     answer: str
     citations: list[ResolvedCitation]
+    attribution: dict[str, Any] | None = None
+    """The run's ContextCite attribution (its ``attribution`` check): per answer sentence, the
+    documents that caused it with their weights, and the flags."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"answer_field": self.answer_field, "answer": self.answer,
-                "citations": [asdict(c) for c in self.citations]}
+                "citations": [asdict(c) for c in self.citations],
+                "attribution": self.attribution}
+
+    def add_attribution(self, check: Mapping[str, Any] | None) -> CitationView:
+        """Put an ``attribution`` check's result beside the citations (see
+        :mod:`agentflow.checks.attribution`): each ``[DOC n]`` citation gets the weight the
+        attribution gave document n for the sentences citing it, and whether it was flagged."""
+        details = (check or {}).get("details")
+        if not isinstance(details, Mapping) or not isinstance(details.get("sentences"), list):
+            return self
+        sentences = [s for s in details["sentences"] if isinstance(s, Mapping)]
+        for c in self.citations:
+            number = _doc_number(c.marker) if c.marker.startswith("[DOC") else None
+            citing = [s for s in sentences if number in (s.get("cited") or [])]
+            if number is None or not citing:
+                continue
+            weights = [float((s.get("doc_weights") or {}).get(str(number), 0.0)) for s in citing]
+            c.attribution_weight = round(max(weights), 4)
+            c.attribution_supports = not any(number in (s.get("unsupported_citations") or [])
+                                             for s in citing)
+        self.attribution = {
+            "score": check.get("score") if check else None,
+            "passed": check.get("passed") if check else None,
+            "reason": check.get("reason") if check else None,
+            "model": details.get("model"), "ablations": details.get("ablations"),
+            "sentences": [{k: s.get(k) for k in ("sentence", "cited", "sources", "doc_weights",
+                                                 "unsupported_citations", "uncited_sources")}
+                          for s in sentences],
+        }
+        return self
 
 
 def _norm(text: str) -> str:

@@ -36,4 +36,5 @@ def test_a_quote_missing_from_its_passage_is_flagged_and_retrieval_hits_are_sear
 
 def test_no_citations_field_means_no_citations() -> None:
     assert resolve({"answer": "hi"}, []).citations == []
-    assert resolve(None, []).to_dict() == {"answer_field": None, "answer": "", "citations": []}
+    assert resolve(None, []).to_dict() == {"answer_field": None, "answer": "", "citations": [],
+                                           "attribution": None}

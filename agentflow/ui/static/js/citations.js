@@ -18,7 +18,8 @@ export async function renderCitations(runId, { fused = false } = {}) {
     h("h2", "Answer & citations"),
     view.answer_field ? h("div.muted.small", `from the final state's "${view.answer_field}"`) : null,
     answer,
-    h("div.cite-grid", h("div.cite-col-head", "Citation"), h("div.cite-col-head", "Passage it points to"), rows));
+    h("div.cite-grid", h("div.cite-col-head", "Citation"), h("div.cite-col-head", "Passage it points to"), rows),
+    view.attribution ? attributionBlock(view.attribution) : null);
   // marks are placed once the passages are in the document (ranges need attached nodes)
   section.highlight = () => {
     for (const row of rows) {
@@ -70,11 +71,35 @@ function citationRow(c, i, fused) {
     h("div.cite-claim",
       h("span.cite-marker.static", c.marker || `#${i + 1}`),
       h(`span.cite-state.${state}`, label),
+      typeof c.attribution_weight === "number"
+        ? h(`span.cite-attribution${c.attribution_supports === false ? ".unsupported" : ""}`,
+            { title: "ContextCite: how much this document drove the sentences citing it (the weight of a " +
+                "sparse linear model of the answer's log-probability over random ablations of the documents)" },
+            ` · attribution ${c.attribution_weight.toFixed(2)}${c.attribution_supports === false ? ", not supported" : ""}`)
+        : null,
       c.quote ? h("blockquote", c.quote) : null,
       c.source ? h("div.muted.small", { title: c.source }, baseName(c.source)) : null),
     passage);
   row.quote = c.quote;
   return row;
+}
+
+/** ContextCite's answer: per sentence, the documents that caused it and the flags. */
+function attributionBlock(a) {
+  const head = `Attribution (ContextCite${a.ablations ? `, ${a.ablations} ablations` : ""}` +
+    `${a.model ? `, ${a.model}` : ""})`;
+  const rows = (a.sentences || []).map((s) => {
+    const sources = (s.sources || []).filter((w) => w.weight > 0).slice(0, 3)
+      .map((w) => h("span.attr-source", { title: w.text || "" }, `[DOC ${w.doc}] ${w.weight.toFixed(2)}`));
+    const flags = [
+      ...(s.unsupported_citations || []).map((d) => h("span.attr-flag", `cites [DOC ${d}], which did not drive it`)),
+      ...(s.uncited_sources || []).map((d) => h("span.attr-flag", `[DOC ${d}] drove it, uncited`)),
+    ];
+    return h("div.attr-row", h("div.attr-sentence", renderInline(String(s.sentence || ""))),
+      h("div.attr-sources", sources.length ? sources : h("span.muted", "no document stands out")), flags);
+  });
+  return h("div.attribution", h("h3", head),
+    a.reason ? h("div.muted.small", a.reason) : null, rows);
 }
 
 function baseName(path) {
