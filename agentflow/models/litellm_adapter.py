@@ -169,7 +169,15 @@ def _response(raw: Any, model: str, latency_s: float) -> ChatResponse:
         cost=float(cost) if isinstance(cost, int | float) else None,
         finish_reason=raw.choices[0].finish_reason if raw.choices else None,
         latency_s=latency_s,
+        ttft_s=_ttft(raw),
     )
+
+
+def _ttft(raw: Any) -> float | None:
+    """The server's own time to first token, from a ``timings`` field beside the choices."""
+    timings = getattr(raw, "timings", None)
+    value = timings.get("ttft_s") if isinstance(timings, dict) else None
+    return float(value) if isinstance(value, int | float) and value >= 0 else None
 
 
 _BY_CLASS: tuple[tuple[str, ProviderFailure], ...] = (

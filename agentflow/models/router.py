@@ -410,6 +410,8 @@ class ModelRouter:
                         "total": response.usage.total_tokens, "estimated": response.usage.estimated},
                 cost=response.cost, cost_source=cost_source, latency_s=response.latency_s,
             )
+            if response.ttft_s is not None:
+                data["ttft_s"] = response.ttft_s
             if response.choices:
                 data["choices"] = list(response.choices)
         data.update(extra or {})

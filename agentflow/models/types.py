@@ -110,6 +110,9 @@ class ChatResponse(BaseModel):
     """Cost in USD as the provider's price list gives it; ``None`` when unknown."""
     finish_reason: str | None = None
     latency_s: float = 0.0
+    ttft_s: float | None = None
+    """Seconds to the first token as the server measured it, where it says (agentflow's node, as
+    llama.cpp's server, reports ``timings``); ``None`` otherwise."""
 
     def all_choices(self) -> tuple[str, ...]:
         """Every sampled completion (just ``text`` when one was asked for)."""

@@ -42,6 +42,8 @@ class RequestHandle:
         self.engine_remaining = request.n
         self.started = False
         self.done = False
+        self.first_token_s: float | None = None
+        """Seconds from the request's arrival to its first token, once there is one."""
 
     async def outputs(self) -> AsyncIterator[StepOutput]:
         """Outputs until every sample has finished; raises :class:`EngineFailedError` if the engine failed."""
@@ -207,6 +209,7 @@ class Scheduler:
                 continue
             if not handle.started:
                 handle.started = True
+                handle.first_token_s = now - handle.request.arrival
                 with self._lock:
                     self._unstarted.pop(out.request_id, None)
                     self._held += handle.request.n

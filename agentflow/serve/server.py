@@ -341,7 +341,7 @@ async def _generate(
             if await request.is_disconnected():
                 collect.cancel()
                 return Response(status_code=499)
-        return JSONResponse(collect.result())
+        return JSONResponse({**collect.result(), "timings": _timings(handles)})
     except EngineFailedError as exc:
         raise HTTPError(500, f"generation failed: {exc}", kind="server_error") from exc
     finally:
@@ -378,6 +378,13 @@ async def _merged(handles: list[RequestHandle]) -> AsyncIterator[tuple[int, Step
     finally:
         for t in tasks:
             t.cancel()
+
+
+def _timings(handles: list[RequestHandle]) -> dict[str, float]:
+    """When the first token came (from arrival, queueing and prefill included), as llama.cpp's server
+    reports ``timings``: a client that does not stream gets its time to first token too."""
+    firsts = [h.first_token_s for h in handles if h.first_token_s is not None]
+    return {"ttft_s": round(min(firsts), 6)} if firsts else {}
 
 
 async def _collect(builder: ResponseBuilder, handles: list[RequestHandle]) -> dict[str, Any]:

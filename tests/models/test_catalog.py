@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -90,8 +91,8 @@ def traced_store(path: Path) -> None:
     from agentflow.testing.models import FakeChatModel, FakeRouter
     from agentflow.tracing import SQLiteTraceStore
 
-    replies = [ChatResponse(text=f"Rust {i}.", usage=Usage(prompt_tokens=100, completion_tokens=40), cost=0.002)
-               for i in range(2)]
+    replies = [ChatResponse(text=f"Rust {i}.", usage=Usage(prompt_tokens=100, completion_tokens=40), cost=0.002,
+                            ttft_s=0.05 * (i + 1)) for i in range(2)]
     large = FakeChatModel(replies, name="hosted_vllm/stories260K")
     flow = Flow("t", state=Rag, inputs=["question", "chunks"], steps=[generate("answer")])
     store = SQLiteTraceStore(path)
@@ -107,7 +108,7 @@ def test_measured_columns_come_from_the_recorded_model_calls(tmp_path: Path) -> 
     stats = measured(db)["hosted_vllm/stories260K"]
     assert stats["calls"] == 2 and stats["runs"] == 2
     assert stats["cost_per_run"] == pytest.approx(0.002)
-    assert stats["p50_latency_s"] >= 0 and stats["ttft_s"] is None  # non-streamed calls record no TTFT
+    assert stats["p50_latency_s"] >= 0 and stats["ttft_s"] == pytest.approx(0.075)  # the servers' own TTFT
     config = ModelsConfig.model_validate({"profiles": {"p": {"api_base": "http://127.0.0.1:9/v1",
                                                                "aliases": {"large": "hosted_vllm/stories260K"}}}})
     [row] = catalogue(config, "p", config_path=None, traces=db, ask_nodes=False)
@@ -149,3 +150,34 @@ def test_models_bench_measures_the_real_local_model_live(smol_url: str, tmp_path
     assert 0 < result["ttft_s"] < result["latency_s"] and result["tokens_per_s"] > 0
     assert main(["models", "bench", "large", "--profile", "offline"]) == 2
     assert "offline backend, not a language model" in capsys.readouterr().err
+
+
+def test_a_call_to_the_node_records_the_time_to_first_token_it_reports(smol_url: str, tmp_path: Path) -> None:
+    """Not streamed, yet timed: the node reports ``timings.ttft_s`` (as llama.cpp's server does), LiteLLM
+    keeps it, and the router puts it on the model call's span, where the catalogue reads it."""
+    import httpx
+
+    from agentflow.graph.context import NodeTracer
+    from agentflow.models import Sampling, build_router
+    from agentflow.models.types import ChatResponse
+
+    raw = httpx.post(f"{smol_url}/chat/completions", json={
+        "model": "smollm2-135m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}).json()
+    assert 0 < raw["timings"]["ttft_s"] < 60
+    (tmp_path / "agentflow.yaml").write_text(
+        "models:\n  profiles:\n    tiny:\n      aliases:\n        small: {model: hosted_vllm/smollm2-135m, "
+        f"api_base: '{smol_url}'}}\n")
+    router = build_router(tmp_path / "agentflow.yaml", profile="tiny", root=tmp_path)
+    events: list[Any] = []
+
+    async def call() -> ChatResponse:
+        tracer = NodeTracer(run_id="r", parent_id="r/n", node="n", emit_event=events.append)
+        return await router.complete("small", [{"role": "user", "content": "Hi"}],
+                                     sampling=Sampling.greedy(max_tokens=4), tracer=tracer, node="n")
+    try:
+        response = asyncio.run(call())
+    finally:
+        router.close()
+    assert response.ttft_s is not None and 0 < response.ttft_s <= response.latency_s
+    (span,) = [e for e in events if e.kind == "model_call"]
+    assert span.data["ttft_s"] == response.ttft_s
