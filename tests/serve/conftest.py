@@ -86,10 +86,10 @@ def serve(model_dir: Path, **settings: object) -> Iterator[Served]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # a model with an adapter merges it at load
     while not (server.started and server.servers):
         if time.monotonic() > deadline:
-            raise RuntimeError("the node did not start within 30 s")
+            raise RuntimeError("the node did not start within 60 s")
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
