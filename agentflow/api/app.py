@@ -270,6 +270,9 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
 
     @app.get("/runs/{run_id}")
     async def trace(request: Request, run_id: str) -> dict[str, Any]:
+        # the trace store writes on its own thread: a run this worker just answered is read back
+        # whole once what it buffered is written (read-your-writes for a client that asks at once)
+        await asyncio.to_thread(_flush, request.app.state.runner.hooks)
         return await asyncio.to_thread(_read_run, request.app.state.traces, run_id)
 
     @app.post("/runs/{run_id}/feedback", status_code=201)
@@ -278,6 +281,14 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
         if records is None:
             return await asyncio.to_thread(_record_feedback, request.app.state.traces, run_id, body)
         return await _shared_feedback(request, records, run_id, body)
+
+
+def _flush(hooks: list[Any], timeout: float = 5.0) -> None:
+    """Wait for the trace hooks that write in the background to write what they hold."""
+    for hook in hooks:
+        flush = getattr(hook, "flush", None)
+        if callable(flush):
+            flush(timeout)
 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
