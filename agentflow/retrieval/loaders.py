@@ -5,6 +5,9 @@ A :class:`Document` is the unit of content hashing: a whole file, or one record 
 records the heading path of HTML chunks too. PDF pages are joined with form feeds and each chunk
 records the page it starts on.
 
+Reading HTML needs the ``html`` extra (BeautifulSoup) and PDF the ``pdf`` extra (pypdf); without it a
+collection that holds such a file stops with an error that names the extra to install.
+
 A file whose content is not text (a corrupt PDF; binary data in a .txt, .md or .html file: NUL
 bytes, or many bytes that are not UTF-8 or are control characters) raises
 :class:`~agentflow.errors.UnreadableDocumentError`, which ingestion turns into a warning and a
@@ -153,7 +156,7 @@ def load(
     except OSError as exc:
         raise RetrievalError(f"cannot read {path}: {exc}") from exc
     if fmt == "html":
-        text, title = html_to_markdown(raw)
+        text, title = html_to_markdown(raw, path)
         return [Document(text, name, name, title or path.stem, "html")]
     if fmt == "markdown":
         heading = re.search(r"^#\s+(.+?)\s*#*\s*$", raw, re.MULTILINE)
@@ -192,9 +195,23 @@ def read_text(path: Path) -> str:
     return text
 
 
-def html_to_markdown(html: str) -> tuple[str, str]:
+def _extra(module: str, extra: str, what: str, path: Path | None = None) -> Any:
+    """Import ``module`` from an optional extra, or say which extra reads ``what``."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        where = f"cannot ingest {path}: " if path is not None else ""
+        raise RetrievalError(
+            f"{where}reading {what} needs the {extra!r} extra: pip install 'agentflow[{extra}]' "
+            f"(or leave such files out of the collection's source)"
+        ) from None
+
+
+def html_to_markdown(html: str, path: Path | None = None) -> tuple[str, str]:
     """Visible text of an HTML page with h1-h6 as markdown headings; and the page title."""
-    from bs4 import BeautifulSoup
+    BeautifulSoup = _extra("bs4", "html", "HTML files", path).BeautifulSoup  # noqa: N806
 
     soup = BeautifulSoup(html, "html.parser")
     for tag in soup(["script", "style", "noscript", "template", "nav", "footer"]):
@@ -220,7 +237,7 @@ def html_to_markdown(html: str) -> tuple[str, str]:
 
 
 def _pdf(path: Path, name: str) -> Document:
-    from pypdf import PdfReader
+    PdfReader = _extra("pypdf", "pdf", "PDF files", path).PdfReader  # noqa: N806
 
     if path.stat().st_size == 0:
         raise UnreadableDocumentError(f"cannot read PDF {path}: the file is empty")

@@ -115,3 +115,18 @@ def test_discover_explains_missing_and_unsupported_paths(corpus: Path) -> None:
     (corpus / "data.csv").write_text("a,b")
     with pytest.raises(RetrievalError, match=r"unsupported file type '.csv'; supported: .*\.md"):
         discover(["data.csv"], root=corpus)
+
+
+@pytest.mark.parametrize(("module", "extra", "name"), [("pypdf", "pdf", "a.pdf"), ("bs4", "html", "a.html")])
+def test_a_file_whose_reader_is_an_uninstalled_extra_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, extra: str, name: str
+) -> None:
+    if extra == "pdf":
+        write_pdf(tmp_path / name, ["Page one."])
+    else:
+        (tmp_path / name).write_text("<h1>Title</h1><p>Body.</p>", encoding="utf-8")
+    monkeypatch.setitem(__import__("sys").modules, module, None)  # as if the extra were not installed
+    with pytest.raises(RetrievalError) as caught:
+        load(tmp_path / name)
+    message = str(caught.value)
+    assert name in message and f"pip install 'agentflow[{extra}]'" in message
