@@ -11,6 +11,10 @@ three things the checks need from a judge:
   passages (``PromptInputs(task="judge")``).
 - ``questions(answer, k)``: questions the answer answers (LLM only; RAGAS response relevancy).
 
+Which way the judge goes is what its backend declares (:attr:`Judge.capabilities`, asked of the
+router for the ``judge`` task): a backend with ``structured_fields`` (the offline support judge) is
+judged the structured way above; any other is given the LLM prompts.
+
 Every call goes through the router (cache, retries, tracing, cost). A reply that does not match
 its schema is repaired once by the router; one that still does not, or a verdict list of the wrong
 length after one more try, raises :class:`~agentflow.errors.ModelError`, which the checks report
@@ -32,7 +36,7 @@ from agentflow.checks.text import normalise_answer, statements
 from agentflow.documents import Chunk
 from agentflow.errors import ModelError
 from agentflow.models.sampling import Sampling
-from agentflow.models.types import JudgeVerdict, Message, PromptInputs
+from agentflow.models.types import Capabilities, JudgeVerdict, Message, PromptInputs
 
 _GREEDY = Sampling(temperature=0.0)
 
@@ -167,17 +171,27 @@ class Judge:
         self._limit = asyncio.Semaphore(max_concurrency)
 
     @property
+    def capabilities(self) -> Capabilities:
+        """What the backend that judges for this alias can do: the alias's model, or the offline
+        support judge where the model leaves judging to it (``offline_tasks: [judge, answerable]``
+        on the model entry, as the ``local`` profile's 135M model does: benchmarks/judge_local.py)."""
+        return self.models.capabilities(self.alias, task="judge")  # type: ignore[no-any-return]
+
+    @property
+    def structured(self) -> bool:
+        """Whether the judge answers from structured fields rather than from instructions (the
+        offline support judge): claims are the answer's sentences, each scored on its own."""
+        return self.capabilities.structured_fields
+
+    @property
     def offline(self) -> bool:
-        """Whether the offline support judge judges for this alias: the alias is the offline
-        backend, or its model leaves judging to it (``offline_tasks: [judge, answerable]`` on
-        the model entry, as the ``local`` profile's 135M model does: benchmarks/judge_local.py)."""
-        routed = self.models.chain(self.alias)[0]
-        return bool(routed.model.kind == "offline" or "judge" in routed.entry.offline_tasks)
+        """:attr:`structured` by its older name: the judge is the offline support judge."""
+        return self.structured
 
     @property
     def label(self) -> str:
         """How the details name this judge."""
-        if self.offline:
+        if self.structured:
             return f"offline support judge ({self.alias}; not an LLM)"
         return f"LLM judge ({self.alias})"
 
@@ -200,7 +214,7 @@ class Judge:
         proposition (the offline judge cannot see negation: for "no" this only says whether the
         documents address the question).
         """
-        if self.offline:
+        if self.structured:
             if question and normalise_answer(answer) in ("yes", "no"):
                 return [question]
             return [s.clean for s in statements(answer)]
@@ -216,11 +230,11 @@ class Judge:
         """A verdict for each claim against the documents, in order."""
         if not claims:
             return []
-        if self.offline:
-            return list(await asyncio.gather(*(self._offline_verify(c, documents) for c in claims)))
+        if self.structured:
+            return list(await asyncio.gather(*(self._structured_verify(c, documents) for c in claims)))
         return await self._llm_verify(list(claims), documents)
 
-    async def _offline_verify(self, claim: str, documents: Sequence[Chunk]) -> ClaimVerdict:
+    async def _structured_verify(self, claim: str, documents: Sequence[Chunk]) -> ClaimVerdict:
         inputs = PromptInputs(task="judge", claim=claim, documents=tuple(documents))
         messages = _verify_messages([claim], documents)
         verdict: JudgeVerdict = await self._complete(messages, JudgeVerdict, inputs, "verify")
@@ -273,7 +287,7 @@ class Judge:
         """
         if not documents:
             return Support(False, 0.0, "no documents were retrieved")
-        if self.offline:
+        if self.structured:
             inputs = PromptInputs(task="answerable", query=question, documents=tuple(documents))
             verdict: JudgeVerdict = await self._complete(
                 _verify_messages([question], documents), JudgeVerdict, inputs, "answerable")
@@ -294,7 +308,7 @@ class Judge:
 
     async def questions(self, answer: str, k: int) -> GeneratedQuestions:
         """``k`` questions the answer answers, and whether it is noncommittal (LLM judges only)."""
-        if self.offline:
+        if self.structured:
             raise ModelError(
                 "the offline judge is not a language model and cannot write questions; use the "
                 "offline relevancy variant (answer-sentence similarity) or an LLM judge"

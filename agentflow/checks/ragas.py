@@ -89,7 +89,7 @@ async def faithfulness(
         reason += f"; unsupported: {shown}{more}"
     details = {
         "judge": judge.label,
-        "claims_from": "sentences (offline)" if judge.offline else "LLM-extracted statements",
+        "claims_from": "sentences (offline)" if judge.structured else "LLM-extracted statements",
         "claims": [v.as_dict() for v in verdicts],
         "supported": supported, "total": len(verdicts), "documents": len(documents),
     }
@@ -140,7 +140,7 @@ async def response_relevancy(
     abstention: AbstentionPolicy = "fail",
 ) -> CheckResult:
     """How well the answer addresses the question; see the module docstring."""
-    offline = judge.offline
+    offline = judge.structured  # the offline variant: sentences scored, no questions written
     limit = threshold if threshold is not None else (
         RELEVANCY_OFFLINE_THRESHOLD if offline else RELEVANCY_THRESHOLD)
     if is_abstention(answer):

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from agentflow.models.router import ModelRouter, RoutedModel
     from agentflow.models.sampling import ProviderKind, Sampling, SamplingPlan, SamplingWarning
     from agentflow.models.types import (
+        Capabilities,
         ChatModel,
         ChatRequest,
         ChatResponse,
@@ -56,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "BudgetReport": "agentflow.models.budget",
     "CacheConfig": "agentflow.models.profiles",
     "CacheMode": "agentflow.models.profiles",
+    "Capabilities": "agentflow.models.types",
     "ChatModel": "agentflow.models.types",
     "ChatRequest": "agentflow.models.types",
     "ChatResponse": "agentflow.models.types",

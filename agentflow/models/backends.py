@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentflow.models.profiles import ModelEntry
-from agentflow.models.types import ChatModel, Embedder
+from agentflow.models.types import Capabilities, ChatModel, Embedder, capabilities_of
 
 if TYPE_CHECKING:  # numpy-importing modules load only when an offline backend is built
     from agentflow.models.offline.embedder import VectorEncoder
@@ -51,15 +51,14 @@ class Backends:
         return self._offline
 
     def chat(self, entry: ModelEntry) -> ChatModel:
+        """The chat backend of ``entry``: the shared offline backend, a model on a node agentflow
+        finds or starts (``serve``), or LiteLLM."""
         if entry.provider_kind() == "offline":
             return self.offline()
+        backend = chat_backend(entry)
         if entry.serve is not None:
-            from agentflow.models.managed_node import ManagedNodeChatModel
-
-            return ManagedNodeChatModel(entry, timeout_s=self.timeout_s, project_dir=self.project_dir)
-        from agentflow.models.litellm_adapter import LiteLLMChatModel
-
-        return LiteLLMChatModel(entry, timeout_s=self.timeout_s)
+            return backend(entry, timeout_s=self.timeout_s, project_dir=self.project_dir)
+        return backend(entry, timeout_s=self.timeout_s)
 
     def embedder(self, entry: ModelEntry) -> Embedder:
         if entry.provider_kind() == "offline":
@@ -86,6 +85,33 @@ class Backends:
         from agentflow.models.litellm_adapter import context_window
 
         return context_window(entry.model)
+
+
+def chat_backend(entry: ModelEntry) -> type[Any]:
+    """The class of the chat backend that serves ``entry``, imported but not built: the offline
+    backend for its kind, agentflow's node for an entry that declares ``serve``, else LiteLLM.
+    Each class declares its :class:`~agentflow.models.types.Capabilities`."""
+    if entry.provider_kind() == "offline":
+        from agentflow.models.offline.model import OfflineModel
+
+        return OfflineModel
+    if entry.serve is not None:
+        from agentflow.models.managed_node import ManagedNodeChatModel
+
+        return ManagedNodeChatModel
+    from agentflow.models.litellm_adapter import LiteLLMChatModel
+
+    return LiteLLMChatModel
+
+
+def capabilities(entry: ModelEntry) -> Capabilities:
+    """What the chat backend of ``entry`` can do, without building it (nothing is started)."""
+    return capabilities_of(chat_backend(entry))
+
+
+TASK_BACKEND = ModelEntry(model="offline")
+"""The entry of the backend that answers the tasks a model leaves to it (``offline_tasks``): the
+shared offline backend, which reads the request's structured fields."""
 
 
 OFFLINE_WINDOW = 32_768

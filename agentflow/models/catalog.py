@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentflow.models.backends import capabilities
 from agentflow.models.profiles import ModelEntry
 
 FIELDS = ("parameters", "context_window", "max_output_tokens", "input_per_million", "output_per_million",
@@ -120,10 +121,12 @@ def describe(alias: str, position: int, entry: ModelEntry, overrides: Mapping[st
              ask_nodes: bool = True) -> CatalogEntry:
     """The catalogue entry of one model (see the module docstring for the precedence)."""
     row = CatalogEntry(alias, entry.model, entry.provider_kind(), position)
-    if entry.model == "offline" or entry.model.startswith("offline/"):
-        row.family, row.sources["family"] = "offline (not an LLM)", "agentflow"
-        row.input_per_million = row.output_per_million = 0.0
-        row.sources.update(input_per_million="agentflow", output_per_million="agentflow")
+    can = capabilities(entry)
+    if not can.language_model:  # an agentflow backend: what it is, not what a provider's list says
+        row.family, row.sources["family"] = f"{row.kind} (not an LLM)", "agentflow"
+        if can.free:
+            row.input_per_million = row.output_per_million = 0.0
+            row.sources.update(input_per_million="agentflow", output_per_million="agentflow")
         return row
     facts: dict[str, tuple[Any, str]] = {}
     info = litellm_info(entry.model)
@@ -273,8 +276,9 @@ async def bench(router: Any, alias: str, *, runs: int = 3, max_tokens: int = 64)
     from agentflow.models.managed_node import start_node
 
     routed = router.chain(alias)[0]
-    if routed.model.kind == "offline":
-        raise ModelError(f"alias {alias!r} is the offline backend, not a language model: nothing to benchmark")
+    if not router.capabilities(alias).language_model:
+        raise ModelError(f"alias {alias!r} is the {routed.model.name} backend, not a language model: nothing to "
+                         "benchmark")
     if routed.entry.serve is not None:
         await start_node(routed.model)
     client = getattr(routed.model, "_model", routed.model)

@@ -2,7 +2,8 @@
 
 The cost of a call comes from, first match wins: the model entry's configured :class:`Price`
 (self-hosted models: per token or per GPU-second, so they are not free), the provider's price list as
-LiteLLM knows it, or nothing (``cost_source == "none"``, cost 0). Offline backends cost nothing.
+LiteLLM knows it, or nothing (``cost_source == "none"``, cost 0). A backend that declares itself free
+(``Capabilities.free``: the offline backends) costs nothing, with the source ``offline``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ def call_cost(
     usage: Usage,
     latency_s: float,
     provider_cost: float | None,
-    offline: bool = False,
+    free: bool = False,
 ) -> tuple[float, CostSource]:
-    """The cost of one answered call, and where the number came from."""
-    if offline:
+    """The cost of one answered call, and where the number came from (``free``: the backend
+    declares calls free, whatever price the entry has)."""
+    if free:
         return 0.0, "offline"
     if price is not None:
         return price.cost(usage.prompt_tokens, usage.completion_tokens, latency_s), "price"

@@ -21,6 +21,7 @@ from agentflow.models.profiles import ModelEntry
 from agentflow.models.sampling import OPENAI_PARAMS, SamplingPlan, plan_sampling
 from agentflow.models.sampling import Sampling as _Sampling
 from agentflow.models.types import (
+    LANGUAGE_MODEL,
     ChatRequest,
     ChatResponse,
     Message,
@@ -44,7 +45,8 @@ def litellm() -> Any:
 class LiteLLMChatModel:
     """A chat model reached through ``litellm.acompletion``: every real provider goes here."""
 
-    reads_inputs = False
+    capabilities = LANGUAGE_MODEL
+    """A language model behind an API: reads the messages, samples, is priced."""
 
     def __init__(self, entry: ModelEntry, *, timeout_s: float = 60.0) -> None:
         self.entry = entry

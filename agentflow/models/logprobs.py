@@ -77,9 +77,10 @@ class RouterScorer:
 
     def __init__(self, router: Any, alias: str, *, timeout_s: float | None = None) -> None:
         routed = router.chain(alias)[0]
-        if routed.model.kind == "offline":
-            raise ModelError(f"model alias {alias!r} is the offline backend, which has no log-probabilities; "
-                             "use a model served by agentflow's node or vLLM (e.g. --profile local)")
+        if not router.capabilities(alias).language_model:
+            raise ModelError(f"model alias {alias!r} is the {routed.model.name} backend, which has no log-probabilities "
+                             "(not a language model); use a model served by agentflow's node or vLLM (e.g. --profile "
+                             "local)")
         self.router, self.alias, self.routed = router, alias, routed
         self.name = routed.entry.model
         self.timeout_s = timeout_s or routed.entry.timeout_s or getattr(router, "timeout_s", 60.0)

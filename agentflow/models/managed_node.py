@@ -47,7 +47,14 @@ from agentflow.models.node_launch import (
 )
 from agentflow.models.profiles import ModelEntry, NodeLaunch
 from agentflow.models.sampling import Sampling, SamplingPlan
-from agentflow.models.types import ChatModel, ChatRequest, ChatResponse, Message, ProviderError
+from agentflow.models.types import (
+    LANGUAGE_MODEL,
+    ChatModel,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    ProviderError,
+)
 
 __all__ = ["LOG_DIR", "MANAGED_NODES", "ManagedNodeChatModel", "ManagedNodes", "NodeHandle",
            "release_node", "served_name", "serves", "start_node"]
@@ -210,7 +217,9 @@ class ManagedNodeChatModel:
     """A chat model on agentflow's node, reached through LiteLLM; the node is found or started by
     :meth:`start`, which the router awaits before the first call (outside the call's timeout)."""
 
-    reads_inputs = False
+    capabilities = LANGUAGE_MODEL
+    """A language model on agentflow's node (priced by the entry's ``price``, free by default
+    in the ``local`` profile through ``Price()``, not by a capability)."""
 
     def __init__(self, entry: ModelEntry, *, timeout_s: float = 60.0,
                  project_dir: str | Path | None = None, nodes: ManagedNodes | None = None) -> None:

@@ -14,21 +14,23 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from pydantic import BaseModel
 
 from agentflow.errors import ConfigError, ModelError, did_you_mean, known
-from agentflow.models.backends import Backends
+from agentflow.models.backends import TASK_BACKEND, Backends
+from agentflow.models.backends import capabilities as backend_capabilities
 from agentflow.models.budget import estimate_messages, estimate_tokens, prompt_limit
 from agentflow.models.cache import CacheKey, ResponseCache, normalised_request
 from agentflow.models.cost import UsageLedger, call_cost
 from agentflow.models.managed_node import release_node, start_node
 from agentflow.models.profiles import ModelEntry, RetryConfig
 from agentflow.models.retry import Attempts, with_retries
-from agentflow.models.sampling import Sampling, SamplingWarning
+from agentflow.models.sampling import ProviderKind, Sampling, SamplingWarning
 from agentflow.models.structured import OutputInvalid, OutputSchema, output_schema
 from agentflow.models.types import (
+    Capabilities,
     ChatModel,
     ChatRequest,
     ChatResponse,
@@ -37,7 +39,9 @@ from agentflow.models.types import (
     OutputConstraint,
     PromptInputs,
     ProviderError,
+    Task,
     Usage,
+    capabilities_of,
 )
 
 _NO_SAMPLING = Sampling()
@@ -133,23 +137,47 @@ class ModelRouter:
             self._chains[alias] = chain
         return chain
 
-    def prepare(self, passages: Sequence[str], *, progress: bool = False) -> int:
-        """Let the backends that score passages locally get ready for these (new) passages.
+    def capabilities(self, alias: str, *, task: Task | None = None) -> Capabilities:
+        """What the model that answers ``alias`` can do (its first model; fallbacks are alike in
+        what callers rely on). With ``task``: the backend that answers that task, which is the
+        shared offline backend where the model leaves the task to it (``offline_tasks``).
+        Shared code asks this, never a backend's name or kind."""
+        routed = self.chain(alias)[0]
+        if task is not None and task in routed.entry.offline_tasks:
+            return backend_capabilities(TASK_BACKEND)
+        return capabilities_of(routed.model)
 
-        The offline backend embeds their sentences now (see
-        :meth:`~agentflow.models.offline.model.OfflineModel.prepare`), so the first question
-        about them is as fast as the rest; hosted models need nothing. Returns how many texts
-        were prepared.
-        """
+    def _preparing(self) -> list[Any]:
+        """The backends that declare ``prepares_passages``: those of built chains, and those the
+        entries name (built now: the offline backend is shared, so this is one object)."""
         ready: dict[int, Any] = {}
         for chain in self._chains.values():
             for routed in chain:
-                if callable(getattr(routed.model, "prepare", None)):
+                if capabilities_of(routed.model).prepares_passages:
                     ready[id(routed.model)] = routed.model
-        if any(e.provider_kind() == "offline" for chain in self._entries.values() for e in chain):
-            offline = self.backends.offline()
-            ready[id(offline)] = offline
-        return sum(model.prepare(passages, progress=progress) for model in ready.values())
+        for chain in self._entries.values():
+            for entry in chain:
+                if backend_capabilities(entry).prepares_passages:
+                    model = self.backends.chat(entry)
+                    ready[id(model)] = model
+        return list(ready.values())
+
+    def prepares_passages(self) -> bool:
+        """Whether any backend of this router scores passages locally and gets ready for new ones
+        (:meth:`prepare` does something): a caller reads the passages only then."""
+        return any(backend_capabilities(e).prepares_passages
+                   for chain in self._entries.values() for e in chain) or any(
+            capabilities_of(r.model).prepares_passages for c in self._chains.values() for r in c)
+
+    def prepare(self, passages: Sequence[str], *, progress: bool = False) -> int:
+        """Let the backends that score passages locally get ready for these (new) passages.
+
+        Backends that declare ``prepares_passages`` (the offline backend: see
+        :meth:`~agentflow.models.offline.model.OfflineModel.prepare`) embed their sentences now,
+        so the first question about them is as fast as the rest; hosted models need nothing.
+        Returns how many texts were prepared.
+        """
+        return sum(model.prepare(passages, progress=progress) for model in self._preparing())
 
     def close(self) -> None:
         """Release the model nodes this router's calls found or started: one agentflow started
@@ -159,9 +187,9 @@ class ModelRouter:
             for routed in chain:
                 release_node(routed.model)
 
-    def _offline_routed(self) -> RoutedModel:
-        """The shared offline backend, for a task a model leaves to it (``offline_tasks``)."""
-        return RoutedModel(ModelEntry(model="offline"), self.backends.offline())
+    def _task_routed(self) -> RoutedModel:
+        """The shared backend for a task a model leaves to it (``offline_tasks``)."""
+        return RoutedModel(TASK_BACKEND, self.backends.chat(TASK_BACKEND))
 
     def models_of(self, alias: str) -> list[str]:
         """The model strings of ``alias``, fallbacks last."""
@@ -241,7 +269,7 @@ class ModelRouter:
         if task is not None and task in chain[0].entry.offline_tasks:
             # the model declares the offline backend better at this task: it answers from inputs
             declared_by = chain[0].model.name
-            chain = [self._offline_routed()]
+            chain = [self._task_routed()]
             trace_data = {**(trace_data or {}),
                           "offline_task": {"task": task, "declared_by": declared_by}}
         sampling = sampling or _NO_SAMPLING
@@ -271,7 +299,7 @@ class ModelRouter:
         latency = time.perf_counter() - clock
         cost, source = (0.0, "cache") if call.cache == "hit" else call_cost(
             price=model.entry.price, usage=response.usage, latency_s=response.latency_s or latency,
-            provider_cost=response.cost, offline=model.model.kind == "offline",
+            provider_cost=response.cost, free=capabilities_of(model.model).free,
         )
         response = response.model_copy(update={"cost": cost})
         self.usage.record(alias, response.model or model.model.name, usage=response.usage, cost=cost,
@@ -287,8 +315,8 @@ class ModelRouter:
         primary = chain[0]
         key: CacheKey | None = None
         if self.cache is not None:
-            key = CacheKey.of(normalised_request(primary.model.name, request,
-                                                 with_inputs=primary.model.reads_inputs))
+            reads_fields = capabilities_of(primary.model).structured_fields  # inputs decide its answer
+            key = CacheKey.of(normalised_request(primary.model.name, request, with_inputs=reads_fields))
             hit = self.cache.get(key.key)
             if hit is not None:
                 call.cache = "hit"
@@ -452,7 +480,6 @@ def _all_failed(call: _Call) -> str:
 
 
 def _entry_of(model: ChatModel) -> ModelEntry:
-    kind = model.kind if model.kind in ("openai", "anthropic", "ollama", "openai-compatible",
-                                        "offline") else None
+    kind = model.kind if model.kind in get_args(ProviderKind) else None
     window = getattr(model, "context_window", None)
     return ModelEntry(model=model.name, kind=kind, context_window=window)  # type: ignore[arg-type]

@@ -148,14 +148,25 @@ class SamplingPlan:
     dropped: tuple[str, ...] = ()
     """Parameters this provider has no way to receive."""
     ignored: tuple[str, ...] = ()
-    """Parameters a deterministic offline backend does not use (not a provider drop)."""
+    """Parameters a backend that does not sample leaves unused (not a provider drop)."""
+
+
+def unsampled_plan(sampling: Sampling) -> SamplingPlan:
+    """The plan of a backend that does not sample (``Capabilities(sampling=False)``): it ignores
+    every set parameter but ``n``, which it answers with copies; nothing is dropped."""
+    return SamplingPlan(ignored=tuple(p for p in sampling.provided() if p != "n"))
+
+
+UNSAMPLED_KINDS: frozenset[ProviderKind] = frozenset({"offline"})
+"""Kinds whose backends do not sample: they have no route table, their plan is
+:func:`unsampled_plan`."""
 
 
 def plan_sampling(sampling: Sampling, kind: ProviderKind) -> SamplingPlan:
     """Decide where each set parameter of ``sampling`` goes for a provider of ``kind``."""
+    if kind in UNSAMPLED_KINDS:
+        return unsampled_plan(sampling)
     provided = sampling.provided()
-    if kind == "offline":
-        return SamplingPlan(ignored=tuple(p for p in provided if p != "n"))
     routes = _ROUTES[kind]
     params: dict[str, Any] = {}
     extra: dict[str, Any] = {}

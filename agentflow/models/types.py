@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentflow.documents import Chunk, Example
+from agentflow.documents import Chunk, Example, chunks_of
 from agentflow.errors import ModelError
 from agentflow.models.sampling import Sampling, SamplingPlan
 
@@ -45,6 +45,12 @@ class Label(BaseModel):
     (``from_collection``): the offline classifier compares the input with it, an LLM reads it."""
 
 
+PROMPT_QUERY: tuple[str, ...] = ("query", "question")
+"""Template variables that hold a free-form prompt's query, first found wins."""
+PROMPT_DOCUMENTS: tuple[str, ...] = ("documents", "chunks")
+"""Template variables that hold a free-form prompt's documents, first found wins."""
+
+
 class PromptInputs(BaseModel):
     """The structured fields a prompt was rendered from, handed to the model with the messages.
 
@@ -73,6 +79,29 @@ class PromptInputs(BaseModel):
     examples: tuple[Example, ...] = ()
     variables: dict[str, Any] = Field(default_factory=dict)
     """Template variables of a free-form prompt (the ``llm`` node)."""
+
+    @classmethod
+    def of_prompt(cls, variables: Mapping[str, Any], *, node: str) -> PromptInputs:
+        """The structured fields of a free-form prompt (the ``llm`` node), from its template
+        variables: the documents are the variable in :data:`PROMPT_DOCUMENTS` (``documents`` or
+        ``chunks``), the query the one in :data:`PROMPT_QUERY` (``query`` or ``question``), and
+        every plain value is kept in ``variables``.
+
+        The query is set only beside documents: a free-form prompt is a question to answer from
+        them or nothing a backend that reads structured fields can do, and that backend says so
+        (it has no language model) rather than answer something else. ``node`` names the node in
+        the error for documents that are not chunks.
+        """
+        query = next((variables[k] for k in PROMPT_QUERY if k in variables), "")
+        docs = next((variables[k] for k in PROMPT_DOCUMENTS if k in variables), None)
+        has_docs = isinstance(docs, list | tuple | Chunk | Mapping)
+        return cls(
+            task="prompt",
+            query=query if isinstance(query, str) and has_docs else "",
+            documents=tuple(chunks_of(docs, node)) if has_docs else (),
+            variables={k: v for k, v in variables.items()
+                       if isinstance(v, str | int | float | bool | type(None))},
+        )
 
     def numbered_documents(self) -> list[tuple[int, Chunk]]:
         """Each document with the ``n`` of its ``[DOC n]`` marker."""
@@ -183,19 +212,64 @@ class ProviderError(ModelError):
         return self.reason in RETRYABLE
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a chat backend can and cannot do, declared by the backend and read by shared code.
+
+    Shared code (the router, the judge, the checks, nodes) asks these instead of a backend's name
+    or kind, so a new backend says what it is once, here, and every caller follows. The defaults
+    describe a language model behind an API: it reads the messages, samples, and is paid for.
+    """
+
+    structured_fields: bool = False
+    """It answers from the request's :class:`PromptInputs` alone, never from the prompt text: the
+    inputs are part of the cache key, and a judge gives it one structured request per claim (the
+    answer's sentences as claims) rather than instructions to follow."""
+    language_model: bool = True
+    """It writes tokens from a prompt: it can follow a free-form instruction (write questions,
+    extract statements), score a prompt's log-probabilities where its server can, and be
+    benchmarked by streaming. ``False`` for the offline backends, which quote and score."""
+    sampling: bool = True
+    """Sampling controls reach it and ``n`` samples can differ; ``False``: every control but ``n``
+    is ignored (not dropped: nothing is lost) and ``n`` samples are ``n`` copies of one answer."""
+    deterministic: bool = False
+    """The same request always gets the same answer (samples always agree)."""
+    free: bool = False
+    """A call costs nothing: no price list or configured price applies (cost source ``offline``)."""
+    prepares_passages: bool = False
+    """It has ``prepare(passages, *, progress) -> int``, which scores retrieved passages ahead of
+    questions; the router calls it after an ingestion writes new passages."""
+
+
+LANGUAGE_MODEL = Capabilities()
+"""The capabilities of a backend that declares none: a language model behind an API."""
+
+
+def capabilities_of(model: object) -> Capabilities:
+    """What ``model`` can do: its ``capabilities`` attribute, or, for a backend written before
+    capabilities existed (they are optional in :class:`ChatModel`), a language model that reads
+    structured fields only if it says so with ``reads_inputs``."""
+    declared = getattr(model, "capabilities", None)
+    if isinstance(declared, Capabilities):
+        return declared
+    if getattr(model, "reads_inputs", False):
+        return Capabilities(structured_fields=True)
+    return LANGUAGE_MODEL
+
+
 @runtime_checkable
 class ChatModel(Protocol):
     """A backend that answers chat requests: LiteLLM for real providers, or an offline backend.
 
     ``name`` is the concrete model string shown in traces. ``kind`` says how sampling reaches it
     (see :mod:`agentflow.models.sampling`); ``sampling_plan`` says what a request's sampling becomes.
-    ``reads_inputs`` is true for backends that answer from :class:`PromptInputs` rather than from
-    the messages, which makes the inputs part of the cache key.
+    A backend may declare what it can do as a class attribute ``capabilities``
+    (:class:`Capabilities`); one that does not is taken for a language model behind an API
+    (:func:`capabilities_of`), so test doubles and older backends need nothing more.
     """
 
     name: str
     kind: str
-    reads_inputs: bool
 
     def sampling_plan(self, sampling: Sampling) -> SamplingPlan:
         """How this backend receives ``sampling``: what is sent where, and what is dropped."""

@@ -11,8 +11,10 @@
       model: small
 
 Without ``output_schema`` the output is the reply's text (any scratchpad removed); with one, it is
-the validated JSON value. The offline profile has no language model: it answers a free-form prompt
-only when the template variables include a ``query`` (or ``question``) and, to quote from,
+the validated JSON value. The model also gets the prompt's structured fields
+(:meth:`~agentflow.models.types.PromptInputs.of_prompt`): a backend that answers from them rather
+than from prompt text (the offline profile's, which has no language model) answers a free-form
+prompt only when the template variables include a ``query`` (or ``question``) and, to quote from,
 ``documents`` (or ``chunks``), by extractive answering; otherwise it raises a clear error.
 """
 
@@ -23,7 +25,6 @@ from typing import Any
 
 from pydantic import Field
 
-from agentflow.documents import Chunk, chunks_of
 from agentflow.errors import ConfigError, ModelError, known
 from agentflow.graph.context import RunContext
 from agentflow.graph.registry import NodeConfig, node
@@ -64,24 +65,6 @@ def read_state(state: Any, name: str, node_name: str) -> Any:
     )
 
 
-def _inputs(values: Mapping[str, Any], node_name: str) -> PromptInputs:
-    # The offline answerer can only quote documents: without a documents variable it gets no
-    # query, and says it has no language model instead of answering something else.
-    query = values.get("query", values.get("question", ""))
-    docs = values.get("documents", values.get("chunks"))
-    has_docs = isinstance(docs, list | tuple | Chunk | Mapping)
-    return PromptInputs(
-        task="prompt",
-        query=query if isinstance(query, str) and has_docs else "",
-        documents=tuple(chunks_of(docs, node_name)) if has_docs else (),
-        variables={k: v for k, v in values.items() if _plain(v)},
-    )
-
-
-def _plain(value: Any) -> bool:
-    return isinstance(value, str | int | float | bool | type(None))
-
-
 @node(
     "llm",
     reads=lambda c: tuple(dict.fromkeys(c.variables.values())),
@@ -101,7 +84,7 @@ async def llm(state: Any, cfg: LlmConfig, ctx: RunContext) -> dict[str, Any]:
         cfg.model,
         messages,
         sampling=cfg.sampling,
-        inputs=_inputs(values, ctx.node),
+        inputs=PromptInputs.of_prompt(values, node=ctx.node),
         schema=cfg.output_schema,
         tracer=ctx.tracer,
         node=ctx.node,

@@ -104,10 +104,10 @@ class Workflow:
             base=self.flow.services,
             retrievers={name: r for name, (r, _) in prepared.items()} if prepared else None)
         changed = [r for r, report in prepared.values() if report.chunks_written]
-        prepare = getattr(services.models, "prepare", None)
-        if changed and prepare is not None:  # new passages: local models get ready for them
+        wants = getattr(services.models, "prepares_passages", None)
+        if changed and wants is not None and wants():  # new passages: backends that score them locally get ready
             passages = [row.get("text", "") for r in changed for row in await r.store.scan(["text"])]
-            await asyncio.to_thread(prepare, passages, progress=progress)
+            await asyncio.to_thread(services.models.prepare, passages, progress=progress)
         return services
 
     def services(self, *, profile: str | None = None, root: str | Path = ".",

@@ -25,8 +25,9 @@ from agentflow.models.offline.classifier import PASSAGE_THRESHOLD, EmbeddingClas
 from agentflow.models.offline.embedder import MiniLMEncoder, VectorEncoder
 from agentflow.models.offline.extractive import ExtractiveAnswerer, SupportJudge, passage_sentences
 from agentflow.models.offline.text import expand_query
-from agentflow.models.sampling import Sampling, SamplingPlan, plan_sampling
+from agentflow.models.sampling import Sampling, SamplingPlan, unsampled_plan
 from agentflow.models.types import (
+    Capabilities,
     ChatRequest,
     ChatResponse,
     Classification,
@@ -73,7 +74,12 @@ class OfflineModel:
 
     name = "offline"
     kind = "offline"
-    reads_inputs = True
+    capabilities = Capabilities(
+        structured_fields=True, language_model=False, sampling=False, deterministic=True,
+        free=True, prepares_passages=True,
+    )
+    """Answers from the structured fields alone, deterministically and locally (so at no cost),
+    is not a language model, and embeds passages ahead of questions (:meth:`prepare`)."""
 
     def __init__(
         self,
@@ -117,7 +123,7 @@ class OfflineModel:
         return len(units)
 
     def sampling_plan(self, sampling: Sampling) -> SamplingPlan:
-        return plan_sampling(sampling, "offline")
+        return unsampled_plan(sampling)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         inputs = request.inputs
