@@ -26,6 +26,7 @@ from agentflow.checks.result import CheckKind, CheckResult, Severity, error_resu
 from agentflow.documents import Chunk
 from agentflow.errors import ModelError
 
+
 async def judge_abstention(
     name: str,
     kind: CheckKind,

@@ -40,12 +40,25 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from agentflow.checks.result import AbstentionPolicy, CheckResult, Severity, abstained_result, error_result
+from agentflow.checks.registry import CheckCall, CheckOptions, register_check
+from agentflow.checks.result import (
+    AbstentionPolicy,
+    CheckResult,
+    Severity,
+    abstained_result,
+    error_result,
+)
 from agentflow.checks.text import is_abstention, split_sentences, statements
 from agentflow.documents import Chunk
 from agentflow.errors import ConfigError, ModelError
-from agentflow.models.logprobs import PromptScorer, ScoredPrompt, continuation_tokens
+from agentflow.models.logprobs import (
+    PromptScorer,
+    RouterScorer,
+    ScoredPrompt,
+    continuation_tokens,
+)
 
 SourceUnit = Literal["chunk", "sentence"]
 DEFAULT_THRESHOLD = 0.75
@@ -385,3 +398,29 @@ async def check_attribution(
 
 def _quote(text: str, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+class AttributionOptions(CheckOptions):
+    """Options of the ``attribution`` check kind."""
+
+    ablations: int = Field(DEFAULT_ABLATIONS, ge=2, le=256)
+    """Random ablations of the documents scored (each one more prompt to score)."""
+    source_unit: SourceUnit = "chunk"
+    """Ablate whole ``[DOC n]`` chunks, or each of their sentences."""
+
+
+@register_check("attribution", options=AttributionOptions, default_threshold=DEFAULT_THRESHOLD,
+                reads=("question", "answer", "documents"))
+async def _attribution(call: CheckCall, options: AttributionOptions) -> CheckResult:
+    """ContextCite: which documents caused each sentence, from the prompt log-probabilities of the
+    check's model, read beside the answer's citations."""
+    scorer, problem = call.scorer, None
+    if scorer is None:
+        try:
+            scorer = RouterScorer(call.judge.models, call.judge.alias)
+        except ModelError as exc:
+            problem = str(exc)
+    return await check_attribution(
+        call.answer, call.documents, scorer, question=call.question, threshold=call.threshold,
+        severity=call.severity, name=call.name, abstention=call.abstention,
+        ablations=options.ablations, unit=options.source_unit, scorer_error=problem)

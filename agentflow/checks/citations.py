@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentflow.checks.judge import ClaimVerdict, Judge
+from agentflow.checks.registry import CheckCall, CheckOptions, register_check
 from agentflow.checks.result import (
     AbstentionPolicy,
     CheckResult,
@@ -109,6 +110,30 @@ async def check_citations(
                             judge=judge.label)
     return _result(answer, sentences, documents, judge, name=name, threshold=threshold,
                    severity=severity)
+
+
+class CitationsOptions(CheckOptions):
+    """Options of the ``citations`` check kind."""
+
+    citations_output: str | None = None
+    """State field that receives the resolved citations
+    (``[{doc, source, chunk_id, quote, statement, valid, supported}]``)."""
+
+
+def _citations_of(result: CheckResult, call: CheckCall) -> list[dict[str, Any]]:
+    """What ``citations_output`` receives: the checked citations, or (when the check had none to
+    judge: an abstention, a failed judge) the answer's citations resolved without support."""
+    return result.details.get("citations") or resolve_citations(call.answer, call.documents)
+
+
+@register_check("citations", options=CitationsOptions, default_threshold=DEFAULT_THRESHOLD,
+                reads=("answer", "documents"), outputs={"citations_output": _citations_of})
+async def _citations(call: CheckCall, options: CitationsOptions) -> CheckResult:
+    """Are the answer's ``[DOC n]`` citations real, and do they support it: the F1 of ALCE
+    citation recall and precision; an invented id fails."""
+    return await check_citations(call.answer, call.documents, call.judge, threshold=call.threshold,
+                                 severity=call.severity, name=call.name,
+                                 abstention=call.abstention)
 
 
 async def _judge_support(sentences: list[_Sentence], documents: Sequence[Chunk],

@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from agentflow.checks.judge import Judge
+from agentflow.checks.registry import CheckCall, CheckOptions, register_check
 from agentflow.checks.result import CheckResult, Severity, error_result
 from agentflow.checks.text import normalise_answer, strip_citations
 from agentflow.errors import ModelError
@@ -147,6 +149,28 @@ async def self_consistency(
     return CheckResult(name=name, kind="self_consistency", score=round(found.agreement, 4),
                        passed=passed, threshold=threshold, reason=reason, details=details,
                        severity=severity)
+
+
+class ConsistencyOptions(CheckOptions):
+    """Options of the ``self_consistency`` check kind."""
+
+    similarity: float = Field(0.85, ge=0.0, le=1.0)
+    """Long answers: cosine similarity at which samples agree."""
+    short_max_words: int = Field(8, ge=1)
+    """Answers of at most this many words are compared by normal form, longer ones by embeddings."""
+
+
+@register_check("self_consistency", options=ConsistencyOptions, default_threshold=DEFAULT_THRESHOLD,
+                reads=("samples", "answer"), judges_abstention=False)
+async def _self_consistency(call: CheckCall, options: ConsistencyOptions) -> CheckResult:
+    """How much sampled answers agree (the share in the largest cluster), and whether the checked
+    answer is the majority's."""
+    if not call.samples:
+        raise ValueError("the self_consistency check needs sampled answers (samples=...)")
+    return await self_consistency(call.samples, call.judge, answer=call.answer or None,
+                                  threshold=call.threshold, severity=call.severity, name=call.name,
+                                  short_max_words=options.short_max_words,
+                                  similarity=options.similarity)
 
 
 async def sample_answers(

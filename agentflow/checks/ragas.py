@@ -27,8 +27,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from pydantic import Field
 
 from agentflow.checks.judge import Judge
+from agentflow.checks.registry import CheckCall, CheckOptions, register_check
 from agentflow.checks.result import (
     AbstentionPolicy,
     CheckResult,
@@ -37,6 +39,8 @@ from agentflow.checks.result import (
     error_result,
 )
 from agentflow.checks.text import is_abstention, statements
+from agentflow.documents import Chunk
+from agentflow.errors import ModelError
 from agentflow.models.offline.text import (
     TYPE_WORDS,
     answer_type,
@@ -44,8 +48,6 @@ from agentflow.models.offline.text import (
     content_words,
     has_answer_type,
 )
-from agentflow.documents import Chunk
-from agentflow.errors import ModelError
 
 FAITHFULNESS_THRESHOLD = 0.8
 
@@ -97,6 +99,15 @@ async def faithfulness(
                        threshold=threshold, reason=reason, details=details, severity=severity)
 
 
+@register_check("faithfulness", default_threshold=FAITHFULNESS_THRESHOLD,
+                reads=("question", "answer", "documents"))
+async def _faithfulness(call: CheckCall, options: CheckOptions) -> CheckResult:
+    """The share of the answer's claims that the documents support (RAGAS)."""
+    return await faithfulness(call.answer, call.documents, call.judge, question=call.question,
+                              threshold=call.threshold, severity=call.severity, name=call.name,
+                              abstention=call.abstention)
+
+
 RELEVANCY_THRESHOLD = 0.7
 """Relevancy with an LLM judge: mean similarity of generated questions to the question."""
 RELEVANCY_OFFLINE_THRESHOLD = 0.51
@@ -122,6 +133,15 @@ TYPE_MISMATCH_FACTOR = 0.5
 ``benchmarks/calibrate_checks.py`` measures how often a right answer would (``type_rule``)."""
 
 
+def relevancy_threshold(judge: Judge) -> float:
+    return RELEVANCY_OFFLINE_THRESHOLD if judge.offline else RELEVANCY_THRESHOLD
+
+
+relevancy_threshold.__doc__ = (  # the YAML reference shows it, with the numbers of today
+    f"{RELEVANCY_THRESHOLD:g} with an LLM judge; {RELEVANCY_OFFLINE_THRESHOLD:g} with the offline "
+    "judge, whose variant has its own scale")
+
+
 def relevancy_lexical(question: str, answer: str) -> float:
     """The share of the question's topic words (content words less :data:`QUESTION_WORDS`)
     that the answer has."""
@@ -141,8 +161,7 @@ async def response_relevancy(
 ) -> CheckResult:
     """How well the answer addresses the question; see the module docstring."""
     offline = judge.structured  # the offline variant: sentences scored, no questions written
-    limit = threshold if threshold is not None else (
-        RELEVANCY_OFFLINE_THRESHOLD if offline else RELEVANCY_THRESHOLD)
+    limit = threshold if threshold is not None else relevancy_threshold(judge)
     if is_abstention(answer):
         return abstained_result(name, "relevancy", threshold=limit, severity=severity,
                                 policy=abstention, judge=judge.label)
@@ -188,3 +207,21 @@ async def response_relevancy(
     }
     return CheckResult(name=name, kind="relevancy", score=round(score, 4), passed=passed,
                        threshold=limit, reason=reason, details=details, severity=severity)
+
+
+class RelevancyOptions(CheckOptions):
+    """Options of the ``relevancy`` check kind."""
+
+    relevancy_questions: int = Field(3, ge=1, le=10)
+    """With an LLM judge: how many questions to generate from the answer."""
+
+
+@register_check("relevancy", options=RelevancyOptions, default_threshold=relevancy_threshold,
+                reads=("question", "answer"))
+async def _relevancy(call: CheckCall, options: RelevancyOptions) -> CheckResult:
+    """How well the answer addresses the question (RAGAS response relevancy; the offline judge's
+    variant has its own scale and threshold)."""
+    return await response_relevancy(call.question, call.answer, call.judge,
+                                    k=options.relevancy_questions, threshold=call.threshold,
+                                    severity=call.severity, name=call.name,
+                                    abstention=call.abstention)

@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentflow.errors import CheckFailed
 
 Severity = Literal["warn", "fail"]
-CheckKind = Literal["citations", "faithfulness", "relevancy", "self_consistency", "attribution"]
+CheckKind = str
+"""The name of a registered check kind (:mod:`agentflow.checks.registry`): citations,
+faithfulness, relevancy, self_consistency, attribution, or one a user registered."""
 Outcome = Literal["pass", "fail", "warn", "error"]
 
 

@@ -21,58 +21,68 @@ give it the ``merge`` reducer, or :func:`~agentflow.checks.merge_checks` in Pyth
 parallel checks keep each other's results). ``verdict`` combines the results into a
 :class:`~agentflow.checks.CheckVerdict` (``passed``, ``reason``), the field a loop's ``until``
 names, and can write the failing reasons as instructions for the next pass and a wider ``top_k``.
-``self_consistency`` samples ``n`` answers with the augmented prompt of ``generate``, keeps the
-majority (short answers) or medoid (long ones), and records the agreement as a check.
+``self_consistency`` draws ``n`` answers with ``generate``'s answer step (the same augmented
+prompt), keeps the majority (short answers) or medoid (long ones), and records the agreement as
+the registered ``self_consistency`` check, the one a ``check`` node of that kind runs over a
+``samples`` field (which ``generate`` writes with ``sampling.n`` and ``samples_output``).
 Every check leaves a ``check`` span in the trace with its score, verdict, threshold and reason.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    PrivateAttr,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
 
 from agentflow.checks import (
-    CheckKind,
+    CheckCall,
+    CheckOptions,
+    ConsistencyOptions,
     Judge,
+    RegisteredCheck,
     Severity,
+    check_kinds,
     combine,
     record_check,
+    run_call,
     run_check,
-    sample_answers,
 )
-from agentflow.checks.citations import resolve_citations
 from agentflow.checks.consistency import DEFAULT_THRESHOLD as CONSISTENCY_THRESHOLD
-from agentflow.checks.consistency import self_consistency as consistency_check
 from agentflow.checks.result import AbstentionPolicy, CheckResult, CheckVerdict
 from agentflow.documents import chunks_of
 from agentflow.errors import CheckFailed, ConfigError, ModelError
 from agentflow.graph.context import RunContext
 from agentflow.graph.registry import NodeConfig, node
 from agentflow.models.sampling import Sampling
-from agentflow.nodes.generate import GenerateConfig, answer_constraint, instructions_of
+from agentflow.nodes.generate import GenerateConfig, answer_step, new_turn
 from agentflow.nodes.llm import read_state
-from agentflow.prompts.augmented import AugmentedPrompt, assemble
-from agentflow.prompts.examples import select_examples
-from agentflow.prompts.messages import split_reasoning
 
 
 class CheckConfig(NodeConfig):
-    """Config of the ``check`` node."""
+    """Config of the ``check`` node: the fields below, plus the fields of its kind (a registered
+    check kind's options: ``citations_output``, ``relevancy_questions``, ``similarity``, ...)."""
 
-    kind: CheckKind
-    """Which check: citations, faithfulness, relevancy, self_consistency or attribution (ContextCite: which
-    documents caused each sentence, from the prompt log-probabilities of ``model``, beside its citations)."""
+    model_config = ConfigDict(extra="allow", frozen=True, use_attribute_docstrings=True)
+
+    kind: str
+    """Which check: a registered check kind (the kinds and their own fields are listed below)."""
     name: str | None = None
     """Key of the result in ``output`` and name of its trace span; the kind by default."""
     threshold: float | None = Field(None, ge=0.0, le=1.0)
-    """Score needed to pass; by default citations 0.75 (F1 of ALCE recall and precision),
-    faithfulness 0.8, relevancy 0.7 (offline variant 0.3), self_consistency 0.6."""
+    """Score needed to pass; by default the kind's own (its default threshold)."""
     severity: Severity = "fail"
     """fail: a failed check fails the verdict; warn: it is reported as a warning only."""
     model: str = "judge"
-    """The judge's model alias (an LLM, or the offline support judge)."""
+    """The judge's model alias (an LLM, or the offline support judge); attribution scores prompts
+    with its log-probabilities."""
     embed_model: str = "embed"
     """Embedding alias (relevancy; self_consistency on long answers)."""
     question: str = "question"
@@ -82,53 +92,94 @@ class CheckConfig(NodeConfig):
     documents: str | None = "chunks"
     """State field holding the retrieved chunks, in ``[DOC n]`` order."""
     samples: str | None = None
-    """self_consistency: state field holding the sampled answers (a list of strings)."""
+    """State field holding sampled answers (a list of strings), for kinds that read them
+    (self_consistency)."""
     output: str = "checks"
     """State field (a dict, merged) that receives ``{name: result}``."""
-    citations_output: str | None = None
-    """citations: state field that receives the resolved citations
-    (``[{doc, source, chunk_id, quote, statement, valid, supported}]``)."""
     abstention: AbstentionPolicy = "fail"
     """What an answer that abstains gets: fail (a loop retries), pass, or support: the judge
     decides whether the documents support an answer (they do not: a right abstention, which
     passes and makes the verdict ``abstained``; they do: a wrong one, which fails)."""
     claim_threshold: float | None = Field(None, ge=0.0, le=1.0)
     """Offline judge: support score a claim sentence needs (its default 0.6)."""
-    relevancy_questions: int = Field(3, ge=1, le=10)
-    """relevancy with an LLM judge: how many questions to generate from the answer."""
-    similarity: float = Field(0.85, ge=0.0, le=1.0)
-    """self_consistency on long answers: cosine similarity at which samples agree."""
-    ablations: int = Field(32, ge=2, le=256)
-    """attribution: random ablations of the documents scored (each one more prompt to score)."""
-    source_unit: Literal["chunk", "sentence"] = "chunk"
-    """attribution: ablate whole ``[DOC n]`` chunks, or each of their sentences."""
     raise_on_fail: bool = False
     """Stop the run with CheckFailed when the check fails with severity fail."""
 
+    _options: CheckOptions = PrivateAttr()
+
     @model_validator(mode="after")
-    def _needs_samples(self) -> CheckConfig:
-        if self.kind == "self_consistency" and not self.samples:
-            raise ValueError("kind self_consistency needs `samples`: the state field with the "
+    def _kind_and_options(self) -> CheckConfig:
+        try:
+            spec = check_kinds.get(self.kind)
+            self._options = spec.make_options(self.__pydantic_extra__)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if "samples" in spec.reads and not self.samples:
+            raise ValueError(f"kind {self.kind} needs `samples`: the state field with the "
                              "sampled answers (or use the self_consistency node type)")
         return self
 
+    @property
+    def spec(self) -> RegisteredCheck[Any]:
+        """The registered check kind."""
+        return check_kinds.get(self.kind)
+
+    @property
+    def options(self) -> CheckOptions:
+        """The kind's own fields, validated by its options model."""
+        return self._options
+
+    @property
+    def judges_abstention(self) -> bool:
+        """Whether an answer that abstains is judged (policy ``support``, a kind that allows it)."""
+        return self.abstention == "support" and self.spec.judges_abstention
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """The node's schema with the registered kinds: ``kind`` is one of them, each kind's own
+        fields are properties (for editors), and ``x-kinds`` says which fields are whose (for
+        the YAML reference)."""
+        schema = handler(core)
+        target = handler.resolve_ref_schema(schema)
+        props = target.setdefault("properties", {})
+        kinds = sorted(check_kinds, key=lambda k: k.name)
+        props["kind"] = {**props.get("kind", {}), "enum": [k.name for k in kinds]}
+        described: dict[str, Any] = {}
+        for kind in kinds:
+            own = handler.resolve_ref_schema(handler(kind.options.__pydantic_core_schema__))
+            fields = own.get("properties", {})
+            for field_name, prop in fields.items():
+                props.setdefault(field_name, prop)  # a field two kinds share: the first one's
+            described[kind.name] = {
+                "description": kind.description, "default_threshold": kind.threshold_text(),
+                "reads": list(kind.reads), "properties": fields,
+                "required": own.get("required", [])}
+        target["additionalProperties"] = False
+        target["x-kinds"] = {"field": "kind", "kinds": described}
+        return schema
+
+
+def _input_fields(cfg: CheckConfig) -> dict[str, str | None]:
+    """The state field each check input comes from."""
+    return {"question": cfg.question, "answer": cfg.answer, "documents": cfg.documents,
+            "samples": cfg.samples}
+
+
+def _inputs(cfg: CheckConfig) -> tuple[str, ...]:
+    """The inputs this node's check reads (an abstention judged by support reads the question
+    and the documents too)."""
+    if cfg.judges_abstention:
+        return ("question", "answer", "documents")
+    return cfg.spec.reads
+
 
 def _check_reads(cfg: CheckConfig) -> tuple[str, ...]:
-    fields: dict[str, tuple[str | None, ...]] = {
-        "citations": (cfg.answer, cfg.documents),
-        "faithfulness": (cfg.question, cfg.answer, cfg.documents),
-        "relevancy": (cfg.question, cfg.answer),
-        "self_consistency": (cfg.samples, cfg.answer),
-        "attribution": (cfg.question, cfg.answer, cfg.documents),
-    }
-    if cfg.abstention == "support" and cfg.kind != "self_consistency":
-        fields[cfg.kind] = (cfg.question, cfg.answer, cfg.documents)
-    return tuple(dict.fromkeys(f for f in fields[cfg.kind] if f))
+    fields = _input_fields(cfg)
+    return tuple(dict.fromkeys(f for f in (fields[i] for i in _inputs(cfg)) if f))
 
 
 def _check_writes(cfg: CheckConfig) -> tuple[str, ...]:
-    extra = (cfg.citations_output,) if cfg.kind == "citations" and cfg.citations_output else ()
-    return (cfg.output, *extra)
+    return (cfg.output, *cfg.spec.writes(cfg.options))
 
 
 def _text(state: Any, field: str | None, node_name: str) -> str:
@@ -138,37 +189,40 @@ def _text(state: Any, field: str | None, node_name: str) -> str:
     return "" if value is None else str(value)
 
 
+def _samples(state: Any, cfg: CheckConfig, node_name: str) -> list[str] | None:
+    if "samples" not in _inputs(cfg) or not cfg.samples:
+        return None
+    samples = [str(s) for s in (read_state(state, cfg.samples, node_name) or [])]
+    if not samples:
+        raise ConfigError(f"node {node_name!r}: the samples field {cfg.samples!r} is empty; "
+                          "a node before it must write the sampled answers")
+    return samples
+
+
 @node("check", reads=_check_reads, writes=_check_writes)
 async def check(state: Any, cfg: CheckConfig, ctx: RunContext) -> dict[str, Any]:
     """Run one hallucination or quality check and write its result into the checks field."""
     started = time.time()
     judge = Judge(ctx.models, cfg.model, embed_alias=cfg.embed_model, tracer=ctx.tracer,
                   node=ctx.node, claim_threshold=cfg.claim_threshold)
-    judged = cfg.abstention == "support" and cfg.kind != "self_consistency"
+    inputs = _inputs(cfg)
     documents = (chunks_of(read_state(state, cfg.documents, ctx.node), ctx.node)
-                 if cfg.documents and (judged or cfg.kind in ("citations", "faithfulness", "attribution"))
-                 else [])
-    samples = None
-    if cfg.kind == "self_consistency" and cfg.samples:
-        samples = [str(s) for s in (read_state(state, cfg.samples, ctx.node) or [])]
-        if not samples:
-            raise ConfigError(f"node {ctx.node!r}: the samples field {cfg.samples!r} is empty; "
-                              "a node before it must write the sampled answers")
-    answer = _text(state, cfg.answer, ctx.node)
-    result = await run_check(
-        cfg.kind, judge=judge, answer=answer,
-        question=_text(state, cfg.question, ctx.node) if judged or cfg.kind != "citations" else "",
-        documents=documents, samples=samples, threshold=cfg.threshold, severity=cfg.severity,
-        name=cfg.name, abstention=cfg.abstention, relevancy_questions=cfg.relevancy_questions,
-        similarity=cfg.similarity, ablations=cfg.ablations, source_unit=cfg.source_unit,
-    )
+                 if cfg.documents and "documents" in inputs else [])
+    call = CheckCall(
+        kind=cfg.kind, name=cfg.name or cfg.kind, judge=judge, severity=cfg.severity,
+        threshold=cfg.threshold if cfg.threshold is not None else cfg.spec.threshold_for(judge),
+        abstention=cfg.abstention, documents=documents, samples=_samples(state, cfg, ctx.node),
+        answer=_text(state, cfg.answer, ctx.node) if "answer" in inputs else "",
+        question=_text(state, cfg.question, ctx.node) if "question" in inputs else "")
+    result = await run_call(call, cfg.options)
     record_check(ctx.tracer, result, started)
     if cfg.raise_on_fail:
         result.raise_for_failure()
     out: dict[str, Any] = {cfg.output: {result.name: result}}
-    if cfg.kind == "citations" and cfg.citations_output:
-        out[cfg.citations_output] = result.details.get("citations") or resolve_citations(
-            answer, documents)
+    for option, make in cfg.spec.outputs.items():
+        target = getattr(cfg.options, option)
+        if target:
+            out[target] = make(result, call)
     return out
 
 
@@ -281,46 +335,29 @@ def _sc_reads(cfg: SelfConsistencyConfig) -> tuple[str, ...]:
 async def self_consistency(state: Any, cfg: SelfConsistencyConfig, ctx: RunContext) -> dict[str, Any]:
     """Sample n answers, keep the majority (or medoid) answer, and check their agreement."""
     started = time.time()
-    query = str(read_state(state, cfg.query, ctx.node))
-    documents = chunks_of(read_state(state, cfg.documents, ctx.node), ctx.node) if cfg.documents else []
-    history = (read_state(state, cfg.history, ctx.node) or []) if cfg.history else []
-    examples = await select_examples(cfg.examples, ctx.examples if cfg.few_shot_k else None,
-                                     query, cfg.few_shot_k)
-    prompt = AugmentedPrompt(query=query, documents=documents, history=history, examples=examples,
-                             instructions=instructions_of(state, cfg, ctx.node),
-                             chain_of_thought=cfg.chain_of_thought, template=cfg.prompt)
-    await ctx.models.ready(cfg.model)  # a node started now counts the prompt's tokens
-    messages, inputs, _report = assemble(prompt, ctx.prompts, ctx.models, cfg.model,
-                                         cfg.sampling, history_share=cfg.history_share)
-    raw, how = await sample_answers(ctx.models, cfg.model, messages, n=cfg.n,
-                                    sampling=cfg.sampling, inputs=inputs, tracer=ctx.tracer,
-                                    node=ctx.node, max_concurrency=cfg.max_concurrency,
-                                    constraint=answer_constraint(cfg, inputs))
-    answers = [split_reasoning(text)[0] for text in raw]
-    usable = [a for a in answers if a.strip()]
+    drawn = await answer_step(state, cfg, ctx, n=cfg.n, max_concurrency=cfg.max_concurrency)
+    usable = [a for a in drawn.answers if a.strip()]
     if not usable:
         raise ModelError(f"node {ctx.node!r}: none of the {cfg.n} samples of model alias "
                          f"{cfg.model!r} has an answer outside its scratchpad")
     judge = Judge(ctx.models, cfg.model, embed_alias=cfg.embed_model, tracer=ctx.tracer,
                   node=ctx.node)
-    result = await consistency_check(usable, judge, threshold=cfg.threshold,
-                                     severity=cfg.severity, name=cfg.name,
-                                     short_max_words=cfg.short_max_words,
-                                     similarity=cfg.similarity)
-    result = result.model_copy(update={"details": {**result.details, "sampled_by": how}})
+    result = await run_check(
+        "self_consistency", judge=judge, samples=usable, threshold=cfg.threshold,
+        severity=cfg.severity, name=cfg.name,
+        options=ConsistencyOptions(similarity=cfg.similarity, short_max_words=cfg.short_max_words))
+    result = result.model_copy(update={"details": {**result.details, "sampled_by": drawn.sampled_by}})
     record_check(ctx.tracer, result, started)
     chosen = _chosen(result, usable)
     if not result.passed and result.error is None and cfg.abstain_text is not None:
         chosen = cfg.abstain_text
     out: dict[str, Any] = {cfg.output: chosen}
     if cfg.samples_output:
-        out[cfg.samples_output] = answers
+        out[cfg.samples_output] = drawn.answers
     if cfg.checks:
         out[cfg.checks] = {result.name: result}
     if cfg.history_output:
-        from langchain_core.messages import AIMessage, HumanMessage  # the history's message types
-
-        out[cfg.history_output] = [HumanMessage(content=query), AIMessage(content=chosen)]
+        out[cfg.history_output] = new_turn(drawn.query, chosen)
     return out
 
 

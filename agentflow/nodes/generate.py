@@ -22,10 +22,12 @@ messages, for a history field with LangGraph's ``add_messages`` reducer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
 
+from agentflow.checks import sample_answers
 from agentflow.documents import Example, chunks_of
 from agentflow.errors import ModelError
 from agentflow.graph.context import RunContext
@@ -103,9 +105,29 @@ def instructions_of(state: Any, cfg: GenerateConfig, node_name: str) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-@node("generate", reads=_reads, writes=_writes)
-async def generate(state: Any, cfg: GenerateConfig, ctx: RunContext) -> dict[str, Any]:
-    """Answer the question from the documents with [DOC n] citations, within the context budget."""
+@dataclass(frozen=True, slots=True)
+class Drawn:
+    """What the answer step drew: the question it answered and the answers, scratchpads removed."""
+
+    query: str
+    answers: list[str]
+    sampled_by: str
+    """``one``: a single request (with the sampling's ``n`` as the provider takes it); ``n``,
+    ``concurrent`` or ``n+concurrent``: how :func:`~agentflow.checks.sample_answers` drew
+    several."""
+    model: str
+    """The model that answered the single request (empty when several were drawn)."""
+
+
+async def answer_step(state: Any, cfg: GenerateConfig, ctx: RunContext, *, n: int | None = None,
+                      max_concurrency: int = 16) -> Drawn:
+    """The answer step that ``generate`` and ``self_consistency`` share: assemble the augmented
+    prompt within the context budget, send it, and return the answers without their scratchpads.
+
+    With ``n`` (self-consistency), ``n`` answers are drawn by
+    :func:`~agentflow.checks.sample_answers`: one request with ``n`` where the provider accepts
+    it, otherwise ``n`` concurrent requests with their own seeds. Without it, one request.
+    """
     query = str(read_state(state, cfg.query, ctx.node))
     documents = chunks_of(read_state(state, cfg.documents, ctx.node), ctx.node) if cfg.documents else []
     history = (read_state(state, cfg.history, ctx.node) or []) if cfg.history else []
@@ -120,22 +142,43 @@ async def generate(state: Any, cfg: GenerateConfig, ctx: RunContext) -> dict[str
     messages, inputs, report = assemble(
         prompt, ctx.prompts, ctx.models, cfg.model, cfg.sampling, history_share=cfg.history_share
     )
-    response = await ctx.models.complete(
-        cfg.model, messages, sampling=cfg.sampling, inputs=inputs,
-        constraint=answer_constraint(cfg, inputs), tracer=ctx.tracer, node=ctx.node,
-        trace_data={"context_budget": report.as_dict(), "few_shot": len(examples)},
-    )
-    answers = [split_reasoning(text)[0] for text in response.all_choices()]
+    constraint = answer_constraint(cfg, inputs)
+    if n is not None:
+        raw, how = await sample_answers(ctx.models, cfg.model, messages, n=n, sampling=cfg.sampling,
+                                        inputs=inputs, tracer=ctx.tracer, node=ctx.node,
+                                        max_concurrency=max_concurrency, constraint=constraint)
+        model = ""
+    else:
+        response = await ctx.models.complete(
+            cfg.model, messages, sampling=cfg.sampling, inputs=inputs, constraint=constraint,
+            tracer=ctx.tracer, node=ctx.node,
+            trace_data={"context_budget": report.as_dict(), "few_shot": len(examples)},
+        )
+        raw, how, model = list(response.all_choices()), "one", response.model
+    return Drawn(query, [split_reasoning(text)[0] for text in raw], how, model)
+
+
+def new_turn(query: str, answer: str) -> list[Any]:
+    """The turn a ``history_output`` field receives: the question and the answer, as messages."""
+    # the history's message types, imported when a node writes a turn
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    return [HumanMessage(content=query), AIMessage(content=answer)]
+
+
+@node("generate", reads=_reads, writes=_writes)
+async def generate(state: Any, cfg: GenerateConfig, ctx: RunContext) -> dict[str, Any]:
+    """Answer the question from the documents with [DOC n] citations, within the context budget."""
+    drawn = await answer_step(state, cfg, ctx)
+    answers = drawn.answers
     if not answers[0]:
         raise ModelError(
-            f"node {ctx.node!r}: model alias {cfg.model!r} ({response.model}) returned no answer "
+            f"node {ctx.node!r}: model alias {cfg.model!r} ({drawn.model}) returned no answer "
             "outside its scratchpad; raise max_tokens or turn chain_of_thought off"
         )
     out: dict[str, Any] = {cfg.output: answers[0]}
     if cfg.samples_output:
         out[cfg.samples_output] = answers
     if cfg.history_output:
-        from langchain_core.messages import AIMessage, HumanMessage  # the history's message types
-
-        out[cfg.history_output] = [HumanMessage(content=query), AIMessage(content=answers[0])]
+        out[cfg.history_output] = new_turn(drawn.query, answers[0])
     return out

@@ -227,7 +227,26 @@ class Renderer:
             model = self.defs[_ref_name(ref)]
             out += ["", f"### `{name}`", "", _text(model.get("description")), "",
                     f"`type: {name}`", ""]
-            out += self.fields(model, skip=("type",))
+            kinds = model.get("x-kinds")
+            own = {f for kind in (kinds or {}).get("kinds", {}).values() for f in kind["properties"]}
+            out += self.fields(model, skip=("type", *own))
+            if kinds:
+                out += ["", *self._kinds(name, kinds)]
+        return out
+
+    def _kinds(self, node: str, kinds: Schema) -> list[str]:
+        """The registered kinds of a node type with kinds (``check``): per kind, what it does,
+        its default threshold, what it reads and the fields only it has."""
+        key = kinds["field"]
+        out = [(f"The kinds registered when the page was generated (`{key}:`), each with its own "
+                "fields beside those above:")]
+        for kind, spec in kinds["kinds"].items():
+            reads = ", ".join(f"`{r}`" for r in spec.get("reads", ())) or "nothing"
+            out += ["", f"#### `{key}: {kind}`", "", _text(spec.get("description")), "",
+                    f"Default threshold: {_text(spec.get('default_threshold'))}. Reads: {reads}.",
+                    ""]
+            out += self.fields({"properties": spec["properties"],
+                                "required": spec.get("required", [])})
         return out
 
     def _types(self) -> list[str]:
