@@ -134,7 +134,7 @@ TYPE_MISMATCH_FACTOR = 0.5
 
 
 def relevancy_threshold(judge: Judge) -> float:
-    return RELEVANCY_OFFLINE_THRESHOLD if judge.offline else RELEVANCY_THRESHOLD
+    return RELEVANCY_OFFLINE_THRESHOLD if judge.structured else RELEVANCY_THRESHOLD
 
 
 relevancy_threshold.__doc__ = (  # the YAML reference shows it, with the numbers of today
