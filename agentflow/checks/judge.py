@@ -175,7 +175,8 @@ class Judge:
         """What the backend that judges for this alias can do: the alias's model, or the offline
         support judge where the model leaves judging to it (``offline_tasks: [judge, answerable]``
         on the model entry, as the ``local`` profile's 135M model does: benchmarks/judge_local.py)."""
-        return self.models.capabilities(self.alias, task="judge")  # type: ignore[no-any-return]
+        caps: Capabilities = self.models.capabilities(self.alias, task="judge")
+        return caps
 
     @property
     def structured(self) -> bool:
