@@ -125,6 +125,11 @@ class MemoryStore:
     async def query(self, query: StoreQuery) -> list[Hit]:
         require_vectors(query)
         self._require()
+        if query.dense is not None and len(query.dense) != self._dim:
+            raise RetrievalError(
+                f"collection {self.collection!r} (memory) holds {self._dim}-dimensional dense "
+                f"vectors; the query's has {len(query.dense)}"
+            )
         points = [
             p for p in self._points.values() if not query.filter or matches(p.payload, query.filter)
         ]

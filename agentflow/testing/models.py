@@ -11,7 +11,9 @@
     assert small.calls == 1 and "knowledge" in small.last_request.messages[0]["content"]
 
 A :class:`FakeRouter` is the real :class:`~agentflow.models.router.ModelRouter` (cache, retries,
-fallbacks, structured output, tracing, accounting) over fakes, with retry waits of zero.
+fallbacks, structured output, tracing, accounting) over fakes, with retry waits of zero. An embedder
+among its models (a :class:`~agentflow.testing.embedders.FakeEmbedder`) serves that alias's
+embeddings: ``FakeRouter({"judge": judge, "embed": FakeEmbedder()})``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from agentflow.models.cache import ResponseCache
 from agentflow.models.profiles import RetryConfig
 from agentflow.models.router import ModelRouter
 from agentflow.models.sampling import ProviderKind, Sampling, SamplingPlan, plan_sampling
-from agentflow.models.types import ChatModel, ChatRequest, ChatResponse, Message, Usage
+from agentflow.models.types import ChatModel, ChatRequest, ChatResponse, Embedder, Message, Usage
 
 Scripted = str | ChatResponse | Mapping[str, Any] | list[Any] | BaseException
 Responder = Callable[[ChatRequest], Scripted | Awaitable[Scripted]]
@@ -121,21 +123,33 @@ class FakeChatModel:
 class FakeRouter(ModelRouter):
     """A :class:`ModelRouter` over given models, with instant retries.
 
-    Values may be a chat model, a list of them (fallbacks), or a script for a new
-    :class:`FakeChatModel` (a list of replies or a function).
+    Values may be a chat model, a list of them (fallbacks), a script for a new
+    :class:`FakeChatModel` (a list of replies or a function), or an embedder (anything with a
+    ``name`` and an async ``embed``, such as :class:`~agentflow.testing.embedders.FakeEmbedder`),
+    which serves ``router.embed(alias, texts)``. ``embedders`` adds more embedding aliases.
     """
 
     def __init__(
         self,
-        models: Mapping[str, ChatModel | Sequence[ChatModel] | Sequence[Scripted] | Responder],
+        models: Mapping[
+            str, ChatModel | Sequence[ChatModel] | Sequence[Scripted] | Responder | Embedder
+        ],
         *,
+        embedders: Mapping[str, Embedder] | None = None,
         retries: RetryConfig | None = None,
         cache: ResponseCache | None = None,
         timeout_s: float = 30.0,
     ) -> None:
-        built = {alias: _as_models(alias, given) for alias, given in models.items()}
+        embedding = dict(embedders or {})
+        built = {}
+        for alias, given in models.items():
+            if _is_embedder(given):
+                embedding[alias] = given
+            else:
+                built[alias] = _as_models(alias, given)
         super().__init__(
             models=built,
+            embedders=embedding,
             profile="fake",
             retries=retries or RetryConfig(initial_wait_s=0.0, max_wait_s=0.0),
             cache=cache,
@@ -143,8 +157,15 @@ class FakeRouter(ModelRouter):
         )
 
     def model(self, alias: str) -> Any:
-        """The (first) model of ``alias``: the fake, for assertions."""
-        return self.chain(alias)[0].model
+        """The (first) model of ``alias``: the fake, for assertions (the embedder of an
+        embedding alias)."""
+        embedder = self._embedders.get(alias)
+        return embedder if embedder is not None else self.chain(alias)[0].model
+
+
+def _is_embedder(given: Any) -> bool:
+    """An embedder, not a chat model: chat models may have a ``name`` but never an ``embed``."""
+    return isinstance(given, Embedder) and not isinstance(given, ChatModel)
 
 
 def _as_models(alias: str, given: Any) -> ChatModel | list[ChatModel]:

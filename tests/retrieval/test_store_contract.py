@@ -19,6 +19,7 @@ from agentflow.retrieval.store import (
     VectorStore,
     parse_filter,
 )
+from agentflow.testing.contracts.vector_store import FILTER_CASES
 
 from .retrieval_helpers import StoreFactory, make_store
 
@@ -117,19 +118,7 @@ async def test_hybrid_fuses_both_legs_with_weights(store: VectorStore) -> None:
     assert both[0].score == pytest.approx(2 / 60, rel=1e-3)
 
 
-@pytest.mark.parametrize(
-    ("spec", "expected"),
-    [
-        ({"source": "b.txt"}, {"b"}),
-        ({"lang": "en"}, {"a", "c", "e"}),
-        ({"lang": {"ne": "en"}}, {"b", "d"}),
-        ({"lang": ["de", "fr"]}, {"b", "d"}),
-        ({"lang": {"none": ["de", "fr"]}}, {"a", "c", "e"}),
-        ({"year": {"gte": 2020, "lt": 2023}}, {"b", "c", "d"}),
-        ({"position": {"gt": 2}}, {"d", "e"}),
-        ({"lang": "en", "year": {"lte": 2021}}, {"a", "c"}),
-    ],
-)
+@pytest.mark.parametrize(("spec", "expected"), FILTER_CASES)  # the same cases as the shipped suite
 async def test_filters_restrict_every_mode(
     store: VectorStore, spec: dict[str, Any], expected: set[str]
 ) -> None:
