@@ -25,7 +25,7 @@ class _Outcomes:
 def run_suite(tmp_path: Path, module: str, source: str) -> dict[str, str]:
     """Run the tests of ``source`` (written to ``<tmp_path>/<module>.py``) with pytest, in this
     process; returns each test's outcome by name (``passed``, ``failed`` or ``skipped``)."""
-    folder = tmp_path / "suite"
+    folder = tmp_path / module
     folder.mkdir()
     (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     path = folder / f"{module}.py"
