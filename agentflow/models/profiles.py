@@ -290,7 +290,11 @@ def _fill(
     entry: ModelEntry, api_base: str | None, api_key_env: str | None, price: Price | None,
     serve: NodeLaunch | None = None,
 ) -> ModelEntry:
-    if entry.provider_kind() == "offline":
+    """``entry`` with the profile's address, key, price and node where it sets none; a backend
+    that runs in this process (``Capabilities.in_process``: the offline ones) takes none of them."""
+    from agentflow.models.backends import capabilities  # backends builds on this module
+
+    if capabilities(entry).in_process:
         return entry
     updates: dict[str, Any] = {}
     if "api_base" not in entry.model_fields_set and api_base:

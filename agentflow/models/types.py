@@ -239,6 +239,9 @@ class Capabilities:
     prepares_passages: bool = False
     """It has ``prepare(passages, *, progress) -> int``, which scores retrieved passages ahead of
     questions; the router calls it after an ingestion writes new passages."""
+    in_process: bool = False
+    """It runs in this process, reached at no address: a profile's ``api_base``, ``api_key_env``,
+    ``price`` and ``serve`` do not apply to its entries."""
 
 
 LANGUAGE_MODEL = Capabilities()

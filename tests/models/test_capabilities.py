@@ -51,7 +51,7 @@ class Preparer(FakeChatModel):
 def test_each_backend_declares_its_capabilities() -> None:
     assert OfflineModel.capabilities == Capabilities(
         structured_fields=True, language_model=False, sampling=False, deterministic=True, free=True,
-        prepares_passages=True)
+        prepares_passages=True, in_process=True)
     assert LiteLLMChatModel.capabilities == ManagedNodeChatModel.capabilities == LANGUAGE_MODEL
     assert LANGUAGE_MODEL.language_model and LANGUAGE_MODEL.sampling and not LANGUAGE_MODEL.free
     # from the entry alone, nothing built: the kind and ``serve`` pick the backend class
@@ -173,3 +173,15 @@ def test_a_free_form_prompt_gives_its_query_only_beside_documents() -> None:
                                                                     "n": 3}
     alone = PromptInputs.of_prompt({"query": "What is Qdrant written in?"}, node="ask")
     assert alone.query == "" and alone.documents == ()
+
+
+def test_a_profiles_address_key_and_price_pass_by_a_backend_that_runs_in_the_process() -> None:
+    from agentflow.models import ModelsConfig
+
+    config = ModelsConfig.model_validate({"profiles": {"mine": {
+        "api_base": "http://gpu-box:8000/v1", "api_key_env": "GPU_KEY", "price": {"per_gpu_second": 1.0},
+        "aliases": {"small": "offline", "large": "hosted_vllm/qwen"}}}})
+    aliases = config.aliases_of("mine", env={})
+    assert aliases["small"] == [ModelEntry(model="offline")]
+    [large] = aliases["large"]
+    assert large.api_base == "http://gpu-box:8000/v1" and large.api_key_env == "GPU_KEY" and large.price

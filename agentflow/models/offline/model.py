@@ -76,10 +76,10 @@ class OfflineModel:
     kind = "offline"
     capabilities = Capabilities(
         structured_fields=True, language_model=False, sampling=False, deterministic=True,
-        free=True, prepares_passages=True,
+        free=True, prepares_passages=True, in_process=True,
     )
-    """Answers from the structured fields alone, deterministically and locally (so at no cost),
-    is not a language model, and embeds passages ahead of questions (:meth:`prepare`)."""
+    """Answers from the structured fields alone, deterministically and in this process (so at no
+    cost), is not a language model, and embeds passages ahead of questions (:meth:`prepare`)."""
 
     def __init__(
         self,
