@@ -44,9 +44,11 @@ def test_the_chat_model_contract_fails_a_model_that_drops_samples_usage_and_erro
         from agentflow.testing.contracts import ChatModelContract
 
         class CarelessModel:
-            """One sample whatever n asks, no token counts, provider errors passed on raw."""
+            """One sample whatever n asks, no token counts, provider errors passed on raw, and
+            capabilities declared as a dict (which shared code would ignore)."""
 
-            name, kind, reads_inputs = "careless", "openai-compatible", False
+            name, kind = "careless", "openai-compatible"
+            capabilities = {"free": True}
 
             def __init__(self, fail=False):
                 self.fail = fail
@@ -69,6 +71,7 @@ def test_the_chat_model_contract_fails_a_model_that_drops_samples_usage_and_erro
                 return CarelessModel(fail=True)
         ''')
     assert failed(outcomes) == {
+        "test_declared_capabilities_are_capabilities",
         "test_usage_counts_the_tokens_spent",
         "test_n_samples_come_back_as_n_choices",
         "test_it_answers_through_the_router",

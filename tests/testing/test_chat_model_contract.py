@@ -31,9 +31,8 @@ class TestFakeChatModel(ChatModelContract):
 
 
 class TestOfflineModel(ChatModelContract):
-    """The offline backends (here on the instant hashing encoder): deterministic, text only."""
-
-    deterministic = True
+    """The offline backends (here on the instant hashing encoder): text only; what else they can
+    do (deterministic, no sampling, structured fields, free) their capabilities declare."""
 
     @pytest.fixture
     def chat_model(self) -> ChatModel:

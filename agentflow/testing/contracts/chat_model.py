@@ -10,7 +10,7 @@ Subclass :class:`ChatModelContract` and override ``chat_model``:
 
     class TestMyModel(ChatModelContract):
         structured_output = True   # it fills a JSON Schema (response_format)
-        deterministic = True       # the same request always gets the same answer
+        deterministic = True       # the same request always gets the same answer (a mock)
 
         @pytest.fixture
         def chat_model(self):
@@ -19,6 +19,10 @@ Subclass :class:`ChatModelContract` and override ``chat_model``:
         @pytest.fixture
         def failing_chat_model(self):
             return MyChatModel(api_base="http://127.0.0.1:9/v1")  # nothing listens there
+
+What a backend declares in its ``capabilities`` (:class:`~agentflow.models.types.Capabilities`)
+is checked too: an answer from the structured fields alone, ``n`` copies of one answer where it
+does not sample, the same answer twice where it is deterministic, no cost where it is free.
 
 Override :meth:`ChatModelContract.request` when your backend needs more than messages (the
 offline backends answer from the request's :class:`~agentflow.models.types.PromptInputs`; the
@@ -36,6 +40,7 @@ import pytest
 from agentflow.errors import ModelError
 from agentflow.models.sampling import Sampling, SamplingPlan
 from agentflow.models.types import (
+    Capabilities,
     ChatModel,
     ChatRequest,
     ChatResponse,
@@ -43,6 +48,7 @@ from agentflow.models.types import (
     PromptInputs,
     ProviderError,
     ProviderFailure,
+    capabilities_of,
 )
 from agentflow.testing.contracts._run import run_async
 from agentflow.testing.models import FakeRouter
@@ -69,8 +75,9 @@ class ChatModelContract:
     ``parsed`` holds the object)."""
     samples: ClassVar[bool] = True
     """It answers ``sampling.n > 1`` with ``n`` choices."""
-    deterministic: ClassVar[bool] = False
-    """The same request always gets the same text (greedy decoding, a mock, an offline backend)."""
+    deterministic: ClassVar[bool | None] = None
+    """The same request always gets the same text (greedy decoding, a mock, an offline backend);
+    ``None`` takes what the backend's capabilities declare."""
 
     @pytest.fixture
     def chat_model(self) -> ChatModel:
@@ -111,6 +118,12 @@ class ChatModelContract:
         assert isinstance(plan, SamplingPlan)
         assert set(plan.dropped) <= set(asked.provided()), (
             f"dropped {plan.dropped}, but only {sorted(asked.provided())} were asked for")
+
+    def test_declared_capabilities_are_capabilities(self, chat_model: ChatModel) -> None:
+        declared = getattr(chat_model, "capabilities", None)
+        assert declared is None or isinstance(declared, Capabilities), (
+            f"capabilities must be a Capabilities, not {type(declared).__name__}: shared code "
+            "would ignore it and take the backend for a language model behind an API")
 
     # -- answers -----------------------------------------------------------------------------
 
@@ -161,11 +174,34 @@ class ChatModelContract:
 
     @run_async
     async def test_the_same_request_gets_the_same_answer(self, chat_model: ChatModel) -> None:
-        if not self.deterministic:
-            pytest.skip(f"{type(self).__name__}.deterministic is False")
+        declared = capabilities_of(chat_model).deterministic
+        if not (declared if self.deterministic is None else self.deterministic):
+            pytest.skip(f"{type(self).__name__}.deterministic is {self.deterministic} and the "
+                        f"backend's capabilities say deterministic={declared}")
         first = await chat_model.complete(self.request())
         second = await chat_model.complete(self.request())
         assert first.text == second.text
+
+    @run_async
+    async def test_a_backend_that_does_not_sample_gives_copies_of_one_answer(
+        self, chat_model: ChatModel
+    ) -> None:
+        if capabilities_of(chat_model).sampling or not self.samples:
+            pytest.skip("the backend samples (capabilities.sampling), or samples is False")
+        response = await chat_model.complete(self.request(sampling=Sampling(n=3, temperature=1.0)))
+        assert set(response.all_choices()) == {response.text}, "capabilities.sampling is False"
+
+    @run_async
+    async def test_a_backend_of_structured_fields_answers_from_them_alone(
+        self, chat_model: ChatModel
+    ) -> None:
+        if not capabilities_of(chat_model).structured_fields:
+            pytest.skip("the backend reads the messages (capabilities.structured_fields is False)")
+        plain = self.request()
+        reworded = ChatRequest(messages=[{"role": "user", "content": "Something else entirely."}],
+                               sampling=plain.sampling, inputs=plain.inputs)
+        first, second = await chat_model.complete(plain), await chat_model.complete(reworded)
+        assert first.text == second.text, "the same structured fields, another prompt text"
 
     @run_async
     async def test_concurrent_requests_each_get_their_answer(self, chat_model: ChatModel) -> None:
@@ -183,6 +219,8 @@ class ChatModelContract:
         totals = router.usage.of_alias("model")
         assert (totals.calls, totals.failures) == (1, 0)
         assert totals.total_tokens == response.usage.total_tokens > 0, "the router counts tokens"
+        if capabilities_of(chat_model).free:
+            assert response.cost == 0.0, "a backend that declares itself free costs nothing"
 
     # -- failures ----------------------------------------------------------------------------
 
