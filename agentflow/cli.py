@@ -406,8 +406,11 @@ class _Progress:
             where += f" item {event.item_index}" if event.item_index is not None else ""
             print(f"  {mark:<6} {event.name}{where}", file=sys.stderr, flush=True)
         elif kind == "loop_finished":
-            print(f"  loop   {event.name}: {event.data.get('stop_reason')} after "
-                  f"{event.data.get('passes')} pass(es)", file=sys.stderr, flush=True)
+            from agentflow.tracing.payloads import LoopPayload
+
+            loop = LoopPayload.from_data(event.data)
+            print(f"  loop   {event.name}: {loop.stop_reason} after {loop.passes} pass(es)",
+                  file=sys.stderr, flush=True)
 
 
 def _print_state(state: dict[str, Any]) -> None:

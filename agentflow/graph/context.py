@@ -15,6 +15,7 @@ from typing import Any
 
 from agentflow.errors import ConfigError
 from agentflow.tracing.events import Event, EventKind, TraceHook
+from agentflow.tracing.payloads import Payload
 
 
 class Unconfigured:
@@ -98,15 +99,19 @@ class NodeTracer:
         kind: EventKind,
         name: str,
         *,
-        data: dict[str, Any] | None = None,
+        data: Payload | Mapping[str, Any] | None = None,
         started: float | None = None,
         status: str | None = "ok",
         error: str | None = None,
     ) -> Event:
-        """Record a finished child span (or a point event) of the node; returns the event."""
+        """Record a finished child span (or a point event) of the node; returns the event.
+
+        ``data`` is the event's typed payload (:mod:`agentflow.tracing.payloads`), or its wire
+        mapping as hooks receive it; ``started`` adds the span's ``duration_s``.
+        """
         self._count += 1
         now = time.time()
-        payload = dict(data or {})
+        payload = data.to_data() if isinstance(data, Payload) else dict(data or {})
         if started is not None:
             payload.setdefault("duration_s", now - started)
         event = Event(
@@ -159,6 +164,7 @@ class RunContext:
         """The retriever of a collection."""
         return self.services.retriever(collection)
 
-    def emit(self, name: str, data: dict[str, Any] | None = None) -> None:
-        """Emit a custom event; it shows in ``astream`` and in the trace under this node."""
+    def emit(self, name: str, data: Mapping[str, Any] | None = None) -> None:
+        """Emit a custom event; it shows in ``astream`` and in the trace under this node. Its
+        payload is free (:class:`~agentflow.tracing.payloads.Payload` keeps it as it comes)."""
         self.tracer.record("custom", name, data=data)

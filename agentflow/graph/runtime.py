@@ -18,6 +18,7 @@ from agentflow.graph.context import Services
 from agentflow.graph.result import LoopOutcome, MapItemError, RunResult, Verdict
 from agentflow.graph.state import INTERNAL
 from agentflow.tracing.events import Event
+from agentflow.tracing.payloads import LoopPassPayload, LoopPayload, MapItemPayload
 
 log = logging.getLogger("agentflow")
 
@@ -132,30 +133,33 @@ class Runtime:
                         name=name, **fields))
 
     def _observe(self, event: Event) -> None:
-        kind, data = event.kind, event.data
+        kind = event.kind
         if kind == "node_finished":
             self.nodes_run.append(event.name)
         elif kind == "loop_pass_finished":
+            verdict = LoopPassPayload.from_data(event.data)
             outcome = self.loops.setdefault(event.name, LoopOutcome(event.name))
             if event.pass_index == 1:
                 outcome.verdicts.clear()
             outcome.passes = event.pass_index or 0
             outcome.verdicts.append(
-                Verdict(event.pass_index or 0, bool(data.get("passed")), data.get("reason", ""))
+                Verdict(event.pass_index or 0, bool(verdict.passed), verdict.reason or "")
             )
         elif kind == "loop_finished":
+            loop = LoopPayload.from_data(event.data)
             outcome = self.loops.setdefault(event.name, LoopOutcome(event.name))
-            outcome.stop_reason = data.get("stop_reason")
-            outcome.passes = data.get("passes", outcome.passes)
+            outcome.stop_reason = loop.stop_reason
+            outcome.passes = loop.passes if loop.passes is not None else outcome.passes
         elif kind == "map_item_finished" and event.status == "error":
-            if data.get("on_error") == "collect":
+            item = MapItemPayload.from_data(event.data)
+            if item.on_error == "collect":
                 self.map_errors.setdefault(event.name, []).append(
                     MapItemError(
                         event.name,
                         event.item_index or 0,
-                        data.get("item"),
+                        item.item,
                         event.error or "",
-                        data.get("error_type", ""),
+                        item.error_type or "",
                     )
                 )
 
@@ -170,9 +174,10 @@ class Runtime:
             data: dict[str, Any] = {}
             if started.kind == "loop_started":
                 outcome = self.loops.get(started.name)
-                data = {"stop_reason": "error", "passes": outcome.passes if outcome else 0}
+                data = LoopPayload(stop_reason="error",
+                                   passes=outcome.passes if outcome else 0).to_data()
             elif started.kind == "loop_pass_started":
-                data = {"passed": False, "reason": f"error: {error}"}
+                data = LoopPassPayload(passed=False, reason=f"error: {error}").to_data()
             finished = Event(
                 kind=_FINISH[started.kind],  # type: ignore[arg-type]
                 run_id=self.run_id,

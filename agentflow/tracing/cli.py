@@ -3,7 +3,7 @@
 Exit codes follow the ``agentflow`` command: 0 success, 1 a store that cannot be read or an output
 that cannot be written, 2 bad usage, an unknown run or no store yet. The store is only read (see
 :mod:`agentflow.tracing.query`), so these work on a read-only ``.agentflow``. Only the standard
-library is imported until a subcommand runs.
+library (and the payload types, which need nothing else) is imported until a subcommand runs.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import json
 import sys
 import time
 from typing import Any, TextIO
+
+from agentflow.tracing.payloads import format_cost, payload_type
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -164,41 +166,12 @@ def print_tree(spans: list[dict[str, Any]], root: str, out: TextIO) -> None:
 
 
 def describe_span(sp: dict[str, Any]) -> str:
-    """One line for a span: what it is, how it ended, its key facts."""
-    kind, name, info = sp["kind"], sp["name"], sp.get("summary") or {}
+    """One line for a span: what it is (its payload type says, from the stored summary), how it
+    ended, how long it took."""
     duration = None if sp["end"] is None else sp["end"] - sp["start"]
     mark = {"ok": "ok", "error": "FAILED", "running": "running", "incomplete": "INCOMPLETE"}.get(
         sp["status"], sp["status"])
-    if kind == "loop_pass":
-        text = f"pass {sp['pass_index']} {'passed' if info.get('passed') else 'failed'}"
-        if info.get("reason"):
-            text += f": {info['reason']}"
-    elif kind == "loop":
-        text = (f"loop {name} (max {info.get('max_iterations')}) -> "
-                f"{info.get('stop_reason', '?')} after {info.get('passes', '?')} pass(es)")
-    elif kind == "map":
-        text = (f"map {name} over {info.get('over')} x{info.get('count')} "
-                f"(max_concurrency {info.get('max_concurrency')}, "
-                f"max in flight {info.get('max_in_flight', '?')}, failed {info.get('failed', 0)})")
-    elif kind == "map_item":
-        text = f"item {sp['item_index']}"
-    elif kind == "branch":
-        text = f"branch {sp['branch']} of {name}"
-    elif kind == "route":
-        text = f"route {name} -> {info.get('case')} (label {info.get('label')!r})"
-    elif kind == "model_call":
-        text = f"model_call {info.get('alias') or name} -> {info.get('model', '?')}"
-        text += f"  {info['tokens']} tok" if "tokens" in info else ""
-        text += f"  {_cost(info.get('cost'))}" if info.get("cost") is not None else ""
-        text += "  cache hit" if info.get("cache_hit") else ""
-        text += f"  {info['retries']} retries" if info.get("retries") else ""
-    elif kind == "retrieval":
-        text = f"retrieval {name}  {info.get('queries', '?')} queries -> {info.get('hits', '?')} hits"
-    elif kind == "check":
-        text = f"check {name}  verdict {info.get('verdict', info.get('passed'))}"
-        text += f"  score {info['score']:.3g}" if isinstance(info.get("score"), (int, float)) else ""
-    else:
-        text = f"{kind} {name}"
+    text = payload_type(sp["kind"]).describe(sp)
     text = f"{text}  [{mark}{'' if duration is None else ' ' + _ms(duration)}]"
     if sp.get("error") and sp["status"] != "ok":
         text += f"  {sp['error'][:160]}"
@@ -255,5 +228,4 @@ def _ms(seconds: float | None) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
-def _cost(cost: float | None) -> str:
-    return "-" if cost is None else f"${cost:.4f}"
+_cost = format_cost

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from agentflow.tracing.payloads import Payload, payload_type
+
 EventKind = Literal[
     "run_started",
     "run_finished",
@@ -44,8 +46,10 @@ class Event:
     ``name`` is the step's name (node, loop, map, parallel, route) or the custom event's name.
     ``branch`` is the parallel branch index, ``pass_index`` the loop pass (1-based) and
     ``item_index`` the map item (0-based) of the innermost enclosing construct, where there is one.
-    ``data`` carries the kind-specific payload: a node's ``update`` (its state change), a loop's
-    ``stop_reason`` and ``verdict``, a map's ``max_concurrency`` and ``in_flight``, and so on.
+    ``data`` carries the kind-specific payload as a plain mapping (what hooks receive and stores
+    keep): a node's ``update`` (its state change), a loop's ``stop_reason``, a map's
+    ``max_concurrency`` and ``in_flight``, and so on. Its typed form is :attr:`payload`, one type
+    per kind (see :mod:`agentflow.tracing.payloads`).
     """
 
     kind: EventKind
@@ -61,6 +65,11 @@ class Event:
     status: Status | None = None
     error: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def payload(self) -> Payload:
+        """``data`` parsed as the typed payload of this event's kind."""
+        return payload_type(self.kind).from_data(self.data)
 
 
 @runtime_checkable

@@ -22,15 +22,29 @@ from agentflow.errors import ConfigError
 from agentflow.redaction import redact, redact_text, secret_env_values
 from agentflow.tracing.buffer import BackgroundSink
 from agentflow.tracing.events import Event
+from agentflow.tracing.payloads import (
+    CheckPayload,
+    ModelCallPayload,
+    NodePayload,
+    RetrievalPayload,
+    RunPayload,
+    token_counts,
+)
 from agentflow.tracing.sanitize import Sanitizer
-from agentflow.tracing.spans import SpanAssembler, SpanRecord, token_counts
+from agentflow.tracing.spans import SpanAssembler, SpanRecord
 
 try:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+    from opentelemetry.trace import (
+        SpanContext,
+        SpanKind,
+        Status,
+        StatusCode,
+        TraceFlags,
+    )
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ConfigError(
         "OpenTelemetry export needs the otel extra: pip install 'agentflow[otel]'"
@@ -90,15 +104,15 @@ def _response_text(response: Any) -> str:
     return _json(response)
 
 
-def _model_attributes(data: Mapping[str, Any], attrs: dict[str, Any]) -> None:
-    model = str(data.get("model") or data.get("alias") or "")
+def _model_attributes(call: ModelCallPayload, attrs: dict[str, Any]) -> None:
+    model = str(call.model or call.alias or "")
     attrs.update({"gen_ai.operation.name": "chat", "gen_ai.request.model": model,
                   "gen_ai.response.model": model, "llm.model_name": model})
-    if data.get("provider"):
-        attrs["gen_ai.provider.name"] = attrs["llm.provider"] = str(data["provider"])
-    if data.get("alias"):
-        attrs["agentflow.model.alias"] = str(data["alias"])
-    sampling = data.get("sampling")
+    if call.provider:
+        attrs["gen_ai.provider.name"] = attrs["llm.provider"] = str(call.provider)
+    if call.alias:
+        attrs["agentflow.model.alias"] = str(call.alias)
+    sampling = call.sampling
     if isinstance(sampling, Mapping):
         attrs["llm.invocation_parameters"] = _json(sampling)
         for key, name in _SAMPLING_TO_GENAI.items():
@@ -107,41 +121,40 @@ def _model_attributes(data: Mapping[str, Any], attrs: dict[str, Any]) -> None:
                 attrs[f"gen_ai.request.{name}"] = value
             elif isinstance(value, list) and all(isinstance(v, str) for v in value):
                 attrs[f"gen_ai.request.{name}"] = value
-    messages = data.get("messages")
+    messages = call.messages
     _messages("llm.input_messages", messages, attrs)
     if isinstance(messages, list):
         attrs["gen_ai.input.messages"] = attrs["input.value"] = _json(messages)
         attrs["input.mime_type"] = "application/json"
-    if "response" in data:
-        text = _response_text(data["response"])
+    if call.response is not None:
+        text = _response_text(call.response)
         attrs["llm.output_messages.0.message.role"] = "assistant"
         attrs["llm.output_messages.0.message.content"] = attrs["output.value"] = text
         attrs["gen_ai.output.messages"] = _json([{"role": "assistant", "content": text}])
-    prompt, completion, total = token_counts(data.get("tokens"))
+    prompt, completion, total = token_counts(call.tokens)
     if prompt is not None:
         attrs["gen_ai.usage.input_tokens"] = attrs["llm.token_count.prompt"] = prompt
     if completion is not None:
         attrs["gen_ai.usage.output_tokens"] = attrs["llm.token_count.completion"] = completion
     if total is not None:
         attrs["llm.token_count.total"] = total
-    if isinstance(data.get("cost"), (int, float)):
-        attrs["llm.cost.total"] = attrs["gen_ai.usage.cost"] = float(data["cost"])
-    latency = data.get("latency", data.get("latency_s"))  # nodes' spelling, the router's
-    if _scalar(latency):
-        attrs["agentflow.model.latency"] = latency
-    for key in ("retries", "cache_hit"):
-        if _scalar(data.get(key)):
-            attrs[f"agentflow.model.{key}"] = data[key]
+    if isinstance(call.cost, (int, float)):
+        attrs["llm.cost.total"] = attrs["gen_ai.usage.cost"] = float(call.cost)
+    if _scalar(call.latency_s):
+        attrs["agentflow.model.latency_s"] = call.latency_s
+    for key, value in (("retries", call.retries), ("cache_hit", call.cache_hit)):
+        if _scalar(value):
+            attrs[f"agentflow.model.{key}"] = value
 
 
-def _retrieval_attributes(data: Mapping[str, Any], attrs: dict[str, Any]) -> None:
+def _retrieval_attributes(retrieval: RetrievalPayload, attrs: dict[str, Any]) -> None:
     attrs["gen_ai.operation.name"] = "retrieval"
-    queries = data.get("queries")
+    queries = retrieval.queries
     if isinstance(queries, list):
         texts = [q if isinstance(q, str) else _json(q) for q in queries]
         attrs["input.value"] = "\n".join(texts)
         attrs["gen_ai.retrieval.query.text"] = texts[0] if len(texts) == 1 else _json(texts)
-    hits = data.get("hits")
+    hits = retrieval.hits
     if not isinstance(hits, list):
         return
     docs = []
@@ -160,16 +173,17 @@ def _retrieval_attributes(data: Mapping[str, Any], attrs: dict[str, Any]) -> Non
     attrs["gen_ai.retrieval.documents"] = _json(docs)
 
 
-def _check_attributes(name: str, data: Mapping[str, Any], attrs: dict[str, Any]) -> None:
+def _check_attributes(name: str, check: CheckPayload, attrs: dict[str, Any]) -> None:
     attrs["gen_ai.evaluation.name"] = name
-    if isinstance(data.get("score"), (int, float)):
-        attrs["gen_ai.evaluation.score.value"] = float(data["score"])
-    verdict = data.get("verdict", data.get("passed"))
+    if isinstance(check.score, (int, float)):
+        attrs["gen_ai.evaluation.score.value"] = float(check.score)
+    verdict = check.verdict if check.verdict is not None else check.passed
     if verdict is not None:
         attrs["gen_ai.evaluation.score.label"] = str(verdict)
-    if data.get("reason"):
-        attrs["gen_ai.evaluation.explanation"] = str(data["reason"])
-    attrs["output.value"] = _json({k: data.get(k) for k in ("score", "verdict", "reason")})
+    if check.reason:
+        attrs["gen_ai.evaluation.explanation"] = str(check.reason)
+    attrs["output.value"] = _json({"score": check.score, "verdict": check.verdict,
+                                   "reason": check.reason})
 
 
 def attributes(span: SpanRecord) -> dict[str, Any]:
@@ -186,27 +200,27 @@ def attributes(span: SpanRecord) -> dict[str, Any]:
             attrs[f"agentflow.{key}"] = value
     if span.step_type:
         attrs["agentflow.step_type"] = span.step_type
-    data = span.data
-    if span.kind == "run":
+    payload = span.payload
+    if isinstance(payload, RunPayload):
         attrs.update({"gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": span.name,
-                      "input.value": _json(data.get("inputs", {})),
+                      "input.value": _json(payload.inputs or {}),
                       "input.mime_type": "application/json"})
-        if data.get("thread_id"):
-            attrs["session.id"] = attrs["gen_ai.conversation.id"] = str(data["thread_id"])
-        if "state" in data:
-            attrs["output.value"] = _json(data["state"])
+        if payload.thread_id:
+            attrs["session.id"] = attrs["gen_ai.conversation.id"] = str(payload.thread_id)
+        if "state" in span.data:
+            attrs["output.value"] = _json(payload.state)
             attrs["output.mime_type"] = "application/json"
-    elif span.kind == "model_call":
-        _model_attributes(data, attrs)
-    elif span.kind == "retrieval":
-        _retrieval_attributes(data, attrs)
-    elif span.kind == "check":
-        _check_attributes(span.name, data, attrs)
-    elif span.kind == "node" and "update" in data:
-        attrs["output.value"] = _json(data["update"])
+    elif isinstance(payload, ModelCallPayload):
+        _model_attributes(payload, attrs)
+    elif isinstance(payload, RetrievalPayload):
+        _retrieval_attributes(payload, attrs)
+    elif isinstance(payload, CheckPayload):
+        _check_attributes(span.name, payload, attrs)
+    elif isinstance(payload, NodePayload) and "update" in span.data:
+        attrs["output.value"] = _json(payload.update)
         attrs["output.mime_type"] = "application/json"
     else:
-        for key, value in data.items():
+        for key, value in payload.to_data().items():
             if _scalar(value) and key != "duration_s":
                 attrs[f"agentflow.{span.kind}.{key}"] = value
     return attrs
@@ -214,7 +228,8 @@ def attributes(span: SpanRecord) -> dict[str, Any]:
 
 def _span_name(span: SpanRecord) -> str:
     if span.kind == "model_call":
-        return f"chat {span.data.get('model') or span.data.get('alias') or span.name}"
+        call = ModelCallPayload.from_data(span.data)
+        return f"chat {call.model or call.alias or span.name}"
     if span.kind == "run":
         return f"invoke_workflow {span.name}"
     if span.kind == "loop_pass":

@@ -16,13 +16,14 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Literal
 
 from agentflow.errors import ConfigError, InputError
 from agentflow.tracing.feedback import FEEDBACK_FIELDS, Feedback, feedback_row
+from agentflow.tracing.payloads import CheckPayload, RetrievalPayload, RunPayload
 from agentflow.tracing.spans import SpanRecord
 
 log = logging.getLogger("agentflow.tracing")
@@ -401,8 +402,8 @@ class TraceReader:
             "SELECT data FROM spans WHERE run_id = ? AND kind = 'retrieval' ORDER BY start, seq",
             (run_id,))
         for (text,) in rows:
-            data = _loads(text) or {}
-            found = data.get("hits") if isinstance(data, dict) else None
+            data = _loads(text)
+            found = RetrievalPayload.from_data(data).hits if isinstance(data, dict) else None
             if isinstance(found, list):
                 hits.extend(h for h in found if isinstance(h, dict))
         return hits
@@ -414,7 +415,7 @@ class TraceReader:
             (run_id,))
         for (text,) in rows:
             data = _loads(text)
-            if isinstance(data, dict) and data.get("kind") == kind:
+            if isinstance(data, dict) and CheckPayload.from_data(data).kind == kind:
                 return data
         return None
 
@@ -449,9 +450,7 @@ def span_record(row: dict[str, Any], run_id: str) -> SpanRecord:
 def run_records(detail: RunDetail) -> list[SpanRecord]:
     """A stored run as span records, its root span first (for re-export over OTLP)."""
     s = detail.summary
-    data: dict[str, Any] = {"inputs": detail.inputs, "thread_id": s.thread_id}
-    if detail.output is not None:
-        data["state"] = detail.output
+    data = RunPayload(inputs=detail.inputs, thread_id=s.thread_id, state=detail.output).to_data()
     root = SpanRecord(s.run_id, s.run_id, None, "run", s.workflow, "flow", s.started, s.ended,
                       s.status, s.error, data=data)
     return [root, *(span_record(row, s.run_id) for row in detail.spans)]

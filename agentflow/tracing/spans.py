@@ -8,12 +8,22 @@ work on spans, so the pairing lives here, once.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agentflow.tracing.events import Event
+from agentflow.tracing.payloads import (
+    TOKEN_KEYS,
+    Payload,
+    payload_type,
+    summarize,
+    token_counts,
+    total_tokens,
+)
+
+__all__ = ["FINISHED_SUFFIX", "STARTED_SUFFIX", "TOKEN_KEYS", "SpanAssembler", "SpanKind",
+           "SpanRecord", "SpanStatus", "span_kind", "summarize", "token_counts", "total_tokens"]
 
 SpanKind = Literal[
     "run", "node", "loop", "loop_pass", "map", "map_item", "branch",
@@ -96,108 +106,14 @@ class SpanRecord:
         if event.data:  # a new dict: the events' own payloads are never changed
             self.data = {**self.data, **event.data}
 
+    @property
+    def payload(self) -> Payload:
+        """``data`` as the typed payload of the span's kind."""
+        return payload_type(self.kind).from_data(self.data)
+
     def summary(self) -> dict[str, Any]:
         """The few fields the UI draws for every span without loading its payload."""
-        if self.kind not in _SUMMARY_KEYS or not self.data:
-            return {}
         return summarize(self.kind, self.data)
-
-
-_SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
-    "model_call": ("alias", "model", "cost", "latency", "latency_s", "retries", "cache_hit"),
-    "retrieval": ("collection", "top_k"),
-    "check": ("score", "verdict", "passed", "threshold"),
-    "loop": ("max_iterations", "stop_reason", "passes"),
-    "loop_pass": ("passed", "reason"),
-    "map": ("over", "count", "max_concurrency", "max_in_flight", "ok", "failed", "on_error"),
-    "map_item": ("in_flight",),
-    "branch": ("branches",),
-    "route": ("label", "case"),
-}
-
-
-def summarize(kind: str, data: dict[str, Any]) -> dict[str, Any]:
-    """Small, display-ready facts of a span (``tokens``, ``cost``, ``verdict``, ``count``...)."""
-    keys = _SUMMARY_KEYS.get(kind)
-    if keys is None:
-        return {}
-    get = data.get
-    out = {}
-    for k in keys:
-        value = get(k)
-        if value is not None:
-            out[k] = value
-    if kind == "model_call":
-        tokens = total_tokens(get("tokens"))
-        if tokens is not None:
-            out["tokens"] = tokens
-    elif kind == "retrieval":
-        hits = get("hits")
-        if isinstance(hits, list):
-            out["hits"] = len(hits)
-        queries = get("queries")
-        if isinstance(queries, list):
-            out["queries"] = len(queries)
-    elif kind == "check" or kind == "loop_pass":
-        for key in ("reason", "verdict"):
-            value = out.get(key)
-            if isinstance(value, str) and len(value) > 200:
-                out[key] = value[:200] + "…"
-    return out
-
-
-TOKEN_KEYS = ("prompt", "completion", "total")
-"""The documented shape of a model call's ``tokens``: ``{"prompt": 812, "completion": 64,
-"total": 876}`` (what the model router records, with ``"estimated": true`` when the counts are
-estimates). Readers also accept a plain number and the provider spellings ``prompt_tokens`` /
-``completion_tokens`` / ``total_tokens`` and ``input_tokens`` / ``output_tokens``."""
-
-_PROMPT_KEYS = ("prompt", "prompt_tokens", "input_tokens", "input")
-_COMPLETION_KEYS = ("completion", "completion_tokens", "output_tokens", "output")
-_TOTAL_KEYS = ("total", "total_tokens")
-
-
-def _count(value: Any) -> int | None:
-    if value is None or value is True or value is False:
-        return None
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return int(value)
-    return None
-
-
-def _first(tokens: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
-    for key in keys:
-        value = tokens.get(key)
-        if value is not None:
-            return _count(value)
-    return None
-
-
-def token_counts(tokens: Any) -> tuple[int | None, int | None, int | None]:
-    """``(prompt, completion, total)`` of a model call's ``tokens`` (see :data:`TOKEN_KEYS`).
-
-    Any of them may be None when the call did not report it; the total is the reported total, or
-    prompt + completion when only those were reported.
-    """
-    if isinstance(tokens, Mapping):
-        prompt = _first(tokens, _PROMPT_KEYS)
-        completion = _first(tokens, _COMPLETION_KEYS)
-        total = _first(tokens, _TOTAL_KEYS)
-        if total is None and (prompt is not None or completion is not None):
-            total = (prompt or 0) + (completion or 0)
-        return prompt, completion, total
-    return None, None, _count(tokens)
-
-
-def total_tokens(tokens: Any) -> int | None:
-    """Total tokens of a model call's ``tokens``: a number or a mapping (:data:`TOKEN_KEYS`)."""
-    if type(tokens) is dict:  # the documented shape, fast: its total
-        total = tokens.get("total")
-        if type(total) is int:
-            return total
-    return token_counts(tokens)[2]
 
 
 class SpanAssembler:

@@ -32,17 +32,15 @@ from typing import Any
 from agentflow.errors import ConfigError
 from agentflow.tracing.buffer import BackgroundSink, log
 from agentflow.tracing.events import Event
+from agentflow.tracing.payloads import SUMMARIZED, summarize, total_tokens
 from agentflow.tracing.recovery import BatchRecovery, Statement, describe
 from agentflow.tracing.sanitize import TRUNCATED_KEY, Sanitizer, _encode
 from agentflow.tracing.spans import (
-    _SUMMARY_KEYS,
     FINISHED_SUFFIX,
     STARTED_SUFFIX,
     SpanAssembler,
     SpanRecord,
     span_kind,
-    summarize,
-    total_tokens,
 )
 
 SCHEMA_VERSION = 2
@@ -494,7 +492,7 @@ class SQLiteTraceStore(BackgroundSink):
             return error, "{}", "{}"
         text = s.dumps_if_clean(data)
         if text is not None:
-            if kind not in _SUMMARY_KEYS:
+            if kind not in SUMMARIZED:
                 return error, "{}", text
             summary = summarize(kind, data)
             if not summary:
