@@ -70,8 +70,9 @@ class Backends:
         return LiteLLMEmbedder(entry, timeout_s=self.timeout_s)
 
     def count_tokens(self, entry: ModelEntry, messages: Any) -> int | None:
-        """Tokens by the entry's tokenizer through LiteLLM; ``None`` for offline entries."""
-        if entry.provider_kind() == "offline":
+        """Tokens by the entry's tokenizer through LiteLLM; ``None`` for a backend that is no
+        language model (it has no tokenizer: the budget estimates)."""
+        if not capabilities(entry).language_model:
             return None
         from agentflow.models.litellm_adapter import count_tokens
 
@@ -80,7 +81,7 @@ class Backends:
     def context_window(self, entry: ModelEntry) -> int | None:
         if entry.context_window is not None:
             return entry.context_window
-        if entry.provider_kind() == "offline":
+        if capabilities(entry).structured_fields:
             return OFFLINE_WINDOW
         from agentflow.models.litellm_adapter import context_window
 
@@ -115,4 +116,4 @@ shared offline backend, which reads the request's structured fields."""
 
 
 OFFLINE_WINDOW = 32_768
-"""The window the offline backends are given (they read structured fields, not tokens)."""
+"""The window given to backends that read structured fields, not tokens (the offline ones)."""
