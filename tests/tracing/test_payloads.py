@@ -6,6 +6,9 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from agentflow.checks import CheckResult, record_check
+from agentflow.graph.context import NodeTracer
+from agentflow.testing.models import FakeRouter
 from agentflow.tracing import SQLiteTraceStore, TraceReader
 from agentflow.tracing.cli import describe_span
 from agentflow.tracing.events import Event, EventCollector
@@ -97,3 +100,38 @@ def test_traces_show_reads_a_store_written_with_the_old_spelling(tmp_path: Path)
         (span,) = reader.spans(run, with_data=True)
     assert describe_span(span).startswith("model_call large -> m  10 tok  $0.0010")
     assert ModelCallPayload.from_data(span["data"]).latency_s == 0.2
+
+
+def _tracer(collector: EventCollector) -> NodeTracer:
+    return NodeTracer(run_id="r", parent_id="r/node:n", node="n",
+                      emit_event=lambda e: collector.on_event(event=e))
+
+
+def test_the_model_routers_calls_parse_into_declared_fields_only() -> None:
+    collector = EventCollector()
+    router = FakeRouter({"small": ["hello"]})
+    asyncio.run(router.complete("small", [{"role": "user", "content": "hi"}],
+                                tracer=_tracer(collector)))
+    (event,) = collector.of_kind("model_call")
+    call = event.payload
+    assert isinstance(call, ModelCallPayload) and call.extra == {}
+    assert call.alias == "small" and call.latency_s is not None and call.response == "hello"
+
+
+def test_a_check_results_payload_parses_into_declared_fields_only() -> None:
+    collector = EventCollector()
+    result = CheckResult(name="faith", kind="faithfulness", score=0.9, passed=True,
+                         threshold=0.5, reason="supported")
+    record_check(_tracer(collector), result)
+    (event,) = collector.of_kind("check")
+    check = event.payload
+    assert isinstance(check, CheckPayload) and check.extra == {}
+    assert check.kind == "faithfulness" and check.summary() == {
+        "score": 0.9, "verdict": "pass", "passed": True, "threshold": 0.5}
+
+
+def test_a_node_records_a_typed_payload_as_its_wire_mapping() -> None:
+    collector = EventCollector()
+    _tracer(collector).record("retrieval", "docs", data=RetrievalPayload(queries=["q"], top_k=2))
+    (event,) = collector.events
+    assert event.data == {"queries": ["q"], "top_k": 2}
