@@ -21,4 +21,5 @@ def test_the_page_has_its_three_example_files() -> None:
 @pytest.mark.parametrize("module", sorted(EXAMPLES))
 def test_an_example_file_passes(module: str, tmp_path: Path) -> None:
     outcomes = run_suite(tmp_path, module, EXAMPLES[module])
-    assert set(outcomes.values()) == {"passed"}, outcomes
+    assert "failed" not in outcomes.values(), outcomes
+    assert "passed" in outcomes.values(), outcomes  # skips are only what a backend does not do
