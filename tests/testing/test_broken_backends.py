@@ -113,3 +113,30 @@ def test_the_trace_hook_contract_fails_a_hook_that_loses_events(tmp_path: Path) 
         "test_the_hook_accepts_keyword_arguments_it_does_not_know",
     }
     assert outcomes["test_a_run_arrives_whole_and_in_order"] == "passed"
+
+
+def test_the_trace_hook_contract_fails_a_hook_that_raises_though_the_engine_swallows_it(
+    tmp_path: Path,
+) -> None:
+    outcomes = run_suite(tmp_path, "test_raising_hook", '''
+        import pytest
+        from agentflow.tracing.events import EventCollector
+
+        from agentflow.testing.contracts import TraceHookContract
+
+        class FussyHook(EventCollector):
+            """Keeps every event, but raises on custom ones (after keeping them)."""
+
+            def on_event(self, *, event, **kwargs):
+                super().on_event(event=event, **kwargs)
+                if event.kind == "custom":
+                    raise KeyError(event.name)
+
+        class TestFussyHook(TraceHookContract):
+            @pytest.fixture
+            def hook(self):
+                return FussyHook()
+        ''')
+    assert failed(outcomes) == {name for name in outcomes if name != (
+        "test_the_hook_accepts_keyword_arguments_it_does_not_know")}
+    assert outcomes["test_the_hook_accepts_keyword_arguments_it_does_not_know"] == "passed"

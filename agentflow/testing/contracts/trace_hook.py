@@ -228,7 +228,10 @@ class TraceHookContract:
             self._whole(self._spans(hook, run_id), "contract_ordered",
                         ["first", "second", "third"])
 
-    def test_the_hook_accepts_keyword_arguments_it_does_not_know(self, hook: TraceHook) -> None:
+    @run_async  # on an event loop, where the engine calls hooks
+    async def test_the_hook_accepts_keyword_arguments_it_does_not_know(
+        self, hook: TraceHook
+    ) -> None:
         started = Event(kind="run_started", run_id="contract-kwargs", span_id="contract-kwargs",
                         parent_id=None, name="contract_kwargs", step_type="flow",
                         data={"inputs": {}, "thread_id": "contract-kwargs"})
