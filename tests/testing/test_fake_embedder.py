@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from agentflow.checks.consistency import self_consistency
+from agentflow.checks.ragas import response_relevancy
 from agentflow.checks.judge import Judge
 from agentflow.errors import ModelError
 from agentflow.models.types import ProviderError
@@ -63,6 +64,19 @@ async def test_self_consistency_on_long_answers_embeds_through_the_alias() -> No
     result = await self_consistency([long, same, other], judge)
     assert result.score == pytest.approx(2 / 3, abs=1e-4)  # two of three samples agree
     assert embed.requests == [[long, same, other]]
+
+
+async def test_relevancy_compares_the_judges_questions_with_the_question_through_the_alias(
+) -> None:
+    question = "What is the capital of France?"
+    asked_back = ["Which city is the capital of France?", "Where does the French government sit?"]
+    judge_model = FakeChatModel([{"questions": asked_back, "noncommittal": False}])
+    embed = FakeEmbedder({question: [1, 0], asked_back[0]: [1, 0], asked_back[1]: [0.6, 0.8]})
+    judge = Judge(FakeRouter({"judge": judge_model, "embed": embed}), "judge")
+    result = await response_relevancy(question, "Paris is the capital of France.", judge, k=2,
+                                      threshold=0.7)
+    assert result.score == pytest.approx((1.0 + 0.6) / 2, abs=1e-4) and result.passed
+    assert embed.requests == [[question, *asked_back]]
 
 
 async def test_a_retriever_searches_with_the_fake_embedder() -> None:
