@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from agentflow.checks.consistency import self_consistency
-from agentflow.checks.ragas import response_relevancy
 from agentflow.checks.judge import Judge
+from agentflow.checks.ragas import response_relevancy
 from agentflow.errors import ModelError
 from agentflow.models.types import ProviderError
 from agentflow.retrieval.embedders import HashEmbedder
