@@ -1,9 +1,8 @@
 """Text helpers of the checks: answer statements with their citations, normalised short answers,
-abstentions, and sentence matching for quotes.
+abstentions, and sentence matching for quotes. Sentences and citations are read by
+:mod:`agentflow.text` (the one splitter and citation parser; re-exported here).
 
-Answers cite documents as ``[DOC n]``, ``[DOC 1, 3]``, ``[DOC 1][DOC 3]``, ``[DOC 1-3]`` or
-``[DOC 1, DOC 3]`` (any case, ``;`` or ``and`` as separators too). A citation belongs to the
-sentence it closes: ``... in Rust [DOC 1].`` and ``... in Rust. [DOC 1]`` both cite DOC 1 for that
+A citation belongs to the sentence it closes: ``... in Rust [DOC 1].`` and ``... in Rust. [DOC 1]`` both cite DOC 1 for that
 sentence, not for the next one.
 """
 
@@ -14,20 +13,16 @@ import string
 from dataclasses import dataclass
 
 from agentflow.models.offline.text import containment, content_words
+from agentflow.text import (
+    CITATION,
+    cited_numbers,
+    parse_citation,
+    split_sentences,
+    strip_citations,
+)
 
-_CITATION = re.compile(
-    r"\[\s*DOC\s*(\d+(?:\s*(?:,|;|and|&|-|–)\s*(?:DOC\s*)?\d+)*)\s*\]", re.IGNORECASE
-)
-_NUMBER_OR_RANGE = re.compile(r"(\d+)\s*(?:(?:-|–)\s*(?:DOC\s*)?(\d+))?", re.IGNORECASE)
-# a sentence ends at . ! ? (and any closing quotes or brackets) followed by space; or at a blank line
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
-_LEADING_CITATIONS = re.compile(r"^(?:\s*\[\s*DOC[^\]]*\]\s*[.!?]?)+", re.IGNORECASE)
-_ABBREVIATION = re.compile(
-    r"\b(?:Dr|Mr|Mrs|Ms|Prof|St|vs|etc|e\.g|i\.e|Fig|No|approx|al|Inc|Ltd|U\.S)\.$", re.IGNORECASE
-)
-_INITIAL = re.compile(r"(?:^|[\s(])[A-Z]\.$")  # "C. C. Miller": a name's initials end nothing
+_LEADING_CITATIONS = re.compile(rf"^(?:\s*{CITATION.pattern}\s*[.!?]?)+", re.IGNORECASE)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_MAX_RANGE = 50  # a "[DOC 1-5000]" is not a range anyone meant; keep its ends only
 
 ABSTENTION_PATTERNS: tuple[str, ...] = (
     "i don't know", "i do not know", "do not contain", "does not contain", "don't contain",
@@ -48,50 +43,6 @@ class Statement:
     """The sentence without its ``[DOC n]`` markers."""
     cited: tuple[int, ...]
     """Cited document numbers, in order of first mention, without repeats."""
-
-
-def parse_citation(marker: str) -> list[int]:
-    """The document numbers of one marker: ``[DOC 1, 3]`` -> ``[1, 3]``, ``[DOC 2-4]`` -> ``[2, 3, 4]``."""
-    match = _CITATION.search(marker)
-    if match is None:
-        return []
-    numbers: list[int] = []
-    for part in _NUMBER_OR_RANGE.finditer(match.group(1)):
-        start = int(part.group(1))
-        end = int(part.group(2)) if part.group(2) else start
-        if start <= end and end - start <= _MAX_RANGE:
-            numbers += range(start, end + 1)
-        else:
-            numbers += [start, end]
-    return list(dict.fromkeys(numbers))
-
-
-def cited_numbers(text: str) -> list[int]:
-    """Every document number cited in ``text``, in order of first mention."""
-    numbers: list[int] = []
-    for match in _CITATION.finditer(text):
-        numbers += parse_citation(match.group(0))
-    return list(dict.fromkeys(numbers))
-
-
-def strip_citations(text: str) -> str:
-    """``text`` without ``[DOC ...]`` markers, whitespace normalised and no space before punctuation."""
-    out = " ".join(_CITATION.sub(" ", text).split())
-    return re.sub(r"\s+([.,;:!?])", r"\1", out)
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split text into sentences, keeping abbreviations like ``e.g.`` inside their sentence."""
-    parts: list[str] = []
-    for raw in _SENTENCE_END.split(text):
-        part = " ".join(raw.split())
-        if not part:
-            continue
-        if parts and (_ABBREVIATION.search(parts[-1]) or _INITIAL.search(parts[-1])):
-            parts[-1] = f"{parts[-1]} {part}"
-        else:
-            parts.append(part)
-    return parts
 
 
 def statements(answer: str) -> list[Statement]:
@@ -145,3 +96,7 @@ def best_sentence(statement: str, passage: str) -> tuple[str, float]:
         if score > best_score:
             best, best_score = sentence, score
     return best, best_score
+
+
+__all__ = ["ABSTENTION_PATTERNS", "Statement", "best_sentence", "cited_numbers", "is_abstention",
+           "normalise_answer", "parse_citation", "split_sentences", "statements", "strip_citations"]

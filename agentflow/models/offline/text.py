@@ -1,4 +1,8 @@
-"""Plain-text helpers of the offline backends: sentences, content words, lexical overlap."""
+"""Plain-text helpers of the offline backends: sentences, content words, lexical overlap.
+
+Sentences and citations come from :mod:`agentflow.text` (``strip_citations`` is re-exported here
+for the offline modules that import it from this one).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,9 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 
-# like the checks' splitter (agentflow.checks.text), so a quoted sentence is one statement there
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[`]?[A-Za-z0-9])|\n{2,}|\n(?=[-*\d])")
-_ABBREVIATION = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Prof|St|vs|etc|e\.g|i\.e|Fig|No|approx|al)\.$", re.IGNORECASE)
-_INITIAL = re.compile(r"(?:^|[\s(])[A-Z]\.$")
-"""A name's initial ("C. C. Miller"): case-sensitive, so a sentence ending in "plan a." still ends."""
+from agentflow.text import split_sentences, strip_citations
+
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-]*")
-_CITATION = re.compile(r"\s*\[DOC\s*\d+\]", re.IGNORECASE)
 _STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before
     being below between both but by can could did do does doing down during each few for from
@@ -30,22 +30,19 @@ _EMPHASIS = re.compile(r"\*\*|__")
 
 
 def sentences(text: str, *, min_words: int = 3) -> list[str]:
-    """Split a passage into sentences; fragments under ``min_words`` words are dropped.
+    """Split a passage into sentences (:func:`agentflow.text.split_sentences`, the checks'
+    splitter, so a quoted sentence is one statement there); fragments under ``min_words`` words
+    are dropped.
 
     Headings, table rows, images and fenced code blocks are not sentences: they are never quoted as an
-    answer.
+    answer. A sentence starts with a letter or a digit, and a line that starts with ``-``, ``*`` or a
+    digit starts a new one (list items whose spacing was lost).
     """
     text = _EMPHASIS.sub("", _FENCE.sub("\n\n", text))
     body = "\n".join("" if line.lstrip().startswith(("|", "![")) else line  # tables, images
                      for line in text.splitlines() if not line.lstrip().startswith("#"))
-    parts: list[str] = []
-    for part in _SENTENCE_END.split(body):
-        part = " ".join(part.split()).lstrip("*- ").strip()
-        if parts and (_ABBREVIATION.search(parts[-1]) or _INITIAL.search(parts[-1])):
-            parts[-1] = f"{parts[-1]} {part}"
-        elif part:
-            parts.append(part)
-    return [p for p in parts if len(p.split()) >= min_words]
+    parts = (p.lstrip("*- ").strip() for p in split_sentences(body, starts="word", lists="line"))
+    return [p for p in parts if p and len(p.split()) >= min_words]
 
 
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
@@ -103,11 +100,6 @@ def weighted_containment(needle: set[str], haystacks: Sequence[set[str]]) -> lis
     weight = {w: math.log(1.0 + n / d) if d else absent_weight for w, d in df.items()}
     total = sum(weight.values())
     return [sum(weight[w] for w in needle & h) / total for h in haystacks]
-
-
-def strip_citations(text: str) -> str:
-    """Remove ``[DOC n]`` markers (before scoring an answer against its sources)."""
-    return " ".join(_CITATION.sub("", text).split())
 
 
 def stem(word: str) -> str:
@@ -277,3 +269,9 @@ def has_answer_type(sentence: str, kind: AnswerType | None) -> bool:
     if kind == "place":
         return bool(_PLACE.search(text))
     raise ValueError(f"unknown answer type {kind!r}; valid: {', '.join(ANSWER_TYPES)}")
+
+
+__all__ = ["ANSWER_TYPES", "TYPE_WORDS", "answer_type", "containment", "content_words",
+           "expand_query", "has_answer_type", "is_navigation", "is_pointer", "sentences", "stem",
+           "strip_citations", "topic_words", "weighted_containment", "whole_sentences",
+           "words_with_stems"]
