@@ -4,6 +4,12 @@ Nodes never build clients or read environment variables. The model router, the r
 prompt store and the tracer come from :class:`Services`, handed to each node through a
 :class:`RunContext`. Services that are not configured raise a :class:`ConfigError` that says how to
 configure them, on first use rather than at import.
+
+Each service is typed by the protocol of what nodes use of it, so a test can hand a run any object
+that has those methods: :class:`AliasRouter` (the model router), :class:`~agentflow.retrieval.retriever.Retriever`,
+:class:`~agentflow.prompts.templates.PromptSource` and
+:class:`~agentflow.prompts.examples.ExampleStore`. ``RunContext[S]`` names the state type its node
+runs on (``ctx: RunContext[RagState]``), as the node's ``state: RagState`` does.
 """
 
 from __future__ import annotations
@@ -11,11 +17,46 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from agentflow.errors import ConfigError
 from agentflow.tracing.events import Event, EventKind, TraceHook
 from agentflow.tracing.payloads import Payload
+
+if TYPE_CHECKING:  # the services' own modules are imported by whoever builds them, not by runs
+    from agentflow.models.types import ChatResponse, Message, Sampling
+    from agentflow.prompts.examples import ExampleStore
+    from agentflow.prompts.templates import PromptSource
+    from agentflow.retrieval.retriever import Retriever
+
+StateT = TypeVar("StateT")
+"""The state type of the workflow a node runs in (``Any`` for node types that serve any workflow:
+they read the fields their config names)."""
+
+
+class AliasRouter(Protocol):
+    """What nodes and checks use of the model router: calls by alias, token counts and limits.
+
+    :class:`~agentflow.models.router.ModelRouter` is the implementation; the test kit's
+    ``FakeRouter`` is another.
+    """
+
+    async def ready(self, alias: str) -> None: ...
+
+    async def complete(self, alias: str, messages: Sequence[Message], **options: Any
+                       ) -> ChatResponse: ...
+
+    async def embed(self, alias: str, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def capabilities(self, alias: str, **options: Any) -> Any: ...
+
+    def prompt_limit(self, alias: str, sampling: Sampling | None = None) -> int: ...
+
+    def context_window(self, alias: str) -> int: ...
+
+    def count_tokens(self, alias: str, messages: Sequence[Message]) -> int: ...
+
+    def count_text(self, alias: str, text: str) -> int: ...
 
 
 class Unconfigured:
@@ -57,18 +98,18 @@ class Services:
     """The shared services of a run.
 
     ``retrievers`` maps a collection name to a retriever, or is a callable that returns one.
-    ``hooks`` receive every trace event. ``settings`` holds free configuration for node types that
-    need it (documented by each node type).
+    ``examples`` is the store of solved examples for few-shot prompts, where one is configured.
+    ``hooks`` receive every trace event.
     """
 
-    models: Any = field(default_factory=_no_models)
-    retrievers: Any = field(default_factory=_no_retrievers)
-    prompts: Any = field(default_factory=_no_prompts)
-    examples: Any = None
+    models: AliasRouter = field(default_factory=_no_models)
+    retrievers: Mapping[str, Retriever] | Callable[[str], Retriever] = field(
+        default_factory=_no_retrievers)
+    prompts: PromptSource = field(default_factory=_no_prompts)
+    examples: ExampleStore | None = None
     hooks: Sequence[TraceHook] = ()
-    settings: Mapping[str, Any] = field(default_factory=dict)
 
-    def retriever(self, collection: str) -> Any:
+    def retriever(self, collection: str) -> Retriever:
         source = self.retrievers
         if isinstance(source, Mapping):
             try:
@@ -130,8 +171,13 @@ class NodeTracer:
 
 
 @dataclass(slots=True)
-class RunContext:
-    """Handed to every node: the services of the run and where in the run the node is."""
+class RunContext(Generic[StateT]):
+    """Handed to every node: the services of the run and where in the run the node is.
+
+    Generic over the workflow's state type, which only type checkers read: a node declared
+    ``async def answer(state: RagState, cfg: AnswerConfig, ctx: RunContext[RagState])`` says in
+    its signature what it runs on; the engine hands every node the same kind of context.
+    """
 
     run_id: str
     thread_id: str
@@ -142,25 +188,21 @@ class RunContext:
     item_index: int | None = None
 
     @property
-    def models(self) -> Any:
+    def models(self) -> AliasRouter:
         """The model router (aliases -> models)."""
         return self.services.models
 
     @property
-    def prompts(self) -> Any:
+    def prompts(self) -> PromptSource:
         """The prompt store (Jinja2 templates)."""
         return self.services.prompts
 
     @property
-    def examples(self) -> Any:
+    def examples(self) -> ExampleStore | None:
         """The example store for few-shot prompts, when one is configured."""
         return self.services.examples
 
-    @property
-    def settings(self) -> Mapping[str, Any]:
-        return self.services.settings
-
-    def retriever(self, collection: str) -> Any:
+    def retriever(self, collection: str) -> Retriever:
         """The retriever of a collection."""
         return self.services.retriever(collection)
 

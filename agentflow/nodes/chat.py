@@ -53,7 +53,7 @@ def _reads(cfg: ChatConfig) -> tuple[str, ...]:
 
 
 @node("chat", reads=_reads, writes=lambda c: (c.output,))
-async def chat(state: Any, cfg: ChatConfig, ctx: RunContext) -> dict[str, Any]:
+async def chat(state: Any, cfg: ChatConfig, ctx: RunContext[Any]) -> dict[str, Any]:
     """Reply to a conversational message, without retrieval."""
     message = str(read_state(state, cfg.input, ctx.node))
     purpose = render_text(cfg.purpose, ctx)

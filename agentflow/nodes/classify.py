@@ -127,7 +127,7 @@ def label_schema(names: tuple[str, ...]) -> type[BaseModel]:
 
 
 @node("classify", reads=lambda c: (c.input,), writes=lambda c: (c.output,))
-async def classify(state: Any, cfg: ClassifyConfig, ctx: RunContext) -> dict[str, Any]:
+async def classify(state: Any, cfg: ClassifyConfig, ctx: RunContext[Any]) -> dict[str, Any]:
     """Write one of the configured labels (or the out-of-scope label) for the input text."""
     text = str(read_state(state, cfg.input, ctx.node))
     found = await _nearest_passages(text, cfg, ctx)
@@ -163,7 +163,7 @@ async def classify(state: Any, cfg: ClassifyConfig, ctx: RunContext) -> dict[str
 
 
 async def _nearest_passages(
-    text: str, cfg: ClassifyConfig, ctx: RunContext
+    text: str, cfg: ClassifyConfig, ctx: RunContext[Any]
 ) -> dict[str, list[Chunk]]:
     """Label -> the chunks of its ``from_collection`` that best match the input (hybrid search)."""
     found: dict[str, list[Chunk]] = {}

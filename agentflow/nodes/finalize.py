@@ -52,7 +52,7 @@ def _passed_and_reason(verdict: Any) -> tuple[bool, str, bool]:
 
 @node("finalize", reads=lambda c: (c.answer, c.verdict),
       writes=lambda c: (c.answer, c.status_output))
-async def finalize(state: Any, cfg: FinalizeConfig, ctx: RunContext) -> dict[str, Any]:
+async def finalize(state: Any, cfg: FinalizeConfig, ctx: RunContext[Any]) -> dict[str, Any]:
     """Keep a checked answer; add a caveat to (or abstain from) one that failed its checks."""
     answer = str(read_state(state, cfg.answer, ctx.node) or "")
     passed, reason, abstained = _passed_and_reason(read_state(state, cfg.verdict, ctx.node))

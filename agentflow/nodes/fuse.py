@@ -36,7 +36,7 @@ class FuseConfig(NodeConfig):
 
 @node("fuse", reads=lambda c: (c.input, c.top_k_from) if c.top_k_from else (c.input,),
       writes=lambda c: (c.output,))
-async def fuse(state: Any, cfg: FuseConfig, ctx: RunContext) -> dict[str, Any]:
+async def fuse(state: Any, cfg: FuseConfig, ctx: RunContext[Any]) -> dict[str, Any]:
     """Fuse the ranked lists by reciprocal rank fusion and keep the best ``top_k``."""
     from agentflow.nodes.retrieve import top_k_of
     from agentflow.retrieval.retriever import rrf_fuse

@@ -91,7 +91,7 @@ def _is_async(fn: Callable[..., Any]) -> bool:
 
 
 @node("python", reads=lambda c: tuple(c.reads), writes=lambda c: tuple(c.writes))
-async def python(state: Any, cfg: PythonConfig, ctx: RunContext) -> dict[str, Any]:
+async def python(state: Any, cfg: PythonConfig, ctx: RunContext[Any]) -> dict[str, Any]:
     """Call ``function(inputs)`` with the fields it reads (a dict); it returns the fields it writes.
 
     The function may be sync or async.

@@ -38,7 +38,7 @@ class QueriesConfig(NodeConfig):
 
 
 @node("queries", reads=lambda c: (c.input,), writes=lambda c: (c.output,))
-async def queries(state: Any, cfg: QueriesConfig, ctx: RunContext) -> dict[str, Any]:
+async def queries(state: Any, cfg: QueriesConfig, ctx: RunContext[Any]) -> dict[str, Any]:
     """Write search queries for the question; the question itself comes first."""
     question = " ".join(str(read_state(state, cfg.input, ctx.node)).split())
     messages = ctx.prompts.messages(cfg.prompt, {"question": question, "n": cfg.n})

@@ -38,7 +38,7 @@ class ReplyConfig(NodeConfig):
 
 
 @node("reply", reads=(), writes=lambda c: (c.output,))
-async def reply(state: Any, cfg: ReplyConfig, ctx: RunContext) -> dict[str, Any]:
+async def reply(state: Any, cfg: ReplyConfig, ctx: RunContext[Any]) -> dict[str, Any]:
     """Write the configured text, its template filled in."""
     return {cfg.output: render_text(cfg.text, ctx)}
 
@@ -118,7 +118,7 @@ def check_text_template(text: str) -> str:
     return text
 
 
-def render_text(text: str, ctx: RunContext) -> str:
+def render_text(text: str, ctx: RunContext[Any]) -> str:
     """``text`` with its template filled in from the run's collections (as is when no template)."""
     if not is_template(text):
         return text

@@ -154,7 +154,7 @@ async def _search_all(
 
 
 @node("retrieve", reads=_reads, writes=_writes)
-async def retrieve(state: Any, cfg: RetrieveConfig, ctx: RunContext) -> dict[str, Any]:
+async def retrieve(state: Any, cfg: RetrieveConfig, ctx: RunContext[Any]) -> dict[str, Any]:
     """Search a collection for the query (or queries, fused) and write the top chunks."""
     from agentflow.retrieval.retriever import rrf_fuse
 

@@ -20,7 +20,7 @@ from agentflow.models.budget import BudgetReport, fit
 from agentflow.models.sampling import Sampling
 from agentflow.models.types import Message, PromptInputs
 from agentflow.prompts.messages import strip_history
-from agentflow.prompts.templates import PromptStore
+from agentflow.prompts.templates import PromptSource
 
 DEFAULT_TEMPLATE = "prompts/rag_answer.j2"
 
@@ -71,7 +71,7 @@ class AugmentedPrompt:
 
     def messages(
         self,
-        store: PromptStore,
+        store: PromptSource,
         *,
         history: Sequence[Message] | None = None,
         keep: Sequence[int] | None = None,
@@ -87,7 +87,7 @@ class AugmentedPrompt:
         turns = list(history) if history is not None else strip_history(self.history)[0]
         return [*system, *shots, *turns, *user]
 
-    def _example(self, store: PromptStore, example: Example, variables: dict[str, Any]) -> list[Message]:
+    def _example(self, store: PromptSource, example: Example, variables: dict[str, Any]) -> list[Message]:
         values = {**variables, "example": example}
         if store.has_block(self.template, "example_user"):
             question = store.render_block(self.template, "example_user", values)
@@ -110,7 +110,7 @@ class AugmentedPrompt:
 
 def assemble(
     prompt: AugmentedPrompt,
-    store: PromptStore,
+    store: PromptSource,
     router: TokenRouter,
     alias: str,
     sampling: Sampling | None = None,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from agentflow.errors import ConfigError, PromptError, did_you_mean
 
@@ -32,6 +32,23 @@ if TYPE_CHECKING:
 BUILTIN_ROOT = Path(__file__).resolve().parents[2]
 """agentflow's source checkout, whose ``prompts/`` holds the built-in templates."""
 MESSAGE_BLOCKS = ("system", "user")
+
+
+@runtime_checkable
+class PromptSource(Protocol):
+    """What nodes need of a run's prompts: a template, by name, rendered as chat messages, and
+    its named blocks (the few-shot example blocks of an augmented prompt).
+
+    :class:`PromptStore` (Jinja2 files) is the implementation; a test may hand a run any object
+    with these methods.
+    """
+
+    def messages(self, name: str, variables: Mapping[str, Any] | None = None) -> list[Message]: ...
+
+    def has_block(self, name: str, block: str) -> bool: ...
+
+    def render_block(self, name: str, block: str,
+                     variables: Mapping[str, Any] | None = None) -> str: ...
 
 
 class PromptStore:

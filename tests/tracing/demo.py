@@ -60,7 +60,7 @@ async def _call(ctx: af.RunContext, alias: str, model: str, messages: list[dict[
 
 
 @af.node("demo_classify", reads=("question",), writes=("route",), registry=REG)
-async def classify(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str, Any]:
+async def classify(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext[Rag]) -> dict[str, Any]:
     label = "knowledge" if state.question.endswith("?") else "chit_chat"
     await _call(ctx, "small", "offline/classifier",
           [{"role": "system", "content": "Classify: knowledge, chit_chat or out_of_scope."},
@@ -70,7 +70,7 @@ async def classify(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[s
 
 
 @af.node("demo_queries", reads=("question",), writes=("queries",), registry=REG)
-async def multi_query(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str, Any]:
+async def multi_query(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext[Rag]) -> dict[str, Any]:
     queries = [f"{state.question} definition", "loop max_iterations", "map max_concurrency"]
     await _call(ctx, "small", "offline/query-writer",
           [{"role": "user", "content": f"Write 3 search queries for: {state.question}"}],
@@ -79,7 +79,7 @@ async def multi_query(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dic
 
 
 @af.node("demo_search", reads=("query",), writes=("hits",), registry=REG)
-async def search(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str, Any]:
+async def search(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext[Rag]) -> dict[str, Any]:
     t0 = time.time()
     await asyncio.sleep(0.01)
     words = set(state.query.lower().split())
@@ -94,7 +94,7 @@ async def search(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str
 
 
 @af.node("demo_fuse", reads=("hits",), writes=("documents",), registry=REG)
-async def fuse(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str, Any]:
+async def fuse(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext[Rag]) -> dict[str, Any]:
     seen: dict[str, dict[str, Any]] = {}
     for hit in state.hits:
         seen.setdefault(hit["id"], hit)
@@ -103,7 +103,7 @@ async def fuse(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str, 
 
 @af.node("demo_answer", reads=("documents", "attempt"), writes=("answer", "citations", "attempt"),
          registry=REG)
-async def answer(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str, Any]:
+async def answer(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext[Rag]) -> dict[str, Any]:
     attempt = state.attempt + 1
     docs = "\n".join(f"[DOC {i}] ({d['source']}) {d['text']}"
                      for i, d in enumerate(state.documents, 1))
@@ -127,7 +127,7 @@ async def answer(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str
 
 
 @af.node("demo_cite_check", reads=("citations", "documents"), writes=("verdicts",), registry=REG)
-async def cite_check(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str, Any]:
+async def cite_check(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext[Rag]) -> dict[str, Any]:
     t0 = time.time()
     found = [c["quote"].lower() in state.documents[c["doc"] - 1]["text"].lower()
              for c in state.citations]
@@ -140,7 +140,7 @@ async def cite_check(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict
 
 
 @af.node("demo_faithful", reads=("answer",), writes=("verdicts",), registry=REG)
-async def faithful(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str, Any]:
+async def faithful(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext[Rag]) -> dict[str, Any]:
     t0 = time.time()
     await asyncio.sleep(0.005)
     score = 0.4 if "forever" in state.answer else 0.93
@@ -151,18 +151,18 @@ async def faithful(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[s
 
 
 @af.node("demo_chat", reads=("question",), writes=("answer",), registry=REG)
-async def chat(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str, Any]:
+async def chat(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext[Rag]) -> dict[str, Any]:
     return {"answer": "Hello! Ask me about loops, maps or routes."}
 
 
 @af.node("demo_decline", reads=("question",), writes=("answer",), registry=REG)
-async def decline(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str, Any]:
+async def decline(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext[Rag]) -> dict[str, Any]:
     return {"answer": "Sorry, that is out of scope."}
 
 
 @af.node("demo_crash", reads=("question",), writes=("answer", "citations", "attempt"),
          registry=REG)
-async def crash(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext) -> dict[str, Any]:
+async def crash(state: Rag, cfg: af.NodeConfig, ctx: af.RunContext[Rag]) -> dict[str, Any]:
     raise RuntimeError(f"model unavailable (key {API_KEY})")
 
 
