@@ -295,9 +295,9 @@ def _widen(combined: CheckVerdict) -> CheckVerdict:
         "reasons": {**combined.reasons, "abstention": why}, "reason": f"abstention: {why}"})
 
 
-class SelfConsistencyConfig(GenerateConfig):
+class SelfConsistencyConfig(ConsistencyOptions, GenerateConfig):
     """Config of the ``self_consistency`` node: ``generate``'s fields, plus the sampling and the
-    agreement check."""
+    agreement check (with the ``self_consistency`` check kind's own fields)."""
 
     n: int = Field(5, ge=2, le=32)
     """How many answers to sample."""
@@ -313,9 +313,6 @@ class SelfConsistencyConfig(GenerateConfig):
     severity: Severity = "fail"
     embed_model: str = "embed"
     """Embedding alias for comparing long answers."""
-    similarity: float = Field(0.85, ge=0.0, le=1.0)
-    short_max_words: int = Field(8, ge=1)
-    """Answers of at most this many words are compared by normal form, longer ones by embeddings."""
     abstain_text: str | None = None
     """When set, the answer written below the threshold (otherwise the majority answer)."""
     max_concurrency: int = Field(8, ge=1, le=64)
@@ -345,7 +342,8 @@ async def self_consistency(state: Any, cfg: SelfConsistencyConfig, ctx: RunConte
     result = await run_check(
         "self_consistency", judge=judge, samples=usable, threshold=cfg.threshold,
         severity=cfg.severity, name=cfg.name,
-        options=ConsistencyOptions(similarity=cfg.similarity, short_max_words=cfg.short_max_words))
+        options=ConsistencyOptions.model_validate(
+            cfg.model_dump(include=set(ConsistencyOptions.model_fields))))
     result = result.model_copy(update={"details": {**result.details, "sampled_by": drawn.sampled_by}})
     record_check(ctx.tracer, result, started)
     chosen = _chosen(result, usable)
