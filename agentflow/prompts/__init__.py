@@ -12,6 +12,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # what type checkers and editors see
     from agentflow.prompts.augmented import AugmentedPrompt, DEFAULT_TEMPLATE, assemble
     from agentflow.prompts.examples import ExampleStore, StaticExampleStore, select_examples
+    from agentflow.prompts.inputs import (
+        BUILTIN_INPUTS,
+        AnswerInputs,
+        ChatInputs,
+        ClassifyInputs,
+        QueriesInputs,
+    )
     from agentflow.prompts.messages import (
         has_reasoning,
         split_reasoning,
@@ -19,13 +26,24 @@ if TYPE_CHECKING:  # what type checkers and editors see
         to_message,
         to_messages,
     )
-    from agentflow.prompts.templates import PromptStore, template_variables, unknown_variables
+    from agentflow.prompts.templates import (
+        PromptSource,
+        PromptStore,
+        template_variables,
+        unknown_variables,
+    )
 
 _EXPORTS: dict[str, str] = {
     "DEFAULT_TEMPLATE": "agentflow.prompts.augmented",
+    "AnswerInputs": "agentflow.prompts.inputs",
     "AugmentedPrompt": "agentflow.prompts.augmented",
+    "BUILTIN_INPUTS": "agentflow.prompts.inputs",
+    "ChatInputs": "agentflow.prompts.inputs",
+    "ClassifyInputs": "agentflow.prompts.inputs",
     "ExampleStore": "agentflow.prompts.examples",
+    "PromptSource": "agentflow.prompts.templates",
     "PromptStore": "agentflow.prompts.templates",
+    "QueriesInputs": "agentflow.prompts.inputs",
     "StaticExampleStore": "agentflow.prompts.examples",
     "assemble": "agentflow.prompts.augmented",
     "has_reasoning": "agentflow.prompts.messages",

@@ -12,13 +12,14 @@ stay the same when the budget leaves some out, so a citation always points at th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agentflow.documents import Chunk, Example
 from agentflow.models.budget import BudgetReport, fit
 from agentflow.models.sampling import Sampling
 from agentflow.models.types import Message, PromptInputs
+from agentflow.prompts.inputs import AnswerInputs, DocumentInputs
 from agentflow.prompts.messages import strip_history
 from agentflow.prompts.templates import PromptSource
 
@@ -46,12 +47,11 @@ class AugmentedPrompt:
     instructions: str = ""
     chain_of_thought: bool = False
     template: str = DEFAULT_TEMPLATE
-    _variables: dict[str, Any] = field(default_factory=dict)
 
-    def variables(self, keep: Sequence[int] | None = None) -> dict[str, Any]:
-        """The template variables, with only the documents at indexes ``keep`` (all by default)."""
+    def variables(self, keep: Sequence[int] | None = None) -> AnswerInputs:
+        """The template's inputs, with only the documents at indexes ``keep`` (all by default)."""
         indexes = range(len(self.documents)) if keep is None else keep
-        docs = [
+        docs: list[DocumentInputs] = [
             {
                 "n": i + 1,
                 "text": self.documents[i].text,
@@ -62,7 +62,6 @@ class AugmentedPrompt:
             for i in indexes
         ]
         return {
-            **self._variables,
             "query": self.query,
             "documents": docs,
             "instructions": self.instructions,
@@ -87,8 +86,9 @@ class AugmentedPrompt:
         turns = list(history) if history is not None else strip_history(self.history)[0]
         return [*system, *shots, *turns, *user]
 
-    def _example(self, store: PromptSource, example: Example, variables: dict[str, Any]) -> list[Message]:
-        values = {**variables, "example": example}
+    def _example(self, store: PromptSource, example: Example,
+                 variables: AnswerInputs) -> list[Message]:
+        values: AnswerInputs = {**variables, "example": example}
         if store.has_block(self.template, "example_user"):
             question = store.render_block(self.template, "example_user", values)
             answer = store.render_block(self.template, "example_assistant", values)
