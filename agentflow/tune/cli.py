@@ -74,6 +74,8 @@ def add_parser(subparsers: Any) -> None:
     out.add_argument("--merge", action="store_true", help="also write base+adapter merged weights to OUT/merged")
     out.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     out.add_argument("--threads", type=_positive, help="CPU threads for training")
+    out.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+                     help="auto (default): bf16 autocast where the device multiplies bf16 natively, else fp32")
     hp = p.add_argument_group("training")
     hp.add_argument("--held-out", type=_fraction_or_count, default=0.1,
                     help="fraction (0.1) or count (20) of examples held out and reported on (default 0.1)")
@@ -148,7 +150,8 @@ def _run(args: argparse.Namespace, source: str) -> int:
     base = load_base(args.base, device=device)
     config = TuneConfig(rank=args.rank, alpha=args.alpha, lr=args.lr, epochs=args.epochs, max_steps=args.max_steps,
                         batch_size=args.batch_size, max_len=args.max_len, seed=args.seed,
-                        eval_generate=args.eval_generate, threads=args.threads)
+                        eval_generate=args.eval_generate, threads=args.threads,
+                        precision=args.precision)
     model, result = train(base, split, config, progress=not args.quiet)
     out = args.out or ADAPTER_DIR / args.name
     task = args.task or ("route" if source == "classify" else "")

@@ -5,6 +5,10 @@ no added special tokens), the completion follows with the end-of-turn token, and
 completion's tokens only; the vocabulary projection runs on those positions alone, which on a 49k-token
 vocabulary is most of the saving when prompts carry documents. Everything random (LoRA's initialisation,
 dropout, the order of examples) follows ``seed``: the same data and seed give the same adapter.
+
+The forward and backward passes run under bf16 autocast where the device multiplies bf16 natively (a GPU
+with bf16, a CPU with AVX-512 BF16 or AMX: there a training step is 2-4x faster than in fp32); the LoRA
+weights, the optimizer and the loss stay fp32 (``precision="fp32"`` keeps everything fp32).
 """
 
 from __future__ import annotations
@@ -48,6 +52,30 @@ class TuneConfig:
     eval_generate: int = 32
     """Held-out examples whose greedy completion is compared with the gold (exact match), after training."""
     threads: int | None = None
+    precision: str = "auto"
+    """auto: bf16 autocast where the device multiplies bf16 natively, else fp32; bf16 or fp32 to choose."""
+
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the training passes (None: plain fp32), or a TuneError for a bad choice."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise TuneError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    elif device.type == "cpu":
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    else:
+        native = False
+    if native or precision == "bf16":
+        return torch.bfloat16
+    return None
 
 
 @dataclass
@@ -62,6 +90,8 @@ class TuneResult:
     train_s: float
     peak_memory_mb: float
     device: str
+    precision: str
+    """What the training passes ran in: bf16 (autocast) or fp32."""
     losses: list[float] = field(default_factory=list)
     held_out_loss_before: float | None = None
     held_out_loss_after: float | None = None
@@ -189,6 +219,7 @@ def train(base: LoadedBase, split: Split, config: TuneConfig, *, progress: bool 
     if skipped:
         say(f"left out {skipped} training examples longer than {config.max_len} tokens")
     device = module_device(base.model)
+    amp = autocast_dtype(config.precision, device)
     loss_before = held_out_loss(base.model, held, config.batch_size)
     exact_before = exact_match(base.model, base, held, config.eval_generate) if config.eval_generate else None
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
@@ -220,7 +251,8 @@ def train(base: LoadedBase, split: Split, config: TuneConfig, *, progress: bool 
             order += fresh
         batch = [kept[i] for i in order[: config.batch_size]]
         del order[: config.batch_size]
-        loss = completion_loss(model, batch, device)
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            loss = completion_loss(model, batch, device)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
@@ -236,7 +268,7 @@ def train(base: LoadedBase, split: Split, config: TuneConfig, *, progress: bool 
     result = TuneResult(
         base=base.ref, examples_train=len(kept), examples_held_out=len(held), skipped_too_long=skipped,
         steps=steps, train_s=round(train_s, 2), peak_memory_mb=round(peak_memory_mb(device.type), 1),
-        device=device.type, losses=losses, held_out_loss_before=_round(loss_before),
+        device=device.type, precision="bf16" if amp is not None else "fp32", losses=losses, held_out_loss_before=_round(loss_before),
         held_out_loss_after=_round(loss_after), held_out_exact_before=exact_before,
         held_out_exact_after=exact_after, config={**asdict(config), "targets": list(config.targets)},
     )

@@ -165,3 +165,23 @@ def test_the_command_trains_saves_and_says_how_to_serve(  # type: ignore[no-unty
     assert (tmp_path / ".agentflow" / "adapters" / "story" / "adapter_model.safetensors").is_file()
     assert main(["tune", "--examples", str(data), "--dataset", str(data), "--name", "x"]) == 2
     assert "one source of training data" in capsys.readouterr().err
+
+
+def test_training_runs_in_bf16_where_the_cpu_multiplies_it_natively_and_fp32_when_asked(stories: Path) -> None:
+    import torch
+
+    from agentflow.tune.base import TuneError
+
+    base = load_base(stories)
+    split = split_examples(story_examples(), held_out=8, seed=0)
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    _, auto = train(base, split, TuneConfig(lr=5e-3, max_steps=6, seed=0, eval_generate=0), progress=False)
+    assert auto.precision == ("bf16" if native else "fp32")
+    base = load_base(stories)
+    _, fp32 = train(base, split, TuneConfig(lr=5e-3, max_steps=6, seed=0, eval_generate=0, precision="fp32"),
+                    progress=False)
+    assert fp32.precision == "fp32" and fp32.config["precision"] == "fp32"
+    for result in (auto, fp32):  # both learn
+        assert sum(result.losses[-2:]) < sum(result.losses[:2])
+    with pytest.raises(TuneError, match="precision 'fp16' is not one of auto, bf16, fp32"):
+        train(load_base(stories), split, TuneConfig(precision="fp16"), progress=False)
