@@ -9,10 +9,14 @@ that every layer may use it.
 **Sentences.** A sentence ends at ``.``, ``!`` or ``?`` (with any closing quotes or brackets)
 followed by whitespace, at a blank line, and, with ``lists``, before a list item on the next line.
 It does not end after a known abbreviation (``e.g.``, ``Dr.``, ``etc.``) or a name's initial
-(``C. C. Miller``). What may start the next sentence is the one thing callers choose
-(``starts``): anything (answers written by a model), a letter or digit (passages the offline
-backends quote), or a capital or digit (documents chunked for retrieval, where a lower-case word
-after a full stop is more often an abbreviation the list lacks).
+(``C. C. Miller``). Callers choose where their texts differ, and nothing else:
+
+- ``starts``, what may start the next sentence: anything (answers written by a model), a letter
+  or digit (passages the offline backends quote), or a capital or digit (documents chunked for
+  retrieval, where a lower-case word after a full stop is more often an abbreviation the list
+  lacks);
+- ``lists``, which line breaks before a list item end a sentence (:data:`ListItems`);
+- ``lone_letters``: no letter standing alone ends a sentence (how the chunker has always cut).
 
 **Citations.** Answers cite documents as ``[DOC n]``, ``[DOC 1, 3]``, ``[DOC 1][DOC 3]``,
 ``[DOC 1-3]`` or ``[DOC 1, DOC 3]`` (any case, ``;``, ``&`` or ``and`` as separators too).
