@@ -200,7 +200,7 @@ def _samples(state: Any, cfg: CheckConfig, node_name: str) -> list[str] | None:
 
 
 @node("check", reads=_check_reads, writes=_check_writes)
-async def check(state: Any, cfg: CheckConfig, ctx: RunContext) -> dict[str, Any]:
+async def check(state: Any, cfg: CheckConfig, ctx: RunContext[Any]) -> dict[str, Any]:
     """Run one hallucination or quality check and write its result into the checks field."""
     started = time.time()
     judge = Judge(ctx.models, cfg.model, embed_alias=cfg.embed_model, tracer=ctx.tracer,
@@ -262,7 +262,7 @@ def _verdict_writes(cfg: VerdictConfig) -> tuple[str, ...]:
 
 
 @node("verdict", reads=lambda c: (c.checks,), writes=_verdict_writes)
-async def verdict(state: Any, cfg: VerdictConfig, ctx: RunContext) -> dict[str, Any]:
+async def verdict(state: Any, cfg: VerdictConfig, ctx: RunContext[Any]) -> dict[str, Any]:
     """Combine the check results into one verdict with the failing reasons."""
     started = time.time()
     results = read_state(state, cfg.checks, ctx.node) or {}
@@ -329,7 +329,7 @@ def _sc_reads(cfg: SelfConsistencyConfig) -> tuple[str, ...]:
 
 
 @node("self_consistency", reads=_sc_reads, writes=_sc_writes)
-async def self_consistency(state: Any, cfg: SelfConsistencyConfig, ctx: RunContext) -> dict[str, Any]:
+async def self_consistency(state: Any, cfg: SelfConsistencyConfig, ctx: RunContext[Any]) -> dict[str, Any]:
     """Sample n answers, keep the majority (or medoid) answer, and check their agreement."""
     started = time.time()
     drawn = await answer_step(state, cfg, ctx, n=cfg.n, max_concurrency=cfg.max_concurrency)

@@ -119,7 +119,7 @@ class Drawn:
     """The model that answered the single request (empty when several were drawn)."""
 
 
-async def answer_step(state: Any, cfg: GenerateConfig, ctx: RunContext, *, n: int | None = None,
+async def answer_step(state: Any, cfg: GenerateConfig, ctx: RunContext[Any], *, n: int | None = None,
                       max_concurrency: int = 16) -> Drawn:
     """The answer step that ``generate`` and ``self_consistency`` share: assemble the augmented
     prompt within the context budget, send it, and return the answers without their scratchpads.
@@ -167,7 +167,7 @@ def new_turn(query: str, answer: str) -> list[Any]:
 
 
 @node("generate", reads=_reads, writes=_writes)
-async def generate(state: Any, cfg: GenerateConfig, ctx: RunContext) -> dict[str, Any]:
+async def generate(state: Any, cfg: GenerateConfig, ctx: RunContext[Any]) -> dict[str, Any]:
     """Answer the question from the documents with [DOC n] citations, within the context budget."""
     drawn = await answer_step(state, cfg, ctx)
     answers = drawn.answers
