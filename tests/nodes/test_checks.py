@@ -16,7 +16,7 @@ from agentflow.errors import CheckFailed, GraphBuildError
 from agentflow.graph.context import NodeTracer, RunContext, Services
 from agentflow.graph.registry import NodeConfig, NodeRegistry, node
 from agentflow.models import build_router
-from agentflow.models.offline import HashingEncoder
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.nodes.checks import check, self_consistency, verdict
 from agentflow.prompts import PromptStore
 from agentflow.testing.models import FakeRouter
@@ -30,7 +30,7 @@ REG = NodeRegistry()
 
 
 def offline_router() -> Any:
-    return build_router(None, env={}, encoder=HashingEncoder())
+    return build_router(None, env={}, encoder=HashEmbedder.lexical())
 
 
 class RagState(BaseModel):
@@ -187,6 +187,24 @@ async def test_self_consistency_keeps_the_majority_of_llm_samples_or_abstains() 
             {"n": 4, "threshold": 0.9, "abstain_text": "I am not sure.",
              "sampling": {"seed": 0}}, node="n"), context(models))
     assert low["answer"] == "I am not sure." and not low["checks"]["self_consistency"].passed
+
+
+async def test_the_node_and_a_check_of_its_samples_score_with_the_same_check() -> None:
+    replies = {0: "Paris [DOC 1].", 1: "Lyon", 2: "Paris.", 3: "paris"}
+    models = FakeRouter({"large": lambda request: replies[request.sampling.seed]})
+    models.model("large").kind = "anthropic"  # one request per sample
+    state = {"question": "What is the capital of France?", "chunks": CHUNKS}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the provider drops the seed
+        out = await self_consistency.fn(state, self_consistency.make_config(
+            {"n": 4, "sampling": {"seed": 0}, "similarity": 0.9}, node="n"), context(models))
+    sampled = out["checks"]["self_consistency"]
+    cfg = check.make_config({"kind": "self_consistency", "samples": "samples", "answer": "none",
+                             "similarity": 0.9}, node="n")
+    checked = await check.fn({"samples": out["samples"], "none": ""}, cfg, context(models))
+    again = checked["checks"]["self_consistency"]
+    assert (again.score, again.passed, again.reason) == (sampled.score, sampled.passed, sampled.reason)
+    assert again.details["clusters"] == sampled.details["clusters"] and sampled.score == 0.75
 
 
 ABSTAIN = "I don't know: the retrieved documents do not contain enough information to answer this question."
