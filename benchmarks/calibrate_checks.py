@@ -64,7 +64,7 @@ from agentflow.checks.ragas import relevancy_lexical  # noqa: E402
 from agentflow.checks.text import normalise_answer, statements  # noqa: E402
 from agentflow.documents import Chunk  # noqa: E402
 from agentflow.eval.metrics import token_f1  # noqa: E402
-from agentflow.models.offline.embedder import MiniLMEncoder  # noqa: E402
+from agentflow.models.embeddings import MiniLMEmbedder  # noqa: E402
 from agentflow.models.offline.extractive import ExtractiveAnswerer, SupportJudge  # noqa: E402
 from agentflow.models.offline.text import answer_type, has_answer_type, sentences  # noqa: E402
 
@@ -102,7 +102,7 @@ def answerable(data: Path, n: int, judge: SupportJudge) -> dict:
             "mean_unanswerable": round(float(neg.mean()), 3)}
 
 
-def relevancy(data: Path, n: int, encoder: MiniLMEncoder) -> dict:
+def relevancy(data: Path, n: int, encoder: MiniLMEmbedder) -> dict:
     """Relevancy's weight and threshold: the offline answerer's answer to each CLAP NQ question
     from its passage; answerable questions' answers are positives, unanswerable ones' (on topic,
     not an answer) negatives."""
@@ -150,7 +150,7 @@ def type_rule(data: Path, n: int) -> dict:
             for kind, v in sorted(held.items())}
 
 
-def type_bonus(data: Path, n: int, encoder: MiniLMEncoder) -> dict:
+def type_bonus(data: Path, n: int, encoder: MiniLMEmbedder) -> dict:
     """The answerer's ``type_bonus``: NQ-Open oracle questions with an answer type, answered from
     their gold passage; the share whose first quoted sentence holds a gold answer, per bonus."""
     corpus = {d["doc_id"]: d["text"] for d in read_jsonl(data / "nq_open_oracle" / "derived_corpus.jsonl")}
@@ -170,7 +170,7 @@ def type_bonus(data: Path, n: int, encoder: MiniLMEncoder) -> dict:
     return {"first_sentence_holds_answer": out, "questions": len(items)}
 
 
-def relative_cutoff(data: Path, n: int, encoder: MiniLMEncoder) -> dict:
+def relative_cutoff(data: Path, n: int, encoder: MiniLMEmbedder) -> dict:
     """The answerer's ``relative`` cutoff: token F1 of its answers to answerable CLAP NQ
     questions (the gold passage and a distractor passage retrieved), per cutoff."""
     corpus = {d["doc_id"]: d["text"] for d in read_jsonl(data / "clapnq_dev" / "derived_corpus.jsonl")}
@@ -300,7 +300,7 @@ def main() -> None:
         print(json.dumps({"benchmark": "calibrate_checks",
                           "answerability": answerability(args.data, grid)}))
         return
-    encoder = MiniLMEncoder()
+    encoder = MiniLMEmbedder()
     out = {"benchmark": "calibrate_checks", "skip": SKIP,
            "answerable": answerable(args.data, args.items, SupportJudge(encoder)),
            "relevancy": relevancy(args.data, args.items, encoder),

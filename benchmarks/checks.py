@@ -86,9 +86,9 @@ class CachedMiniLM:
         missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
         if not missing:
             return
-        from agentflow.models.offline import MiniLMEncoder
+        from agentflow.models.embeddings import MiniLMEmbedder
 
-        for text, vector in zip(missing, MiniLMEncoder(batch_size=128).encode(missing), strict=True):
+        for text, vector in zip(missing, MiniLMEmbedder(batch_size=128).encode(missing), strict=True):
             self.vectors[text] = vector
         self.computed += len(missing)
 

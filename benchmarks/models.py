@@ -42,7 +42,8 @@ import numpy as np
 
 from agentflow.graph.context import NodeTracer
 from agentflow.models import ModelEntry, ModelRouter, ResponseCache, RetryConfig, Sampling
-from agentflow.models.offline import EmbeddingClassifier, MiniLMEncoder
+from agentflow.models.embeddings import MiniLMEmbedder
+from agentflow.models.offline import EmbeddingClassifier
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "clinc150"
@@ -133,7 +134,7 @@ def load_clinc(quick_subset: bool) -> dict[str, list[tuple[str, str]]]:
     return splits  # type: ignore[return-value]
 
 
-def embed(encoder: MiniLMEncoder, name: str, texts: list[str]) -> np.ndarray:
+def embed(encoder: MiniLMEmbedder, name: str, texts: list[str]) -> np.ndarray:
     digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
     path = CACHE / f"clinc150_minilm_{name}_{digest}.npy"
     if path.exists():
@@ -157,7 +158,7 @@ def clinc(quick: bool) -> dict[str, Any]:
     splits = load_clinc(subset)
     domains = json.loads((DATA / "domains.json").read_text(encoding="utf-8"))
     domain_of = {intent: domain for domain, intents in domains.items() for intent in intents}
-    encoder = MiniLMEncoder()
+    encoder = MiniLMEmbedder()
     vec = {s: embed(encoder, s + ("_quick" if subset else ""), [t for t, _ in splits[s]]) for s in names}
     labels = sorted({label for _, label in splits["train"]})
     index = {label: i for i, label in enumerate(labels)}

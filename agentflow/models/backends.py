@@ -11,35 +11,45 @@ from agentflow.models.profiles import ModelEntry
 from agentflow.models.types import Capabilities, ChatModel, Embedder, capabilities_of
 
 if TYPE_CHECKING:  # numpy-importing modules load only when an offline backend is built
-    from agentflow.models.offline.embedder import VectorEncoder
+    from agentflow.models.embeddings.base import LocalEmbedder
     from agentflow.models.offline.model import OfflineModel
 
 
 class Backends:
     """Builds backends for model entries, sharing one offline backend (and encoder) among them.
 
-    Pass ``encoder`` to run the offline backends on another :class:`VectorEncoder` (tests use the
-    instant ``HashingEncoder``); by default they use MiniLM. ``project_dir`` is where a model node
-    agentflow starts keeps its log (``.agentflow/node/``); by default the working directory.
+    Pass ``encoder`` to run the offline backends on another
+    :class:`~agentflow.models.embeddings.LocalEmbedder` (tests use the instant
+    ``HashEmbedder.lexical()``); by default they use MiniLM, which keeps its vectors in
+    ``embedding_cache`` (a file; None keeps them in memory only, the latest ``memory_size``).
+    ``project_dir`` is where a model node agentflow starts keeps its log (``.agentflow/node/``);
+    by default the working directory.
     """
 
-    def __init__(self, *, timeout_s: float = 60.0, encoder: VectorEncoder | None = None,
-                 project_dir: str | Path | None = None) -> None:
+    def __init__(self, *, timeout_s: float = 60.0, encoder: LocalEmbedder | None = None,
+                 project_dir: str | Path | None = None, embedding_cache: str | Path | None = None,
+                 memory_size: int = 20_000) -> None:
         self.timeout_s = timeout_s
         self.project_dir = project_dir
+        self.embedding_cache = embedding_cache
+        self.memory_size = memory_size
         self._encoder = encoder
         self._offline: OfflineModel | None = None
         self._lock = threading.Lock()
 
-    def encoder(self, name: str = "offline/minilm") -> VectorEncoder:
-        """The shared encoder (``offline/hashing`` names the lexical one)."""
-        from agentflow.models.offline.embedder import HashingEncoder, MiniLMEncoder
+    def encoder(self, name: str = "offline/minilm") -> LocalEmbedder:
+        """The shared local embedder (``offline/hashing`` names the lexical hash embedder)."""
+        from agentflow.models.embeddings.hashing import LEXICAL_NAME, HashEmbedder
 
-        if name == "offline/hashing":
-            return HashingEncoder()
+        if name == LEXICAL_NAME:
+            return HashEmbedder.lexical()
         with self._lock:
             if self._encoder is None:
-                self._encoder = MiniLMEncoder()
+                from agentflow.models.embeddings.cache import shared_cache
+                from agentflow.models.embeddings.minilm import MiniLMEmbedder
+
+                self._encoder = MiniLMEmbedder(cache=shared_cache(self.embedding_cache),
+                                               memory_size=self.memory_size)
             return self._encoder
 
     def offline(self) -> OfflineModel:
@@ -61,11 +71,11 @@ class Backends:
         return backend(entry, timeout_s=self.timeout_s)
 
     def embedder(self, entry: ModelEntry) -> Embedder:
+        """The embedder of ``entry``: the shared local one for an offline entry (the offline
+        backends' own, so MiniLM is loaded once), else LiteLLM."""
         if entry.provider_kind() == "offline":
-            from agentflow.models.offline.embedder import EncoderEmbedder
-
-            return EncoderEmbedder(self.encoder(entry.model))
-        from agentflow.models.litellm_adapter import LiteLLMEmbedder
+            return self.encoder(entry.model)
+        from agentflow.models.embeddings.litellm_embedder import LiteLLMEmbedder
 
         return LiteLLMEmbedder(entry, timeout_s=self.timeout_s)
 

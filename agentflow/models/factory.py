@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from agentflow.errors import ConfigError
 from agentflow.models.backends import Backends
 from agentflow.models.cache import ResponseCache
+from agentflow.models.embeddings.cache import cache_path
 from agentflow.models.profiles import (
     CacheMode,
     ModelsConfig,
@@ -28,7 +29,7 @@ from agentflow.models.profiles import (
 from agentflow.models.router import ModelRouter
 
 if TYPE_CHECKING:
-    from agentflow.models.offline.embedder import VectorEncoder
+    from agentflow.models.embeddings.base import LocalEmbedder
 
 CACHE_MODE_ENV = "AGENTFLOW_CACHE_MODE"
 """Overrides ``models.cache.mode`` (e.g. ``replay`` in CI, ``write`` to record a run)."""
@@ -43,7 +44,7 @@ def build_router(
     cache_mode: CacheMode | None = None,
     root: str | Path | None = None,
     env: Mapping[str, str] | None = None,
-    encoder: VectorEncoder | None = None,
+    encoder: LocalEmbedder | None = None,
 ) -> ModelRouter:
     """The router for the profile in force.
 
@@ -53,7 +54,9 @@ def build_router(
     ``cache_mode`` (or ``AGENTFLOW_CACHE_MODE``) overrides the configured cache mode; a relative
     cache path is taken from ``root`` (the project directory, default the working directory), where
     a model node agentflow starts for the ``local`` profile also keeps its log.
-    ``encoder`` replaces MiniLM in the offline backends.
+    ``encoder`` replaces MiniLM in the offline backends. MiniLM's on-disk cache is
+    ``models.embedding_cache.path`` (relative to ``root``), or ``$AGENTFLOW_EMBEDDING_CACHE`` of
+    the process environment when set (the cache is shared by the process, whatever ``env``).
     """
     env = os.environ if env is None else env
     if isinstance(config, ModelsConfig):
@@ -82,5 +85,9 @@ def build_router(
         retries=cfg.retries,
         cache=cache,
         timeout_s=cfg.timeout_s,
-        backends=Backends(timeout_s=cfg.timeout_s, encoder=encoder, project_dir=root),
+        backends=Backends(
+            timeout_s=cfg.timeout_s, encoder=encoder, project_dir=root,
+            embedding_cache=cache_path(cfg.embedding_cache.path, root=root),
+            memory_size=cfg.embedding_cache.memory_size,
+        ),
     )

@@ -107,9 +107,9 @@ class LiteLLMChatModel:
             }
         if self.entry.api_base:
             kwargs["api_base"] = self.entry.api_base
-        api_key = _api_key(self.entry)
-        if api_key:
-            kwargs["api_key"] = api_key
+        key = api_key(self.entry)
+        if key:
+            kwargs["api_key"] = key
         elif self.kind == "openai-compatible":
             kwargs["api_key"] = _NO_KEY
         if self.entry.mock_response is not None:
@@ -128,30 +128,8 @@ class LiteLLMChatModel:
         return _response(raw, self.name, time.perf_counter() - started)
 
 
-class LiteLLMEmbedder:
-    """An embedder reached through ``litellm.aembedding`` (OpenAI, Ollama, OpenAI-compatible)."""
-
-    def __init__(self, entry: ModelEntry, *, timeout_s: float = 60.0) -> None:
-        self.entry = entry
-        self.name = entry.model
-        self.timeout_s = entry.timeout_s or timeout_s
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        lib = litellm()
-        kwargs: dict[str, Any] = {"model": self.name, "input": list(texts), "timeout": self.timeout_s}
-        if self.entry.api_base:
-            kwargs["api_base"] = self.entry.api_base
-        api_key = _api_key(self.entry)
-        if api_key:
-            kwargs["api_key"] = api_key
-        try:
-            raw = await lib.aembedding(**kwargs)
-        except Exception as exc:  # translated like chat failures
-            raise translate_error(exc, self.name) from exc
-        return [list(item["embedding"]) for item in raw.data]
-
-
-def _api_key(entry: ModelEntry) -> str | None:
+def api_key(entry: ModelEntry) -> str | None:
+    """The API key of ``entry``: the value of its ``api_key_env`` variable, if any."""
     return os.environ.get(entry.api_key_env) if entry.api_key_env else None
 
 

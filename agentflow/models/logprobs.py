@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agentflow.errors import ModelError
-from agentflow.models.litellm_adapter import _api_key, litellm, translate_error
+from agentflow.models.litellm_adapter import api_key, litellm, translate_error
 from agentflow.models.managed_node import start_node
 
 
@@ -100,7 +100,7 @@ class RouterScorer:
                                   "max_tokens": 0, "temperature": 0.0, "timeout": self.timeout_s}
         if api_base:
             kwargs["api_base"] = api_base
-        kwargs["api_key"] = _api_key(entry) or "no-key"
+        kwargs["api_key"] = api_key(entry) or "no-key"
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout_s):

@@ -187,6 +187,18 @@ class CacheConfig(_Config):
     path: str = ".agentflow/model_cache.db"
 
 
+class EmbeddingCacheConfig(_Config):
+    """Where embeddings are kept: vectors computed once are read back by every later run.
+
+    The environment variable ``AGENTFLOW_EMBEDDING_CACHE`` overrides ``path`` where the router is
+    built (:func:`~agentflow.models.factory.build_router`)."""
+
+    path: str = ".agentflow/embeddings.db"
+    """The on-disk cache (SQLite), relative to the project directory; ``off`` keeps none."""
+    memory_size: int = Field(20_000, ge=0)
+    """How many texts' vectors a local embedder keeps in memory besides."""
+
+
 class ModelsConfig(_Config):
     """The ``models:`` section of ``agentflow.yaml`` plus the top-level ``profile:``."""
 
@@ -196,6 +208,7 @@ class ModelsConfig(_Config):
     """Per-call timeout, unless a model entry sets its own."""
     retries: RetryConfig = Field(default_factory=RetryConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    embedding_cache: EmbeddingCacheConfig = Field(default_factory=EmbeddingCacheConfig)
 
     @field_validator("profiles")
     @classmethod

@@ -14,7 +14,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 from pydantic import BaseModel
 
@@ -24,6 +24,7 @@ from agentflow.models.backends import capabilities as backend_capabilities
 from agentflow.models.budget import estimate_messages, estimate_tokens, prompt_limit
 from agentflow.models.cache import CacheKey, ResponseCache, normalised_request
 from agentflow.models.cost import UsageLedger, call_cost
+from agentflow.models.embeddings.base import as_matrix
 from agentflow.models.managed_node import release_node, start_node
 from agentflow.models.profiles import ModelEntry, RetryConfig
 from agentflow.models.retry import Attempts, with_retries
@@ -43,6 +44,9 @@ from agentflow.models.types import (
     Usage,
     capabilities_of,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _NO_SAMPLING = Sampling()
 DEFAULT_WINDOW = 8192
@@ -380,8 +384,9 @@ class ModelRouter:
                     f"request: {second}"
                 ) from second
 
-    async def embed(self, alias: str, texts: Sequence[str]) -> list[list[float]]:
-        """Embed ``texts`` with the alias's embedding model (e.g. ``embed``), with retries."""
+    async def embed(self, alias: str, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` with the alias's embedding model (e.g. ``embed``), with retries: a
+        float32 array of shape ``(len(texts), dim)``."""
         embedder = self._embedders.get(alias)
         if embedder is None:
             self.check_alias(alias)
@@ -389,9 +394,10 @@ class ModelRouter:
             self._embedders[alias] = embedder
         attempts = Attempts()
         try:
-            return await with_retries(lambda: embedder.embed(list(texts)), self.retries, attempts)
+            vectors = await with_retries(lambda: embedder.embed(list(texts)), self.retries, attempts)
         except ProviderError as exc:
             raise ModelError(f"embedding with alias {alias!r} failed: {exc}") from exc
+        return as_matrix(vectors, len(texts), embedder.name)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentflow.documents import Chunk, Example, chunks_of
 from agentflow.errors import ModelError
+from agentflow.models.embeddings.base import (
+    Embedder as Embedder,  # re-exported: the one protocol
+)
 from agentflow.models.sampling import Sampling, SamplingPlan
 
 Role = Literal["system", "user", "assistant"]
@@ -279,15 +282,6 @@ class ChatModel(Protocol):
         ...
 
     async def complete(self, request: ChatRequest) -> ChatResponse: ...
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Turns texts into vectors (unit length for the built-in ones)."""
-
-    name: str
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
 class Classification(BaseModel):

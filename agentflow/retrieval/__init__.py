@@ -8,23 +8,22 @@ from __future__ import annotations
 
 from agentflow._lazy import lazy_exports
 
-
 _EXPORTS = {
-    "Bm25Encoder": "embedders",
+    "Bm25Encoder": "sparse",
     "ChunkingConfig": "chunking",
     "CollectionSpec": "catalog",
     "Condition": "store",
     "Document": "loaders",
     "EdgeStore": "edge",
-    "Embedder": "embedders",
+    "Embedder": "agentflow.models.embeddings",
     "FieldMap": "loaders",
     "Filter": "store",
-    "HashEmbedder": "embedders",
+    "HashEmbedder": "agentflow.models.embeddings",
     "Hit": "store",
     "IngestReport": "ingestion",
-    "LiteLLMEmbedder": "embedders",
+    "LiteLLMEmbedder": "agentflow.models.embeddings",
     "MemoryStore": "memory",
-    "MiniLMEmbedder": "embedders",
+    "MiniLMEmbedder": "agentflow.models.embeddings",
     "QdrantExampleStore": "examples",
     "QdrantRetriever": "retriever",
     "QdrantServerStore": "server",
@@ -36,7 +35,7 @@ _EXPORTS = {
     "VectorStore": "store",
     "ensure_collection": "catalog",
     "ingest": "ingestion",
-    "make_embedder": "embedders",
+    "make_embedder": "agentflow.models.embeddings",
     "open_retriever": "catalog",
     "open_store": "catalog",
     "parse_filter": "store",
@@ -47,6 +46,8 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-__getattr__, __dir__ = lazy_exports(__name__, {k: f".{v}" for k, v in _EXPORTS.items()})
+__getattr__, __dir__ = lazy_exports(
+    __name__, {k: v if v.startswith("agentflow.") else f".{v}" for k, v in _EXPORTS.items()}
+)
 
 

@@ -18,12 +18,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agentflow.errors import RetrievalError
+from agentflow.errors import ModelError, RetrievalError
+from agentflow.models.embeddings.base import Embedder
 from agentflow.retrieval.chunking import ChunkingConfig
-from agentflow.retrieval.embedders import Bm25Encoder, Embedder, make_embedder
 from agentflow.retrieval.ingestion import IngestReport, ingest
 from agentflow.retrieval.loaders import FieldMap
 from agentflow.retrieval.retriever import QdrantRetriever, SearchSettings
+from agentflow.retrieval.sparse import Bm25Encoder
 from agentflow.retrieval.store import VectorStore, check_collection_name
 
 EMBEDDED_ROOT = Path(".agentflow") / "qdrant"
@@ -43,8 +44,9 @@ class CollectionSpec(BaseModel):
     """Files, folders or glob patterns, relative to the workflow's folder. Empty: the collection
     is filled some other way (``agentflow ingest``) and only opened."""
     chunking: ChunkingConfig = ChunkingConfig()
-    embedder: str = "minilm"
-    """``minilm`` (local, offline), ``hash`` (tests) or a LiteLLM embedding model name."""
+    embedder: str = "offline/minilm"
+    """``offline/minilm`` (local, offline; ``minilm`` is the same), ``hash`` (tests) or a LiteLLM
+    embedding model name."""
     field_map: FieldMap | None = None
     """For .jsonl sources: which fields hold the text, title and id."""
     store: str | None = None
@@ -134,10 +136,20 @@ _EMBEDDERS: dict[str, Embedder] = {}
 
 
 def shared_embedder(name: str) -> Embedder:
-    """One embedder per name per process, so a model is loaded once for all collections."""
-    embedder = _EMBEDDERS.get(name)
+    """One embedder per name per process (``minilm`` and ``offline/minilm`` are one), so a model
+    is loaded once for all collections. MiniLM keeps its vectors in the embedding cache of the
+    default models config (``$AGENTFLOW_EMBEDDING_CACHE`` overrides it, read now)."""
+    from agentflow.models.embeddings.cache import cache_path, shared_cache
+    from agentflow.models.embeddings.names import canonical_name, make_embedder
+
+    key = canonical_name(name)
+    embedder = _EMBEDDERS.get(key)
     if embedder is None:
-        embedder = _EMBEDDERS[name] = make_embedder(name)
+        try:
+            made = make_embedder(key, cache=shared_cache(cache_path()))
+        except ModelError as exc:
+            raise RetrievalError(str(exc)) from exc
+        embedder = _EMBEDDERS[key] = made
     return embedder
 
 

@@ -58,7 +58,8 @@ def add_parser(subparsers: Any) -> None:
         "(default: .agentflow/qdrant under --root) or 'embedded:PATH' (another folder)",
     )
     parser.add_argument(
-        "--embedder", default="minilm", help="minilm (default, offline) or a LiteLLM model name"
+        "--embedder", default="offline/minilm",
+        help="offline/minilm (default, offline; 'minilm' also works), hash or a LiteLLM model name"
     )
     parser.add_argument("--root", default=".", help="folder that paths and .agentflow/ are under")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -16,7 +16,8 @@ from typing import Any
 
 from agentflow.documents import Example
 from agentflow.errors import RetrievalError
-from agentflow.retrieval.embedders import Bm25Encoder, Embedder
+from agentflow.models.embeddings.base import Embedder
+from agentflow.retrieval.sparse import Bm25Encoder
 from agentflow.retrieval.store import Record, SearchMode, StoreQuery, VectorStore
 
 _NAMESPACE = uuid.UUID("0f1e5c9a-3b7d-4c21-9e8f-5a6b7c8d9e01")
@@ -45,7 +46,7 @@ class QdrantExampleStore:
         *,
         store: str | None = None,
         base_dir: str | Path = ".",
-        embedder: str | Embedder = "minilm",
+        embedder: str | Embedder = "offline/minilm",
         mode: SearchMode = "hybrid",
     ) -> QdrantExampleStore:
         """The example store of a collection at a location (see ``CollectionSpec.store``)."""

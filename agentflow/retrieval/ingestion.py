@@ -35,9 +35,17 @@ from typing import Any
 import numpy as np
 
 from agentflow.errors import RetrievalError, UnreadableDocumentError
+from agentflow.models.embeddings.base import Embedder
 from agentflow.retrieval.chunking import ChunkingConfig, Piece, chunk
-from agentflow.retrieval.embedders import Bm25Encoder, Embedder
-from agentflow.retrieval.loaders import FORMATS, Document, FieldMap, discover, load, source_name
+from agentflow.retrieval.loaders import (
+    FORMATS,
+    Document,
+    FieldMap,
+    discover,
+    load,
+    source_name,
+)
+from agentflow.retrieval.sparse import Bm25Encoder
 from agentflow.retrieval.store import Condition, Filter, Record, VectorStore
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentflow.documents import Chunk
 from agentflow.errors import RetrievalError
-from agentflow.retrieval.embedders import Bm25Encoder, Embedder
+from agentflow.models.embeddings.base import Embedder
+from agentflow.retrieval.sparse import Bm25Encoder
 from agentflow.retrieval.store import (
     SEARCH_MODES,
     Filter,

@@ -36,7 +36,7 @@ _EXPORTS = {
     "FakeRouter": "agentflow.testing.models",
     "FakeEmbedder": "agentflow.testing.embedders",
     "InMemoryRetriever": "agentflow.testing.retrieval",
-    "HashEmbedder": "agentflow.retrieval.embedders",
+    "HashEmbedder": "agentflow.models.embeddings.hashing",
     "MemoryStore": "agentflow.retrieval.memory",
     "EventCollector": "agentflow.tracing.events",
     "RecordingHook": "agentflow.testing.tracing",

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from agentflow.retrieval.embedders import HashEmbedder
+from agentflow.models.embeddings.hashing import HashEmbedder
 
 DEFAULT_DIM = 64
 """Size of the vectors when neither ``dim`` nor a pinned vector says otherwise."""

@@ -21,12 +21,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agentflow.documents import Chunk
+from agentflow.models.embeddings.base import Embedder
+from agentflow.models.embeddings.hashing import HashEmbedder
 from agentflow.retrieval.chunking import ChunkingConfig, chunk
-from agentflow.retrieval.embedders import Bm25Encoder, Embedder, HashEmbedder
 from agentflow.retrieval.ingestion import embed_text
 from agentflow.retrieval.loaders import Document
 from agentflow.retrieval.memory import MemoryStore
 from agentflow.retrieval.retriever import QdrantRetriever, SearchSettings
+from agentflow.retrieval.sparse import Bm25Encoder
 from agentflow.retrieval.store import Record
 
 __all__ = ["HashEmbedder", "InMemoryRetriever", "MemoryStore"]

@@ -8,7 +8,7 @@ from agentflow.checks import Judge, combine, run_check
 from agentflow.checks.judge import ANSWERABLE_PROMPT, ANSWERABLE_THRESHOLD
 from agentflow.documents import Chunk
 from agentflow.models import build_router
-from agentflow.models.offline import HashingEncoder
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.models.types import ChatRequest
 from agentflow.testing.models import FakeChatModel
 from tests.checks.support import router
@@ -18,7 +18,7 @@ ABSTAIN = "I don't know: the documents do not contain enough information to answ
 
 
 def offline() -> Judge:
-    return Judge(build_router(None, env={}, encoder=HashingEncoder()))
+    return Judge(build_router(None, env={}, encoder=HashEmbedder.lexical()))
 
 
 async def test_an_offline_right_abstention_passes_and_makes_the_verdict_abstained() -> None:
@@ -70,12 +70,12 @@ async def test_a_judge_whose_model_leaves_judging_offline_uses_the_offline_suppo
     from agentflow.checks.ragas import faithfulness
     from agentflow.models import ModelEntry, ModelRouter
     from agentflow.models.backends import Backends
-    from agentflow.models.offline import HashingEncoder
+    from agentflow.models.embeddings import HashEmbedder
 
     entry = ModelEntry(model="hosted_vllm/tiny", api_base="http://127.0.0.1:9/v1",
                        offline_tasks=("judge", "answerable"))  # nothing listens there: never called
     router = ModelRouter({"judge": [entry], "embed": [ModelEntry(model="offline/minilm")]},
-                         backends=Backends(encoder=HashingEncoder()))
+                         backends=Backends(encoder=HashEmbedder.lexical()))
     judge = Judge(router, "judge")
     assert judge.offline and judge.label.startswith("offline support judge")
     doc = Chunk(id="k", text="Wilhelm Conrad Röntgen received the first Nobel Prize in Physics in 1901.")

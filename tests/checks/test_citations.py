@@ -7,7 +7,7 @@ import pytest
 from agentflow.checks import Judge, check_citations, resolve_citations
 from agentflow.documents import Chunk
 from agentflow.models import build_router
-from agentflow.models.offline import HashingEncoder
+from agentflow.models.embeddings import HashEmbedder
 from tests.checks.support import fact_judge, router
 
 DOCS = [
@@ -66,7 +66,7 @@ async def test_every_citation_resolves_to_its_document_source_and_supporting_sen
 
 
 async def test_the_offline_judge_accepts_quoted_sentences_and_rejects_invented_ones() -> None:
-    judge = Judge(build_router(None, env={}, encoder=HashingEncoder()))
+    judge = Judge(build_router(None, env={}, encoder=HashEmbedder.lexical()))
     assert judge.offline and "not an LLM" in judge.label
     good = await check_citations("Paris is the capital of France [DOC 1]. France is in Europe. [DOC 2]",
                                  DOCS, judge)
@@ -80,7 +80,7 @@ async def test_the_offline_judge_accepts_quoted_sentences_and_rejects_invented_o
 
 
 async def test_an_abstaining_answer_has_no_score_and_follows_the_abstention_policy() -> None:
-    judge = Judge(build_router(None, env={}, encoder=HashingEncoder()))
+    judge = Judge(build_router(None, env={}, encoder=HashEmbedder.lexical()))
     text = "The documents do not contain this information."
     failed = await check_citations(text, DOCS, judge)
     assert failed.score is None and not failed.passed and failed.details["abstained"]

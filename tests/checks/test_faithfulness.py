@@ -8,7 +8,7 @@ from agentflow.checks import Judge, faithfulness
 from agentflow.checks.judge import VERIFY_PROMPT
 from agentflow.documents import Chunk
 from agentflow.models import build_router
-from agentflow.models.offline import HashingEncoder
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.models.types import ChatRequest
 from agentflow.testing.models import FakeChatModel
 from tests.checks.support import fact_judge, router
@@ -52,7 +52,7 @@ async def test_a_verdict_that_never_parses_is_an_error_after_the_repair_request(
 
 
 async def test_offline_claims_are_the_answer_sentences() -> None:
-    judge = Judge(build_router(None, env={}, encoder=HashingEncoder()))
+    judge = Judge(build_router(None, env={}, encoder=HashEmbedder.lexical()))
     answer = ("Marie Curie won the Nobel Prize in Physics in 1903 [DOC 1]. "
               "She was born in Warsaw [DOC 1]. She invented the telephone in Paris.")
     result = await faithfulness(answer, DOCS, judge)
@@ -64,7 +64,7 @@ async def test_offline_claims_are_the_answer_sentences() -> None:
 
 
 async def test_offline_a_bare_yes_is_judged_as_the_question_it_answers() -> None:
-    judge = Judge(build_router(None, env={}, encoder=HashingEncoder()))
+    judge = Judge(build_router(None, env={}, encoder=HashEmbedder.lexical()))
     question = "Was Marie Curie born in Warsaw?"
     assert await judge.claims("Yes.", question) == [question]
     assert await judge.claims("Yes.") == ["Yes."]  # without the question: the sentence itself

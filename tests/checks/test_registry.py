@@ -18,14 +18,14 @@ from agentflow.checks.registry import CheckRegistry
 from agentflow.errors import ConfigError, GraphBuildError, SpecError
 from agentflow.graph.context import Services
 from agentflow.models import build_router
-from agentflow.models.offline import HashingEncoder
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.nodes.checks import check
 
 BUILT_IN = {"attribution", "citations", "faithfulness", "relevancy", "self_consistency"}
 
 
 def offline_judge() -> Judge:
-    return Judge(build_router(None, env={}, encoder=HashingEncoder()))
+    return Judge(build_router(None, env={}, encoder=HashEmbedder.lexical()))
 
 
 class LengthOptions(CheckOptions):
@@ -123,7 +123,7 @@ def test_a_user_registered_kind_runs_from_a_yaml_flow_and_is_in_the_schema(lengt
     from agentflow.spec.model import json_schema
 
     wf = load_workflow("short.yaml", text=YAML)
-    services = Services(models=build_router(None, env={}, encoder=HashingEncoder()))
+    services = Services(models=build_router(None, env={}, encoder=HashEmbedder.lexical()))
     result = wf.flow.run({"answer": "Paris, France."}, services=services)
     assert result["words"] == 2
     checked = result["checks"]["length"]

@@ -7,7 +7,7 @@ import pytest
 from agentflow.checks import Judge, response_relevancy
 from agentflow.checks.ragas import RELEVANCY_OFFLINE_THRESHOLD
 from agentflow.models import build_router
-from agentflow.models.offline import HashingEncoder
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.testing.models import FakeChatModel
 from tests.checks.support import TableEmbedder, fact_judge, router
 
@@ -36,7 +36,7 @@ async def test_a_noncommittal_answer_scores_zero_as_in_ragas() -> None:
 
 
 async def test_the_offline_variant_compares_answer_sentences_with_the_question_and_says_so() -> None:
-    judge = Judge(build_router(None, env={}, encoder=HashingEncoder()))
+    judge = Judge(build_router(None, env={}, encoder=HashEmbedder.lexical()))
     on_topic = await response_relevancy(QUESTION, "Qdrant is written in Rust [DOC 1].", judge)
     padded = await response_relevancy(
         QUESTION, "Qdrant is written in Rust [DOC 1]. Bananas ripen faster next to apples [DOC 2].", judge)
@@ -50,7 +50,7 @@ async def test_the_offline_variant_compares_answer_sentences_with_the_question_a
 async def test_an_offline_judge_cannot_generate_questions() -> None:
     from agentflow.errors import ModelError
 
-    judge = Judge(build_router(None, env={}, encoder=HashingEncoder()))
+    judge = Judge(build_router(None, env={}, encoder=HashEmbedder.lexical()))
     with pytest.raises(ModelError, match="cannot write questions"):
         await judge.questions("Qdrant is written in Rust.", 3)
 
@@ -63,9 +63,9 @@ async def test_an_unparseable_question_list_is_an_error() -> None:
 
 
 async def test_an_on_topic_answer_that_does_not_address_the_question_fails_offline() -> None:
-    from agentflow.models.offline import MiniLMEncoder
+    from agentflow.models.embeddings import MiniLMEmbedder
 
-    judge = Judge(build_router(None, env={}, encoder=MiniLMEncoder()))
+    judge = Judge(build_router(None, env={}, encoder=MiniLMEmbedder()))
     question = "How many kilometres does a chain last?"
     miss = await response_relevancy(
         question, "Clean the chain every 300 kilometres with a degreaser and a brush [DOC 1].", judge)

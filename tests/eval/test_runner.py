@@ -16,7 +16,7 @@ from agentflow.eval.results import read_results
 from agentflow.eval.setup import Prepared
 from agentflow.graph.context import Services
 from agentflow.models import build_router
-from agentflow.models.offline import HashingEncoder
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.nodes.python import allow_modules
 from agentflow.spec.load import load_workflow
 from agentflow.spec.services import default_services
@@ -38,7 +38,7 @@ def prepared(corpus: dict[str, str] = flows.CORPUS) -> Prepared:
     allow_modules([flows.ALLOWED])
     workflow = load_workflow("tiny_rag.yaml", text=flows.WORKFLOW)
     services = default_services(base=Services(
-        models=build_router(None, env={}, encoder=HashingEncoder()),
+        models=build_router(None, env={}, encoder=HashEmbedder.lexical()),
         retrievers={"knowledge": InMemoryRetriever.from_texts(corpus)}))
     return prepared_flow(workflow.flow, services)
 
@@ -201,7 +201,7 @@ async def test_a_checker_workflow_is_scored_on_halueval_by_hallucination_detecti
     checker = load_workflow(Path(__file__).resolve().parents[2] / "examples" / "evaluate"
                             / "check_answer.yaml")
     services = default_services(base=Services(
-        models=build_router(None, env={}, encoder=HashingEncoder())))
+        models=build_router(None, env={}, encoder=HashEmbedder.lexical())))
     outcome = await evaluate_prepared(prepared_flow(checker.flow, services, chunks=None), data,
                                       tmp_path / "out", options=QUIET)
     records = lines(tmp_path / "out")

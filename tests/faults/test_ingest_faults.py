@@ -46,7 +46,7 @@ import asyncio, os
 
 _delay = float(os.environ.get("EMBED_DELAY_S", "0"))
 if _delay:
-    from agentflow.retrieval import embedders
+    from agentflow.models.embeddings import hashing as embedders
 
     _embed = embedders.HashEmbedder.embed
 
@@ -238,8 +238,8 @@ def test_a_full_disk_is_a_clear_error_and_leaves_the_collection_intact(
 
 
 def _full_disk_injected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentflow.models.embeddings import HashEmbedder
     from agentflow.retrieval import disk
-    from agentflow.retrieval.embedders import HashEmbedder
     from agentflow.retrieval.ingestion import ingest
 
     _write_docs(tmp_path / "docs", 20)
@@ -273,7 +273,7 @@ def test_the_embedding_cache_on_a_full_disk_warns_once_and_goes_on(
 
     import numpy as np
 
-    from agentflow.local_models import EmbeddingCache
+    from agentflow.models.embeddings import EmbeddingCache
 
     cache = EmbeddingCache((small_disk or tmp_path) / "embeddings.db")
     cache.put_many([("seed", np.ones(384, dtype=np.float32))])
@@ -296,7 +296,7 @@ def test_the_embedding_cache_on_a_full_disk_warns_once_and_goes_on(
 
         monkeypatch.setattr(cache, "_db", Full())
     vectors = [(f"text {i} " * 40, np.ones(384, dtype=np.float32)) for i in range(2000)]
-    with caplog.at_level(logging.WARNING, logger="agentflow.local_models"):
+    with caplog.at_level(logging.WARNING, logger="agentflow.models.embeddings.cache"):
         cache.put_many(vectors)
         cache.put_many(vectors)
         assert cache.get_many(["seed"]) == {}  # switched off: computed again, not failed

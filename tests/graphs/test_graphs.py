@@ -115,7 +115,7 @@ async def test_an_ingestion_that_writes_passages_prepares_the_offline_models_onc
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The sentences of new passages are embedded with the ingestion (the cold run), so a
     warm run's new question embeds only itself; a run that ingests nothing prepares nothing."""
-    from agentflow.local_models import embedding_cache
+    from agentflow.models.embeddings import cache_path, shared_cache
     from agentflow.models.offline.extractive import passage_sentences
     from agentflow.models.offline.model import OfflineModel
 
@@ -134,7 +134,7 @@ async def test_an_ingestion_that_writes_passages_prepares_the_offline_models_onc
     rows = await services.retrievers["knowledge"].store.scan(["text"])
     assert len(prepared) == 1 and sorted(prepared[0]) == sorted(r["text"] for r in rows)
     sentences = {s for r in rows for s in passage_sentences(r["text"])}
-    cache = embedding_cache()
+    cache = shared_cache(cache_path())
     assert cache is not None and set(cache.get_many(sorted(sentences))) == sentences
 
 

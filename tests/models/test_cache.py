@@ -18,7 +18,7 @@ from agentflow.models import (
     build_router,
 )
 from agentflow.models.cache import normalised_request, request_key
-from agentflow.models.offline import HashingEncoder
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.testing.models import FakeChatModel, FakeRouter
 
 from .support import Recorder
@@ -112,7 +112,7 @@ async def test_structured_answers_replay_as_validated_objects(tmp_path: Path) ->
 
 
 async def test_offline_answers_are_cached_by_their_structured_inputs(tmp_path: Path) -> None:
-    router = build_router(None, cache_mode="write", root=tmp_path, env={}, encoder=HashingEncoder())
+    router = build_router(None, cache_mode="write", root=tmp_path, env={}, encoder=HashEmbedder.lexical())
     docs = (Chunk(id="1", text="Qdrant is written in Rust."),)
 
     async def ask(query: str) -> str:

@@ -13,12 +13,18 @@ from agentflow.errors import ModelError
 from agentflow.models import ModelEntry, ModelRouter, Price, PromptInputs, Sampling
 from agentflow.models.backends import Backends, capabilities
 from agentflow.models.cache import ResponseCache
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.models.litellm_adapter import LiteLLMChatModel
 from agentflow.models.logprobs import RouterScorer
 from agentflow.models.managed_node import ManagedNodeChatModel
-from agentflow.models.offline import HashingEncoder, OfflineModel
+from agentflow.models.offline import OfflineModel
 from agentflow.models.profiles import LOCAL_MODEL
-from agentflow.models.types import LANGUAGE_MODEL, Capabilities, JudgeVerdict, capabilities_of
+from agentflow.models.types import (
+    LANGUAGE_MODEL,
+    Capabilities,
+    JudgeVerdict,
+    capabilities_of,
+)
 from agentflow.testing.models import FakeChatModel, FakeRouter
 
 from .support import Recorder
@@ -73,7 +79,7 @@ def test_a_backend_that_declares_nothing_is_a_language_model() -> None:
 
 def test_the_router_says_what_answers_an_alias_and_a_task() -> None:
     router = ModelRouter({"small": [LOCAL_MODEL.model_copy(update={"api_base": "http://127.0.0.1:9/v1"})]},
-                         backends=Backends(encoder=HashingEncoder()))
+                         backends=Backends(encoder=HashEmbedder.lexical()))
     assert router.capabilities("small") == LANGUAGE_MODEL
     # the local model leaves judging to the offline backend: that is what judges
     assert router.capabilities("small", task="judge").structured_fields
@@ -147,19 +153,19 @@ def test_passages_are_prepared_by_the_backends_that_declare_it() -> None:
     assert not FakeRouter({"small": plain}).prepares_passages()
     assert FakeRouter({"small": plain}).prepare(["text"]) == 0
     # the offline backend declares it, from its entry, before any chain is built
-    offline = ModelRouter({"large": [ModelEntry(model="offline")]}, backends=Backends(encoder=HashingEncoder()))
+    offline = ModelRouter({"large": [ModelEntry(model="offline")]}, backends=Backends(encoder=HashEmbedder.lexical()))
     assert offline.prepares_passages()
 
 
 def test_a_backend_that_does_not_sample_ignores_sampling_and_drops_nothing() -> None:
-    plan = OfflineModel(HashingEncoder()).sampling_plan(Sampling(temperature=0.7, top_k=5, n=3))
+    plan = OfflineModel(HashEmbedder.lexical()).sampling_plan(Sampling(temperature=0.7, top_k=5, n=3))
     assert plan.ignored == ("temperature", "top_k") and plan.dropped == () and plan.params == {}
 
 
 def test_prompt_logprobs_need_a_language_model() -> None:
     with pytest.raises(ModelError, match="offline backend, which has no log-probabilities"):
         RouterScorer(ModelRouter({"large": [ModelEntry(model="offline")]},
-                                 backends=Backends(encoder=HashingEncoder())), "large")
+                                 backends=Backends(encoder=HashEmbedder.lexical())), "large")
     with pytest.raises(ModelError, match="fake backend, which has no log-probabilities"):
         RouterScorer(FakeRouter({"large": FieldReader(["x"], name="fake")}), "large")
 

@@ -201,11 +201,11 @@ def test_router_from_entries_builds_backends_lazily() -> None:
 async def test_a_task_a_model_leaves_to_the_offline_backend_is_answered_offline_and_traced() -> None:
     from agentflow.models import Label, ModelEntry, ModelRouter, PromptInputs
     from agentflow.models.backends import Backends
-    from agentflow.models.offline import HashingEncoder
+    from agentflow.models.embeddings import HashEmbedder
 
     entry = ModelEntry(model="hosted_vllm/tiny", api_base="http://127.0.0.1:9/v1",
                        offline_tasks=("classify",))  # nothing listens there: never called
-    router = ModelRouter({"small": [entry]}, backends=Backends(encoder=HashingEncoder()))
+    router = ModelRouter({"small": [entry]}, backends=Backends(encoder=HashEmbedder.lexical()))
     labels = (Label(name="greeting", examples=("hello", "hi there")),
               Label(name="weather", examples=("will it rain", "is it sunny")))
     tracer = Recorder()

@@ -13,7 +13,7 @@ from agentflow.graph import Flow, route
 from agentflow.graph.context import NodeTracer, RunContext, Services
 from agentflow.graph.registry import NodeRegistry, node
 from agentflow.models import build_router
-from agentflow.models.offline import HashingEncoder
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.nodes.classify import ClassifyConfig, classify
 from agentflow.prompts import PromptStore
 from agentflow.testing.models import FakeChatModel, FakeRouter
@@ -63,7 +63,7 @@ async def test_a_label_outside_the_set_is_repaired_once_then_an_error() -> None:
 
 
 async def test_the_offline_classifier_routes_by_similarity_and_declines_the_unrelated() -> None:
-    router = build_router(None, env={}, encoder=HashingEncoder())
+    router = build_router(None, env={}, encoder=HashEmbedder.lexical())
     ctx = context(router, [])
     cfg = config(threshold=0.2)
     assert (await classify.fn({"question": "how do I ingest PDF files into the index"}, cfg, ctx)) == {

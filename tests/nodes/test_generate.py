@@ -14,7 +14,8 @@ from agentflow.errors import ModelError
 from agentflow.graph import Flow
 from agentflow.graph.context import NodeTracer, RunContext, Services
 from agentflow.models import Sampling, build_router
-from agentflow.models.offline import ABSTAIN_TEXT, HashingEncoder
+from agentflow.models.embeddings import HashEmbedder
+from agentflow.models.offline import ABSTAIN_TEXT
 from agentflow.nodes.generate import GenerateConfig, generate
 from agentflow.prompts import PromptStore, StaticExampleStore
 from agentflow.testing.models import FakeChatModel, FakeRouter
@@ -126,7 +127,7 @@ async def test_n_samples_are_all_written_when_asked() -> None:
 
 
 async def test_the_offline_answerer_cites_or_abstains() -> None:
-    router = build_router(None, env={}, encoder=HashingEncoder())
+    router = build_router(None, env={}, encoder=HashEmbedder.lexical())
     ctx = context(router)
     out = await generate.fn({"question": "Which language is Qdrant written in?", "chunks": CHUNKS},
                             config(), ctx)

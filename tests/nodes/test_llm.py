@@ -11,7 +11,7 @@ from agentflow.documents import Chunk
 from agentflow.errors import ConfigError, ModelError
 from agentflow.graph.context import NodeTracer, RunContext, Services
 from agentflow.models import build_router
-from agentflow.models.offline import HashingEncoder
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.nodes.llm import LlmConfig, llm
 from agentflow.prompts import PromptStore
 from agentflow.testing.models import FakeChatModel, FakeRouter
@@ -71,7 +71,7 @@ async def test_offline_answers_free_prompts_only_with_a_query_and_documents(tmp_
     (tmp_path / "prompts").mkdir()
     (tmp_path / "prompts" / "ask.j2").write_text(
         "{% for d in documents %}{{ d.text }}\n{% endfor %}Q: {{ query }}", encoding="utf-8")
-    router = build_router(None, env={}, encoder=HashingEncoder())
+    router = build_router(None, env={}, encoder=HashEmbedder.lexical())
     ctx = context(router, PromptStore([tmp_path]))
     chunks = [Chunk(id="a", text="Qdrant is a vector database written in Rust.")]
     out = await llm.fn({"q": "What is Qdrant written in?", "c": chunks},

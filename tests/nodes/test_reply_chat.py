@@ -9,7 +9,7 @@ import pytest
 from agentflow.errors import ConfigError, GraphBuildError
 from agentflow.graph.context import NodeTracer, RunContext, Services
 from agentflow.models import build_router
-from agentflow.models.offline import HashingEncoder
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.nodes.chat import chat
 from agentflow.nodes.reply import reply
 from agentflow.prompts import PromptStore
@@ -29,7 +29,7 @@ class Described:
 
 def context(models: Any = None, **retrievers: Any) -> RunContext:
     tracer = NodeTracer(run_id="r1", parent_id="r1/n", node="n", emit_event=lambda e: None)
-    services = Services(models=models or build_router(None, env={}, encoder=HashingEncoder()),
+    services = Services(models=models or build_router(None, env={}, encoder=HashEmbedder.lexical()),
                         prompts=PromptStore(), retrievers=retrievers)
     return RunContext("r1", "t1", "n", services, tracer)
 

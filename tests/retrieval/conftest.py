@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentflow.retrieval.embedders import HashEmbedder
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.retrieval.memory import MemoryStore
 from agentflow.retrieval.store import VectorStore
 

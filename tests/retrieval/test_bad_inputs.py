@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from agentflow.errors import RetrievalError, UnreadableDocumentError
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.retrieval.chunking import MAX_WORD_CHARS, ChunkingConfig, chunk
 from agentflow.retrieval.edge import EdgeStore
-from agentflow.retrieval.embedders import HashEmbedder
 from agentflow.retrieval.ingestion import IngestReport, ingest
 from agentflow.retrieval.loaders import Document, load
 from agentflow.retrieval.memory import MemoryStore

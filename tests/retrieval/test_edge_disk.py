@@ -180,13 +180,13 @@ async def test_the_holder_pid_file_is_removed_on_close(tmp_path: Path) -> None:
 
 def test_the_embedding_cache_goes_on_without_a_database_it_cannot_read(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from agentflow.local_models import EmbeddingCache
+    from agentflow.models.embeddings import EmbeddingCache
 
     path = tmp_path / "embeddings.db"
     cache = EmbeddingCache(path)
     cache.put_many([("a", np.ones(4, dtype=np.float32))])
     cache._db.close()  # as if the file had gone bad under it
-    with caplog.at_level(logging.WARNING, logger="agentflow.local_models"):
+    with caplog.at_level(logging.WARNING, logger="agentflow.models.embeddings.cache"):
         assert cache.get_many(["a", "b"]) == {}
         cache.put_many([("b", np.ones(4, dtype=np.float32))])
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [f"embedding cache {path}"]

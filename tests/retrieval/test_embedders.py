@@ -1,4 +1,5 @@
-"""Embedders: hash (deterministic), BM25 sparse vectors, LiteLLM (mocked), local MiniLM."""
+"""Embedders as retrieval uses them: hash (deterministic), BM25 sparse vectors, LiteLLM (mocked),
+local MiniLM; embedders by name (a collection's ``embedder:``)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agentflow.errors import RetrievalError
-from agentflow.retrieval.embedders import (
-    Bm25Encoder,
+from agentflow.errors import ModelError, RetrievalError
+from agentflow.models.embeddings import (
     Embedder,
     HashEmbedder,
     LiteLLMEmbedder,
     MiniLMEmbedder,
     make_embedder,
 )
+from agentflow.models.types import ProviderError
+from agentflow.retrieval.catalog import shared_embedder
+from agentflow.retrieval.sparse import Bm25Encoder
 
 
 async def test_hash_embedder_is_deterministic_unit_length_and_word_based() -> None:
@@ -73,7 +76,7 @@ async def test_litellm_embedder_batches_requests_through_the_model_layer(
         and embedder.name == "litellm:openai/text-embedding-3-small"
     )
     embedder.batch_size = 2
-    embedder.api_base = "http://localhost:1"
+    embedder.entry = embedder.entry.model_copy(update={"api_base": "http://localhost:1"})
     vectors = await embedder.embed(["a", "bb", "ccc"])
     assert vectors.tolist() == [[1.0, 0.5], [2.0, 0.5], [3.0, 0.5]]
     assert [c["input"] for c in calls] == [["a", "bb"], ["ccc"]]
@@ -83,25 +86,35 @@ async def test_litellm_embedder_batches_requests_through_the_model_layer(
     )
 
 
-async def test_litellm_failures_become_retrieval_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_litellm_failures_are_provider_errors_naming_the_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     async def aembedding(**kwargs: Any) -> Any:
         raise ConnectionError("provider down")
 
     monkeypatch.setitem(sys.modules, "litellm", fake_litellm(aembedding))
-    with pytest.raises(
-        RetrievalError, match=r"embedding model 'ollama/nomic' failed: .*provider down"
-    ):
+    with pytest.raises(ProviderError, match=r"ollama/nomic.*provider down") as failed:
         await LiteLLMEmbedder("ollama/nomic").embed(["x"])
+    assert failed.value.model == "ollama/nomic"
 
 
 def test_make_embedder_names() -> None:
     assert isinstance(make_embedder(None), MiniLMEmbedder)
     assert isinstance(make_embedder("minilm"), MiniLMEmbedder)
+    assert make_embedder("minilm").name == "offline/minilm"  # one name for the weights
     assert make_embedder("hash-16").name == "hash-16"
+    assert make_embedder("offline/hashing").name == "offline/hashing"
     custom = HashEmbedder(8)
     assert make_embedder(custom) is custom
-    with pytest.raises(RetrievalError, match="invalid embedder"):
+    with pytest.raises(ModelError, match="invalid embedder"):
         make_embedder("litellm:")
+
+
+def test_collections_share_one_embedder_per_model_whatever_its_spelling() -> None:
+    assert shared_embedder("minilm") is shared_embedder("offline/minilm")
+    assert shared_embedder("hash") is shared_embedder("hash-64")
+    with pytest.raises(RetrievalError, match="invalid embedder"):
+        shared_embedder("litellm:")
 
 
 async def test_local_minilm_embeds_offline_and_ranks_paraphrases_close() -> None:

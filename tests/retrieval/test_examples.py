@@ -9,7 +9,7 @@ import pytest
 
 from agentflow.documents import Example
 from agentflow.errors import RetrievalError
-from agentflow.retrieval.embedders import HashEmbedder
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.retrieval.examples import QdrantExampleStore
 from agentflow.retrieval.store import VectorStore
 

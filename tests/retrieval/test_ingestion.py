@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from agentflow.errors import RetrievalError
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.retrieval.chunking import ChunkingConfig, chunk
-from agentflow.retrieval.embedders import HashEmbedder
 from agentflow.retrieval.ingestion import IngestReport, ingest
 from agentflow.retrieval.loaders import FieldMap, discover, load
 from agentflow.retrieval.memory import MemoryStore

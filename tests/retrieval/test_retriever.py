@@ -10,9 +10,14 @@ import pytest
 
 from agentflow.documents import Chunk
 from agentflow.errors import RetrievalError
-from agentflow.retrieval.embedders import HashEmbedder
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.retrieval.ingestion import ingest
-from agentflow.retrieval.retriever import QdrantRetriever, Retriever, SearchSettings, rrf_fuse
+from agentflow.retrieval.retriever import (
+    QdrantRetriever,
+    Retriever,
+    SearchSettings,
+    rrf_fuse,
+)
 from agentflow.retrieval.store import VectorStore
 from agentflow.testing.retrieval import InMemoryRetriever
 

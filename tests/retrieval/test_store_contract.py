@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agentflow.errors import RetrievalError
-from agentflow.retrieval.embedders import Bm25Encoder
+from agentflow.retrieval.sparse import Bm25Encoder
 from agentflow.retrieval.store import (
     Condition,
     Filter,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentflow.models.offline.embedder import HashingEncoder
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.models.offline.model import OfflineModel
 from agentflow.models.profiles import ModelEntry
 from agentflow.models.types import ChatModel, ChatRequest, ProviderError
@@ -36,11 +36,11 @@ class TestOfflineModel(ChatModelContract):
 
     @pytest.fixture
     def chat_model(self) -> ChatModel:
-        return OfflineModel(HashingEncoder())
+        return OfflineModel(HashEmbedder.lexical())
 
     @pytest.fixture
     def failing_chat_model(self) -> ChatModel:
-        return OfflineModel(HashingEncoder())
+        return OfflineModel(HashEmbedder.lexical())
 
     def failing_request(self) -> ChatRequest:
         return self.request(inputs=None)  # no structured fields: it cannot answer

@@ -10,8 +10,8 @@ from agentflow.checks.consistency import self_consistency
 from agentflow.checks.judge import Judge
 from agentflow.checks.ragas import response_relevancy
 from agentflow.errors import ModelError
+from agentflow.models.embeddings import HashEmbedder
 from agentflow.models.types import ProviderError
-from agentflow.retrieval.embedders import HashEmbedder
 from agentflow.testing import FakeChatModel, FakeEmbedder, FakeRouter, InMemoryRetriever
 
 

@@ -7,18 +7,13 @@
 - :class:`SupportJudge`: scores how well passages support a claim.
 - :class:`OfflineModel`: all three behind the :class:`~agentflow.models.types.ChatModel` protocol.
 
-Importing this package imports numpy; torch loads only when :class:`MiniLMEncoder` first encodes.
+They score with a :class:`~agentflow.models.embeddings.LocalEmbedder` (MiniLM by default).
+Importing this package imports numpy; torch loads only when MiniLM first encodes many texts.
 """
 
 from __future__ import annotations
 
 from agentflow.models.offline.classifier import EmbeddingClassifier, Prediction
-from agentflow.models.offline.embedder import (
-    EncoderEmbedder,
-    HashingEncoder,
-    MiniLMEncoder,
-    VectorEncoder,
-)
 from agentflow.models.offline.extractive import (
     ABSTAIN_TEXT,
     Evidence,
@@ -31,14 +26,10 @@ from agentflow.models.offline.model import OfflineModel
 __all__ = [
     "ABSTAIN_TEXT",
     "EmbeddingClassifier",
-    "EncoderEmbedder",
     "Evidence",
     "ExtractiveAnswer",
     "ExtractiveAnswerer",
-    "HashingEncoder",
-    "MiniLMEncoder",
     "OfflineModel",
     "Prediction",
     "SupportJudge",
-    "VectorEncoder",
 ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agentflow.errors import ModelError
-from agentflow.models.offline.embedder import VectorEncoder
+from agentflow.models.embeddings.base import LocalEmbedder
 from agentflow.models.types import Label
 
 DEFAULT_THRESHOLD = 0.35
@@ -50,7 +50,7 @@ class EmbeddingClassifier:
 
     def __init__(
         self,
-        encoder: VectorEncoder,
+        encoder: LocalEmbedder,
         *,
         fit_min_examples: int = 20,
         temperature: float = 20.0,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agentflow.documents import Chunk
-from agentflow.models.offline.embedder import VectorEncoder
+from agentflow.models.embeddings.base import LocalEmbedder
 from agentflow.models.offline.text import (
     answer_type,
     containment,
@@ -81,7 +81,7 @@ class ExtractiveAnswer:
 
 
 class _SentenceScorer:
-    def __init__(self, encoder: VectorEncoder | None, semantic_weight: float) -> None:
+    def __init__(self, encoder: LocalEmbedder | None, semantic_weight: float) -> None:
         self.encoder = encoder
         self.semantic_weight = semantic_weight if encoder is not None else 0.0
 
@@ -129,7 +129,7 @@ class ExtractiveAnswerer:
 
     def __init__(
         self,
-        encoder: VectorEncoder | None,
+        encoder: LocalEmbedder | None,
         *,
         max_sentences: int = 3,
         min_support: float = 0.4,
@@ -244,7 +244,7 @@ class SupportJudge:
 
     def __init__(
         self,
-        encoder: VectorEncoder | None,
+        encoder: LocalEmbedder | None,
         *,
         threshold: float = 0.6,
         semantic_weight: float = 0.3,

@@ -21,9 +21,14 @@ from collections.abc import Sequence
 
 from agentflow.errors import ModelError
 from agentflow.models.budget import estimate_messages, estimate_tokens
+from agentflow.models.embeddings.base import LocalEmbedder
+from agentflow.models.embeddings.minilm import MiniLMEmbedder
 from agentflow.models.offline.classifier import PASSAGE_THRESHOLD, EmbeddingClassifier
-from agentflow.models.offline.embedder import MiniLMEncoder, VectorEncoder
-from agentflow.models.offline.extractive import ExtractiveAnswerer, SupportJudge, passage_sentences
+from agentflow.models.offline.extractive import (
+    ExtractiveAnswerer,
+    SupportJudge,
+    passage_sentences,
+)
 from agentflow.models.offline.text import expand_query
 from agentflow.models.sampling import Sampling, SamplingPlan, unsampled_plan
 from agentflow.models.types import (
@@ -83,13 +88,13 @@ class OfflineModel:
 
     def __init__(
         self,
-        encoder: VectorEncoder | None = None,
+        encoder: LocalEmbedder | None = None,
         *,
         answerer: ExtractiveAnswerer | None = None,
         judge: SupportJudge | None = None,
         max_classifiers: int = 32,
     ) -> None:
-        self.encoder: VectorEncoder = encoder or MiniLMEncoder()
+        self.encoder: LocalEmbedder = encoder or MiniLMEmbedder()
         self.answerer = answerer or ExtractiveAnswerer(self.encoder)
         self.judge = judge or SupportJudge(self.encoder)
         self._classifiers: OrderedDict[str, EmbeddingClassifier] = OrderedDict()
@@ -107,7 +112,7 @@ class OfflineModel:
         ingestion that wrote new passages. Does nothing for more than :data:`PREPARE_LIMIT`
         sentences, and nothing for an encoder without a cache worth filling.
         """
-        if not isinstance(self.encoder, MiniLMEncoder):
+        if not isinstance(self.encoder, MiniLMEmbedder):
             return 0
         units = list(dict.fromkeys(u for text in passages for u in passage_sentences(text)))
         if not units or len(units) > PREPARE_LIMIT:

