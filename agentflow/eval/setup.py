@@ -188,18 +188,19 @@ async def _services(workflow: Any, dataset: Dataset, *, collection: str, profile
     from agentflow.retrieval.catalog import prepare_retrievers
     from agentflow.spec.services import default_services
 
+    services = default_services(profile=profile, workflow_profile=workflow.spec.models.profile,
+                                root=root, base=workflow.flow.services)
     specs = workflow.collections()
     retrievers: dict[str, Any] = {}
     mine = [s for s in specs if own_store and s.name == collection]
     rest = [s for s in specs if s not in mine]
-    if mine:
+    if mine:  # embedded through the run's router: the profile chooses the embedding model
         retrievers |= await prepare_retrievers(mine, base_dir=root / CORPORA / dataset.format,
-                                               progress=progress)
+                                               progress=progress, models=services.models)
     if rest:
-        retrievers |= await prepare_retrievers(rest, base_dir=root, progress=progress)
-    return default_services(profile=profile, workflow_profile=workflow.spec.models.profile,
-                            root=root, base=workflow.flow.services,
-                            retrievers=retrievers or None)
+        retrievers |= await prepare_retrievers(rest, base_dir=root, progress=progress,
+                                               models=services.models)
+    return default_services(root=root, base=services, retrievers=retrievers or None)
 
 
 def _python_flow(target: str, dataset: Dataset, *, profile: str | None, route: str | None,

@@ -48,6 +48,8 @@ from agentflow.models.types import (
 if TYPE_CHECKING:
     import numpy as np
 
+    from agentflow.models.embeddings.routed import RoutedEmbedder
+
 _NO_SAMPLING = Sampling()
 DEFAULT_WINDOW = 8192
 """The window assumed for a model nobody describes (not in LiteLLM's list, none configured)."""
@@ -113,6 +115,7 @@ class ModelRouter:
             self._chains[alias] = [RoutedModel(_entry_of(m), m) for m in chain]
             self._entries[alias] = [r.entry for r in self._chains[alias]]
         self._embedders: dict[str, Embedder] = dict(embedders or {})
+        self._given_embedders: set[str] = set(embedders or {})
         self._warned: set[tuple[str, str, tuple[str, ...]]] = set()
 
     # -- aliases ---------------------------------------------------------------------------
@@ -384,20 +387,78 @@ class ModelRouter:
                     f"request: {second}"
                 ) from second
 
-    async def embed(self, alias: str, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` with the alias's embedding model (e.g. ``embed``), with retries: a
-        float32 array of shape ``(len(texts), dim)``."""
+    def embedder_of(self, alias: str) -> Embedder:
+        """The embedder that serves ``alias`` (built on first use): its ``name`` is the concrete
+        model (``offline/minilm``, ``litellm:openai/text-embedding-3-small``), which is what a
+        collection records, so a profile that switches the alias's model re-embeds."""
         embedder = self._embedders.get(alias)
         if embedder is None:
             self.check_alias(alias)
             embedder = self.backends.embedder(self._entries[alias][0])
             self._embedders[alias] = embedder
+        return embedder
+
+    def embedder(self, alias: str = "embed", *, tracer: CallTracer | None = None) -> RoutedEmbedder:
+        """An :class:`~agentflow.models.embeddings.Embedder` that embeds through this router with
+        ``alias`` (retries, accounting, and a span per call when ``tracer`` is given): what
+        retrieval embeds chunks and queries with."""
+        from agentflow.models.embeddings.routed import RoutedEmbedder
+
+        self.check_alias(alias)
+        return RoutedEmbedder(self, alias, tracer=tracer)
+
+    async def embed(
+        self, alias: str, texts: Sequence[str], *, tracer: CallTracer | None = None
+    ) -> np.ndarray:
+        """Embed ``texts`` with the alias's embedding model (e.g. ``embed``), with retries: a
+        float32 array of shape ``(len(texts), dim)``.
+
+        One call is one entry in :attr:`usage` (tokens estimated, the entry's price or nothing
+        for a local embedder) and, with ``tracer``, one ``model_call`` span, whatever the number
+        of texts: callers embed in batches, so accounting costs nothing per text.
+        """
+        embedder = self.embedder_of(alias)
+        given = alias in self._given_embedders or alias not in self._entries
+        entry = None if given else self._entries[alias][0]
         attempts = Attempts()
+        started, clock = time.time(), time.perf_counter()
+        batch = list(texts)
         try:
-            vectors = await with_retries(lambda: embedder.embed(list(texts)), self.retries, attempts)
-        except ProviderError as exc:
-            raise ModelError(f"embedding with alias {alias!r} failed: {exc}") from exc
-        return as_matrix(vectors, len(texts), embedder.name)
+            vectors = await with_retries(lambda: embedder.embed(batch), self.retries, attempts)
+            matrix = as_matrix(vectors, len(batch), embedder.name)
+        except ModelError as exc:
+            latency = time.perf_counter() - clock
+            self.usage.record(alias, embedder.name, latency_s=latency, retries=attempts.retries,
+                              failed=True)
+            if tracer is not None:
+                tracer.record("model_call", alias, data=self._embedding_trace(
+                    alias, embedder.name, attempts, latency), started=started, status="error",
+                    error=str(exc))
+            if isinstance(exc, ProviderError):
+                raise ModelError(f"embedding with alias {alias!r} failed: {exc}") from exc
+            raise
+        latency = time.perf_counter() - clock
+        usage = Usage(prompt_tokens=sum(estimate_tokens(t) for t in batch), estimated=True)
+        cost, source = call_cost(price=entry.price if entry else None, usage=usage,
+                                 latency_s=latency, provider_cost=None,
+                                 free=entry is not None and entry.provider_kind() == "offline")
+        self.usage.record(alias, embedder.name, usage=usage, cost=cost, latency_s=latency,
+                          retries=attempts.retries)
+        if tracer is not None:
+            data = self._embedding_trace(alias, embedder.name, attempts, latency)
+            data.update(tokens={"prompt": usage.prompt_tokens, "completion": 0,
+                                "total": usage.prompt_tokens, "estimated": True},
+                        cost=cost, cost_source=source, response=f"{len(batch)} vectors")
+            tracer.record("model_call", alias, data=data, started=started)
+        return matrix
+
+    def _embedding_trace(
+        self, alias: str, name: str, attempts: Attempts, latency_s: float
+    ) -> dict[str, Any]:
+        return {"alias": alias, "profile": self.profile, "model": name, "models": [name],
+                "cache": "off", "cache_hit": False, "retries": attempts.retries,
+                "failures": [{"model": name, "error": e} for e in attempts.errors or []],
+                "latency_s": latency_s}
 
     # -- helpers ---------------------------------------------------------------------------
 

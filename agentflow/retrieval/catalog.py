@@ -1,10 +1,15 @@
 """Collections a workflow declares: where the documents come from, and the store they live in.
 
 The spec layer turns each declared collection into a :class:`CollectionSpec` and calls
-:func:`prepare_retrievers` before a run::
+:func:`prepare_retrievers` before a run, with the run's model router::
 
     specs = [CollectionSpec(name="docs", sources=("docs/**/*.md",))]
-    services = Services(retrievers=await prepare_retrievers(specs, base_dir=workflow_dir))
+    retrievers = await prepare_retrievers(specs, base_dir=workflow_dir, models=router)
+    services = Services(models=router, retrievers=retrievers)
+
+A collection embeds through the router's ``embed`` alias (or the alias its ``embed`` names), so
+the profile in force chooses its embedding model, with the router's retries, accounting and
+tracing; the collection records the model, so another profile's model re-embeds it.
 
 The first run ingests the sources with a progress bar; later runs find every document unchanged
 and write nothing; a changed, added or deleted source file is re-ingested incrementally.
@@ -15,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -44,9 +50,12 @@ class CollectionSpec(BaseModel):
     """Files, folders or glob patterns, relative to the workflow's folder. Empty: the collection
     is filled some other way (``agentflow ingest``) and only opened."""
     chunking: ChunkingConfig = ChunkingConfig()
-    embedder: str = "offline/minilm"
-    """``offline/minilm`` (local, offline; ``minilm`` is the same), ``hash`` (tests) or a LiteLLM
-    embedding model name."""
+    embed: str = "embed"
+    """The model alias whose embedding model embeds the collection: the profile in force
+    resolves it (``offline/minilm`` offline, ``openai/text-embedding-3-small`` with ``openai``)."""
+    embedder: str | None = None
+    """A fixed embedding model instead of the alias, whatever the profile: ``offline/minilm``
+    (``minilm`` is the same), ``hash`` (tests) or a LiteLLM embedding model name."""
     field_map: FieldMap | None = None
     """For .jsonl sources: which fields hold the text, title and id."""
     store: str | None = None
@@ -153,11 +162,42 @@ def shared_embedder(name: str) -> Embedder:
     return embedder
 
 
-def open_retriever(spec: CollectionSpec, *, base_dir: str | Path = ".") -> QdrantRetriever:
-    """The retriever of a declared collection (nothing is ingested or checked)."""
+class EmbeddingRouter(Protocol):
+    """What a collection needs of the model router: an embedder for an alias
+    (:meth:`~agentflow.models.router.ModelRouter.embedder`)."""
+
+    def embedder(self, alias: str) -> Embedder: ...
+
+
+DEFAULT_EMBEDDER = "offline/minilm"
+"""What the ``embed`` alias resolves to without a router: the default (offline) profile's model."""
+
+
+def collection_embedder(spec: CollectionSpec, models: EmbeddingRouter | None = None) -> Embedder:
+    """The embedder of a collection: its fixed ``embedder`` when it names one, else the router's
+    embedder for its ``embed`` alias. Without a router, the ``embed`` alias is the default
+    profile's (:data:`DEFAULT_EMBEDDER`); another alias needs the router to resolve it."""
+    if spec.embedder is not None:
+        return shared_embedder(spec.embedder)
+    if models is not None:
+        return models.embedder(spec.embed)
+    if spec.embed == "embed":
+        return shared_embedder(DEFAULT_EMBEDDER)
+    raise RetrievalError(
+        f"collection {spec.name!r} embeds with the model alias {spec.embed!r}, which only a model "
+        "router resolves: pass the run's router (models=...), or name a fixed embedder "
+        "(embedder: offline/minilm)"
+    )
+
+
+def open_retriever(
+    spec: CollectionSpec, *, base_dir: str | Path = ".", models: EmbeddingRouter | None = None
+) -> QdrantRetriever:
+    """The retriever of a declared collection (nothing is ingested or checked); ``models`` is
+    the run's router, which resolves the collection's embedding alias."""
     return QdrantRetriever(
         open_store(spec.name, spec.store, base_dir=base_dir),
-        embedder=shared_embedder(spec.embedder),
+        embedder=collection_embedder(spec, models),
         sparse=Bm25Encoder(avg_len=spec.bm25_avg_len),
         settings=spec.search,
         description=spec.about(),
@@ -165,11 +205,17 @@ def open_retriever(spec: CollectionSpec, *, base_dir: str | Path = ".") -> Qdran
 
 
 async def ensure_collection(
-    spec: CollectionSpec, *, base_dir: str | Path = ".", progress: bool = True
+    spec: CollectionSpec,
+    *,
+    base_dir: str | Path = ".",
+    progress: bool = True,
+    models: EmbeddingRouter | None = None,
 ) -> IngestReport:
     """Bring a declared collection up to date with its sources; return what changed.
 
-    With no sources, only checks that the collection exists.
+    With no sources, only checks that the collection exists. The chunks are embedded by
+    :func:`collection_embedder` (through ``models``, the run's router, when given); a collection
+    embedded by another model is embedded again.
     """
     store = open_store(spec.name, spec.store, base_dir=base_dir)
     if not spec.sources:
@@ -182,7 +228,7 @@ async def ensure_collection(
     return await ingest(
         spec.sources,
         store,
-        embedder=shared_embedder(spec.embedder),
+        embedder=collection_embedder(spec, models),
         sparse=Bm25Encoder(avg_len=spec.bm25_avg_len),
         chunking=spec.chunking,
         field_map=spec.field_map,
@@ -193,23 +239,33 @@ async def ensure_collection(
 
 
 async def prepare_retrievers(
-    specs: Sequence[CollectionSpec], *, base_dir: str | Path = ".", progress: bool = True
+    specs: Sequence[CollectionSpec],
+    *,
+    base_dir: str | Path = ".",
+    progress: bool = True,
+    models: EmbeddingRouter | None = None,
 ) -> dict[str, QdrantRetriever]:
     """Ensure every declared collection, and return ``{name: retriever}`` for ``Services``."""
-    prepared = await prepare_collections(specs, base_dir=base_dir, progress=progress)
+    prepared = await prepare_collections(specs, base_dir=base_dir, progress=progress,
+                                         models=models)
     return {name: retriever for name, (retriever, _) in prepared.items()}
 
 
 async def prepare_collections(
-    specs: Sequence[CollectionSpec], *, base_dir: str | Path = ".", progress: bool = True
+    specs: Sequence[CollectionSpec],
+    *,
+    base_dir: str | Path = ".",
+    progress: bool = True,
+    models: EmbeddingRouter | None = None,
 ) -> dict[str, tuple[QdrantRetriever, IngestReport]]:
-    """Ensure every declared collection; ``{name: (retriever, what its ingestion changed)}``."""
+    """Ensure every declared collection; ``{name: (retriever, what its ingestion changed)}``.
+    ``models`` (the run's router) resolves the collections' embedding aliases."""
     names = [s.name for s in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise RetrievalError(f"collection(s) declared twice: {', '.join(duplicates)}")
     prepared: dict[str, tuple[QdrantRetriever, IngestReport]] = {}
     for spec in specs:
-        report = await ensure_collection(spec, base_dir=base_dir, progress=progress)
-        prepared[spec.name] = (open_retriever(spec, base_dir=base_dir), report)
+        report = await ensure_collection(spec, base_dir=base_dir, progress=progress, models=models)
+        prepared[spec.name] = (open_retriever(spec, base_dir=base_dir, models=models), report)
     return prepared

@@ -53,7 +53,8 @@ class Workflow:
             sources = [c.source] if isinstance(c.source, str) else list(c.source)
             out.append(CollectionSpec(
                 name=name, sources=tuple(str((self.base_dir / s).resolve()) for s in sources),
-                chunking=c.chunking, embedder=c.embedder, store=c.store, field_map=c.field_map,
+                chunking=c.chunking, embed=c.embed, embedder=c.embedder, store=c.store,
+                field_map=c.field_map,
                 description=c.description))
         return out
 
@@ -96,13 +97,14 @@ class Workflow:
         from agentflow.spec.services import default_services
 
         prepared = {}
+        services = default_services(profile=profile, workflow_profile=self.spec.models.profile,
+                                    root=root, base=self.flow.services)
         specs = [*self.collections(), *self.ingested_collections()]
-        if specs:
-            prepared = await prepare_collections(specs, base_dir=root, progress=progress)
-        services = default_services(
-            profile=profile, workflow_profile=self.spec.models.profile, root=root,
-            base=self.flow.services,
-            retrievers={name: r for name, (r, _) in prepared.items()} if prepared else None)
+        if specs:  # embedded through the run's router: the profile chooses the embedding model
+            prepared = await prepare_collections(specs, base_dir=root, progress=progress,
+                                                 models=services.models)
+            services = default_services(
+                root=root, base=services, retrievers={name: r for name, (r, _) in prepared.items()})
         changed = [r for r, report in prepared.values() if report.chunks_written]
         wants = getattr(services.models, "prepares_passages", None)
         if changed and wants is not None and wants():  # new passages: backends that score them locally get ready
@@ -273,6 +275,13 @@ def reference_problems(spec: WorkflowBase | _Parts, located: Located, root: str 
                 except ConfigError as exc:
                     problems.append(located.error(str(exc), ("nodes", name, field_name)))
         problems += _prompt_problems(name, node_spec, located, prompts, root)
+    for name, collection in getattr(spec, "collections", {}).items():
+        embed = getattr(collection, "embed", None)  # None: a declaration with errors (reported)
+        if router is not None and isinstance(embed, str) and collection.embedder is None:
+            try:
+                router.check_alias(embed)
+            except ConfigError as exc:
+                problems.append(located.error(str(exc), ("collections", name, "embed")))
     if check_stores:
         problems += collection_problems(spec, located, root)
     return problems

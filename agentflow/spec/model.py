@@ -51,8 +51,13 @@ class CollectionSpec(_Strict):
     """What the documents are about, for replies such as declining (`{{ collections.NAME.description }}`
     in a reply's text or a chat's purpose); when omitted, "the documents in FOLDER" after the source."""
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
-    embedder: str = "minilm"
-    """minilm (local, offline), or a LiteLLM embedding model name."""
+    embed: str = "embed"
+    """The model alias whose embedding model embeds the documents: the profile in force chooses
+    it (MiniLM offline, the provider's embedding model with openai or ollama), and a profile with
+    another model embeds the collection again."""
+    embedder: str | None = None
+    """A fixed embedding model instead of the alias, whatever the profile: offline/minilm (minilm
+    is the same), hash, or a LiteLLM embedding model name."""
     store: str | None = None
     """A Qdrant URL (server or cluster); the embedded store under .agentflow/ when omitted."""
     field_map: FieldMap | None = None

@@ -6,9 +6,10 @@
   trigrams: :meth:`HashEmbedder.lexical`).
 - :class:`LiteLLMEmbedder`: any embedding model LiteLLM reaches.
 
-The router serves an embedding alias with one of them (``router.embed("embed", texts)``); the
-offline backends score with a :class:`LocalEmbedder`. Names are loaded on first use, so
-importing this package loads neither numpy nor torch.
+The router serves an embedding alias with one of them (``router.embed("embed", texts)``), and
+:class:`RoutedEmbedder` (``router.embedder("embed")``) is an embedder that goes through the
+router: what retrieval embeds with. The offline backends score with a :class:`LocalEmbedder`.
+Names are loaded on first use, so importing this package loads neither numpy nor torch.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
         TorchMiniLM,
     )
     from agentflow.models.embeddings.names import canonical_name, make_embedder
+    from agentflow.models.embeddings.routed import RoutedEmbedder
 
 _EXPORTS = {
     "EMBEDDING_CACHE_ENV": ".cache",
@@ -43,6 +45,7 @@ _EXPORTS = {
     "LocalEmbedder": ".base",
     "MiniLMEmbedder": ".minilm",
     "NumpyMiniLM": ".minilm",
+    "RoutedEmbedder": ".routed",
     "TorchMiniLM": ".minilm",
     "as_matrix": ".base",
     "cache_path": ".cache",

@@ -36,7 +36,8 @@ class HashEmbedder:
         if dim < 1:
             raise ValueError(f"HashEmbedder: dim must be at least 1, got {dim}")
         if features not in ("words", "content"):
-            raise ValueError(f"HashEmbedder: features must be 'words' or 'content', got {features!r}")
+            raise ValueError(
+                f"HashEmbedder: features must be 'words' or 'content', got {features!r}")
         self.dim = dim
         self.features = features
         if features == "words":

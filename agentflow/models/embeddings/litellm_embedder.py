@@ -45,7 +45,9 @@ class LiteLLMEmbedder:
         """The keyword arguments of one ``litellm.aembedding`` request."""
         from agentflow.models.litellm_adapter import api_key
 
-        kwargs: dict[str, Any] = {"model": self.model, "input": list(texts), "timeout": self.timeout_s}
+        kwargs: dict[str, Any] = {
+            "model": self.model, "input": list(texts), "timeout": self.timeout_s,
+        }
         if self.entry.api_base:
             kwargs["api_base"] = self.entry.api_base
         key = api_key(self.entry)
