@@ -12,6 +12,7 @@ from agentflow.models.types import Capabilities, ChatModel, Embedder, capabiliti
 
 if TYPE_CHECKING:  # numpy-importing modules load only when an offline backend is built
     from agentflow.models.embeddings.base import LocalEmbedder
+    from agentflow.models.embeddings.cache import EmbeddingCache
     from agentflow.models.offline.model import OfflineModel
 
 
@@ -45,10 +46,9 @@ class Backends:
             return HashEmbedder.lexical()
         with self._lock:
             if self._encoder is None:
-                from agentflow.models.embeddings.cache import shared_cache
                 from agentflow.models.embeddings.minilm import MiniLMEmbedder
 
-                self._encoder = MiniLMEmbedder(cache=shared_cache(self.embedding_cache),
+                self._encoder = MiniLMEmbedder(cache=self.embedding_cache_of(),
                                                memory_size=self.memory_size)
             return self._encoder
 
@@ -69,6 +69,13 @@ class Backends:
         if entry.serve is not None:
             return backend(entry, timeout_s=self.timeout_s, project_dir=self.project_dir)
         return backend(entry, timeout_s=self.timeout_s)
+
+    def embedding_cache_of(self) -> EmbeddingCache | None:
+        """The on-disk embedding cache of these backends (None when off or unusable): MiniLM's,
+        and the router's for remote embedding models."""
+        from agentflow.models.embeddings.cache import shared_cache
+
+        return shared_cache(self.embedding_cache)
 
     def embedder(self, entry: ModelEntry) -> Embedder:
         """The embedder of ``entry``: the shared local one for an offline entry (the offline

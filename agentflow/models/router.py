@@ -48,6 +48,7 @@ from agentflow.models.types import (
 if TYPE_CHECKING:
     import numpy as np
 
+    from agentflow.models.embeddings.cache import EmbeddingCache
     from agentflow.models.embeddings.routed import RoutedEmbedder
 
 _NO_SAMPLING = Sampling()
@@ -413,50 +414,78 @@ class ModelRouter:
         """Embed ``texts`` with the alias's embedding model (e.g. ``embed``), with retries: a
         float32 array of shape ``(len(texts), dim)``.
 
-        One call is one entry in :attr:`usage` (tokens estimated, the entry's price or nothing
-        for a local embedder) and, with ``tracer``, one ``model_call`` span, whatever the number
-        of texts: callers embed in batches, so accounting costs nothing per text.
+        A remote model's vectors are kept in the embedding cache (``models.embedding_cache``,
+        keyed by the model and the text), so a text is paid for once; local models keep their
+        own. One call is one entry in :attr:`usage` (tokens estimated, the entry's price or
+        nothing for a local embedder) and, with ``tracer``, one ``model_call`` span, whatever the
+        number of texts: callers embed in batches, so accounting costs nothing per text.
         """
         embedder = self.embedder_of(alias)
         given = alias in self._given_embedders or alias not in self._entries
         entry = None if given else self._entries[alias][0]
+        remote = entry is not None and entry.provider_kind() != "offline"
+        batch = list(texts)
+        cache = self.backends.embedding_cache_of() if remote and batch else None
+        unique = list(dict.fromkeys(batch))
+        found = cache.get_many(unique, model=embedder.name) if cache is not None else {}
+        missing = [t for t in unique if t not in found] if cache is not None else batch
+        state = "off" if cache is None else "hit" if not missing else "partial" if found else "miss"
         attempts = Attempts()
         started, clock = time.time(), time.perf_counter()
-        batch = list(texts)
+        computed: np.ndarray | None = None
         try:
-            vectors = await with_retries(lambda: embedder.embed(batch), self.retries, attempts)
-            matrix = as_matrix(vectors, len(batch), embedder.name)
+            if missing or cache is None:
+                vectors = await with_retries(lambda: embedder.embed(missing), self.retries,
+                                             attempts)
+                computed = as_matrix(vectors, len(missing), embedder.name)
+            matrix = self._from_cache(cache, embedder.name, batch, found, missing, computed)
         except ModelError as exc:
             latency = time.perf_counter() - clock
             self.usage.record(alias, embedder.name, latency_s=latency, retries=attempts.retries,
                               failed=True)
             if tracer is not None:
                 tracer.record("model_call", alias, data=self._embedding_trace(
-                    alias, embedder.name, attempts, latency), started=started, status="error",
-                    error=str(exc))
+                    alias, embedder.name, attempts, latency, state), started=started,
+                    status="error", error=str(exc))
             if isinstance(exc, ProviderError):
                 raise ModelError(f"embedding with alias {alias!r} failed: {exc}") from exc
             raise
         latency = time.perf_counter() - clock
-        usage = Usage(prompt_tokens=sum(estimate_tokens(t) for t in batch), estimated=True)
-        cost, source = call_cost(price=entry.price if entry else None, usage=usage,
-                                 latency_s=latency, provider_cost=None,
-                                 free=entry is not None and entry.provider_kind() == "offline")
+        usage = Usage(prompt_tokens=sum(estimate_tokens(t) for t in missing), estimated=True)
+        cost, source = (0.0, "cache") if state == "hit" else call_cost(
+            price=entry.price if entry else None, usage=usage, latency_s=latency,
+            provider_cost=None, free=entry is not None and entry.provider_kind() == "offline")
         self.usage.record(alias, embedder.name, usage=usage, cost=cost, latency_s=latency,
-                          retries=attempts.retries)
+                          retries=attempts.retries, cache_hit=state == "hit")
         if tracer is not None:
-            data = self._embedding_trace(alias, embedder.name, attempts, latency)
+            data = self._embedding_trace(alias, embedder.name, attempts, latency, state)
             data.update(tokens={"prompt": usage.prompt_tokens, "completion": 0,
                                 "total": usage.prompt_tokens, "estimated": True},
                         cost=cost, cost_source=source, response=f"{len(batch)} vectors")
             tracer.record("model_call", alias, data=data, started=started)
         return matrix
 
+    @staticmethod
+    def _from_cache(cache: EmbeddingCache | None, model: str, batch: list[str],
+                    found: dict[str, Any], missing: list[str],
+                    computed: np.ndarray | None) -> np.ndarray:
+        """The batch's vectors: the computed ones without a cache; with one, the cache's and the
+        computed ones (which are kept)."""
+        import numpy as np
+
+        if cache is None:
+            assert computed is not None
+            return computed
+        if computed is not None:
+            cache.put_many(list(zip(missing, computed, strict=True)), model=model)
+            found = {**found, **dict(zip(missing, computed, strict=True))}
+        return np.stack([np.asarray(found[t], dtype=np.float32) for t in batch])
+
     def _embedding_trace(
-        self, alias: str, name: str, attempts: Attempts, latency_s: float
+        self, alias: str, name: str, attempts: Attempts, latency_s: float, cache: str
     ) -> dict[str, Any]:
         return {"alias": alias, "profile": self.profile, "model": name, "models": [name],
-                "cache": "off", "cache_hit": False, "retries": attempts.retries,
+                "cache": cache, "cache_hit": cache == "hit", "retries": attempts.retries,
                 "failures": [{"model": name, "error": e} for e in attempts.errors or []],
                 "latency_s": latency_s}
 

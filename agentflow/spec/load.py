@@ -76,7 +76,7 @@ class Workflow:
         """The collections nodes search without the workflow declaring them: ones filled with
         ``agentflow ingest``, opened (never ingested) from the embedded store."""
         from agentflow.errors import RetrievalError
-        from agentflow.retrieval.catalog import CollectionSpec
+        from agentflow.retrieval.catalog import DEFAULT_EMBEDDER, CollectionSpec
         from agentflow.retrieval.store import check_collection_name
 
         out = []
@@ -86,7 +86,9 @@ class Workflow:
             except RetrievalError:
                 continue  # no store can hold it: the node says so when it runs
             if name not in self.spec.collections:
-                out.append(CollectionSpec(name=name))
+                # filled by `agentflow ingest` with its --embedder (MiniLM by default), not by
+                # the profile's embed alias: searched with the model it was embedded with
+                out.append(CollectionSpec(name=name, embedder=DEFAULT_EMBEDDER))
         return out
 
     async def aservices(self, *, profile: str | None = None, root: str | Path = ".",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agentflow.errors import ModelError
-from agentflow.models import ModelsConfig, ModelRouter, build_router
+from agentflow.models import ModelRouter, ModelsConfig, build_router
 from agentflow.models.embeddings import (
     EMBEDDING_CACHE_ENV,
     Embedder,
@@ -86,3 +86,36 @@ async def test_the_router_returns_a_float32_matrix_whatever_the_embedder_returns
     assert vectors.dtype == np.float32 and vectors.tolist() == [[1.0, 1.0], [2.0, 1.0]]
     with pytest.raises(ModelError, match=r"embedder 'lists' returned an array of shape \(1, 2\) for 2"):
         await router.embed("bad", ["a", "bb"])
+
+
+async def test_a_remote_embedding_model_is_paid_for_once_per_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The router keeps a remote model's vectors in the embedding cache, keyed by the model."""
+    import sys
+    import types
+    from typing import Any
+
+    from agentflow.models.backends import Backends
+
+    sent: list[list[str]] = []
+
+    async def aembedding(*, model: str, input: list[str], **_: Any) -> Any:
+        sent.append(list(input))
+        return types.SimpleNamespace(data=[{"embedding": [float(len(t)), 1.0]} for t in input])
+
+    fake = types.ModuleType("litellm")
+    fake.aembedding = aembedding  # type: ignore[attr-defined]
+    fake.exceptions = types.SimpleNamespace()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "litellm", fake)
+    entry = ModelEntry(model="openai/text-embedding-3-small",
+                       price={"input_per_million": 0.02, "output_per_million": 0.0})
+    router = ModelRouter({"embed": [entry]},
+                         backends=Backends(embedding_cache=tmp_path / "emb.db"))
+    first = await router.embed("embed", ["a", "bb"])
+    again = await router.embed("embed", ["bb", "ccc", "a"])
+    assert sent == [["a", "bb"], ["ccc"]]  # only the new text goes out
+    assert again.tolist() == [[2.0, 1.0], [3.0, 1.0], [1.0, 1.0]] and first.dtype == np.float32
+    cached = await router.embed("embed", ["a", "ccc"])
+    assert len(sent) == 2 and cached.tolist() == [[1.0, 1.0], [3.0, 1.0]]
+    totals = router.usage.of_alias("embed")
+    assert (totals.calls, totals.cache_hits) == (3, 1) and totals.cost > 0

@@ -59,17 +59,21 @@ class EmbeddingCache:
             )
 
     @staticmethod
-    def key(text: str) -> bytes:
+    def key(text: str, model: str | None = None) -> bytes:
+        """The row key of ``text``'s vector: the text's hash for MiniLM (``model`` None, the
+        keys every earlier cache has), the model's name and the text's for any other model."""
         import hashlib
 
-        return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+        keyed = text if model is None else f"{model}\x00{text}"
+        return hashlib.blake2b(keyed.encode("utf-8"), digest_size=16).digest()
 
-    def get_many(self, texts: list[str]) -> dict[str, Any]:
+    def get_many(self, texts: list[str], model: str | None = None) -> dict[str, Any]:
+        """The vectors found of ``texts`` (``model`` as in :meth:`key`), by text."""
         import sqlite3
 
         import numpy as np
 
-        keys = {self.key(t): t for t in texts}
+        keys = {self.key(t, model): t for t in texts}
         found: dict[str, Any] = {}
         items = list(keys)
         if self.disabled is not None:
@@ -87,14 +91,15 @@ class EmbeddingCache:
             return {}
         return found
 
-    def put_many(self, pairs: list[tuple[str, Any]]) -> None:
+    def put_many(self, pairs: list[tuple[str, Any]], model: str | None = None) -> None:
+        """Keep ``(text, vector)`` pairs (``model`` as in :meth:`key`)."""
         import sqlite3
 
         import numpy as np
 
         if self.disabled is not None:
             return
-        rows = [(self.key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in pairs]
+        rows = [(self.key(t, model), np.asarray(v, dtype=np.float32).tobytes()) for t, v in pairs]
         try:
             with self._lock, self._db:
                 self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
