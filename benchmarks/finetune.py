@@ -29,10 +29,10 @@ per adapter. The last line printed is JSON with ``routing_zero_shot``, ``routing
     python benchmarks/finetune.py --quick --reuse --parts rag --rag-eval 8   # more questions, the rest reused
     python benchmarks/finetune.py                # the FULL sizes
 
-Time is the CPU's: training is about 1,000 tokens a step, 5-30 s on two cores depending on what else runs, and
-the reference workflow under the local profile takes a minute or two per question. On the 2-core box of
-docs/benchmarks.md, shared with four other jobs (load average about 10), ``--quick`` took 24 minutes; an idle
-machine takes a fraction of that, a GPU (``agentflow tune --device cuda``) less still.
+Time is the CPU's: training is about 1,000 tokens a step, 1.5-4 s in bf16 (where the CPU multiplies it
+natively; 5-30 s in fp32) depending on what else runs, and the reference workflow under the local profile takes
+half a minute to a minute per question. On the 2-core box of docs/benchmarks.md, with three other jobs beside
+(load average 3-7), ``--quick`` took 8 min 49 s; a GPU (``agentflow tune --device cuda``) takes less.
 
 Everything is written to a work folder outside the checkout (adapters, corpora, eval results, node logs;
 --work, default $TMPDIR/agentflow-finetune/quick or full), so that a run beside the tests never writes under
@@ -357,7 +357,7 @@ def closed_book(sizes: Sizes, work: Path, seed: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (about 10 minutes on an idle 2-core CPU)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (under 10 minutes on a 2-core CPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--parts", default="routing,rag,closed", help="which experiments (default all three)")
     parser.add_argument("--rag-eval", type=int, metavar="N",
