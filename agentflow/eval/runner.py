@@ -143,7 +143,8 @@ async def run_items(prepared: Prepared, dataset: Dataset, folder: Path,
                unit="item", disable=not options.progress, file=sys.stderr, dynamic_ncols=True)
     limit = asyncio.Semaphore(max(1, options.concurrency))
     errors = 0
-    vectors_before = embedding_vectors()
+    cache_file = embedding_cache_file(prepared.services.models)
+    vectors_before = embedding_vectors(cache_file)
 
     async def one(index: int, item: Item) -> None:
         nonlocal errors
@@ -161,7 +162,7 @@ async def run_items(prepared: Prepared, dataset: Dataset, folder: Path,
     finally:
         writer.close()
         bar.close()
-        record_caches(folder, vectors_before, embedding_vectors(), ran=len(todo))
+        record_caches(folder, vectors_before, embedding_vectors(cache_file), ran=len(todo))
         if hooks:
             from agentflow.tracing import flush_default_hooks
 
@@ -219,14 +220,19 @@ async def _scored(item: Item, state: Mapping[str, Any], prepared: Prepared, judg
     }
 
 
-def embedding_vectors() -> int | None:
-    """How many vectors the on-disk embedding cache holds (None without one); read only, so an
-    evaluation that embeds nothing creates no cache file."""
-    import os
+def embedding_cache_file(models: Any) -> Path | None:
+    """The on-disk embedding cache the run's router writes (``models.embedding_cache.path``, or
+    ``$AGENTFLOW_EMBEDDING_CACHE`` where the router was built); None when it has none."""
+    path = getattr(getattr(models, "backends", None), "embedding_cache", None)
+    return Path(path) if path else None
+
+
+def embedding_vectors(path: Path | None) -> int | None:
+    """How many vectors the on-disk embedding cache at ``path`` holds (None without one); read
+    only, so an evaluation that embeds nothing creates no cache file."""
     import sqlite3
 
-    path = os.environ.get("AGENTFLOW_EMBEDDING_CACHE", os.path.join(".agentflow", "embeddings.db"))
-    if path.lower() == "off" or not os.path.isfile(path):
+    if path is None or not path.is_file():
         return None
     try:
         with contextlib.closing(sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro",

@@ -30,6 +30,7 @@ from agentflow.documents import Chunk
 from agentflow.errors import RetrievalError
 from agentflow.graph.context import RunContext
 from agentflow.graph.registry import NodeConfig, node
+from agentflow.models.embeddings.routed import tracing_embeddings
 
 
 class FieldMatch(BaseModel):
@@ -172,7 +173,8 @@ async def retrieve(state: Any, cfg: RetrieveConfig, ctx: RunContext[Any]) -> dic
     chunks: list[Chunk] = []
     if queries:
         retriever = ctx.retriever(cfg.collection)
-        results = await _search_all(retriever, queries, top_k, options)
+        with tracing_embeddings(ctx.tracer):  # the queries' embedding calls join this node's trace
+            results = await _search_all(retriever, queries, top_k, options)
         chunks = (
             results[0][:top_k] if len(results) == 1 else rrf_fuse(results, k=cfg.rrf_k, top_k=top_k)
         )

@@ -64,6 +64,23 @@ async def test_an_embedding_call_is_one_model_call_span_with_declared_fields_onl
     assert set(data) <= fields, set(data) - fields
 
 
+async def test_a_retriever_built_once_embeds_a_nodes_queries_into_that_nodes_trace(corpus: Path) -> None:
+    from agentflow.models.embeddings import tracing_embeddings
+
+    router = FakeRouter({"embed": FakeEmbedder(name="fake-embed")})
+    await ensure_collection(declared(), base_dir=corpus, progress=False, models=router)
+    retriever = open_retriever(declared(), base_dir=corpus, models=router)  # no tracer of its own
+    first, second = Recorder(), Recorder()
+    with tracing_embeddings(first):
+        await retriever.search("install with pip", 2)
+    with tracing_embeddings(second):
+        await retriever.search("a question never asked", 2)
+    await retriever.search("outside any node", 2)  # untraced, as before
+    assert [(k, n, d["model"]) for k, n, d in first.events] == [("model_call", "embed", "fake-embed")]
+    assert [(k, n) for k, n, _ in second.events] == [("model_call", "embed")]
+    assert len(first.events) == 1 and len(second.events) == 1
+
+
 async def test_switching_the_embedding_model_re_embeds_the_collection(corpus: Path) -> None:
     first, second = FakeEmbedder(name="embed-a"), FakeEmbedder(name="embed-b")
     spec = declared()

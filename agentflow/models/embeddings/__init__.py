@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
         TorchMiniLM,
     )
     from agentflow.models.embeddings.names import canonical_name, make_embedder
-    from agentflow.models.embeddings.routed import RoutedEmbedder
+    from agentflow.models.embeddings.routed import RoutedEmbedder, tracing_embeddings
 
 _EXPORTS = {
     "EMBEDDING_CACHE_ENV": ".cache",
@@ -52,6 +52,7 @@ _EXPORTS = {
     "canonical_name": ".names",
     "make_embedder": ".names",
     "shared_cache": ".cache",
+    "tracing_embeddings": ".routed",
 }
 
 __all__ = sorted(_EXPORTS)
