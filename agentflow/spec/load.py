@@ -46,17 +46,7 @@ class Workflow:
 
     def collections(self) -> list[Any]:
         """The declared collections, their sources made absolute (they are relative to the file)."""
-        from agentflow.retrieval.catalog import CollectionSpec
-
-        out = []
-        for name, c in self.spec.collections.items():
-            sources = [c.source] if isinstance(c.source, str) else list(c.source)
-            out.append(CollectionSpec(
-                name=name, sources=tuple(str((self.base_dir / s).resolve()) for s in sources),
-                chunking=c.chunking, embed=c.embed, embedder=c.embedder, store=c.store,
-                field_map=c.field_map,
-                description=c.description))
-        return out
+        return [c.resolve(name, self.base_dir) for name, c in self.spec.collections.items()]
 
     def outputs_of(self, state: dict[str, Any]) -> dict[str, Any]:
         """The workflow's ``outputs`` from a final state, the same keys on every route: a field
@@ -545,7 +535,7 @@ def _model_fields(loc: Sequence[str | int], located: Located, reg: NodeRegistry)
     if len(loc) == 2 and loc[0] in ("inputs", "state"):
         return list(m.FieldSpec.model_fields)
     if len(loc) == 2 and loc[0] == "collections":
-        return list(m.CollectionSpec.model_fields)
+        return list(m.CollectionConfig.model_fields)
     return []
 
 

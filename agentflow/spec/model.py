@@ -7,7 +7,8 @@ node type contributes its config model, so the schema documents every node's fie
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Any, Literal, Union
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from typing_extensions import TypeAliasType
@@ -15,6 +16,9 @@ from typing_extensions import TypeAliasType
 from agentflow.graph.registry import NodeRegistry, NodeType, registry
 from agentflow.retrieval.chunking import ChunkingConfig
 from agentflow.retrieval.loaders import FieldMap
+
+if TYPE_CHECKING:
+    from agentflow.retrieval.catalog import CollectionSpec
 
 SPEC_VERSIONS = (1,)
 FieldType = Literal["string", "integer", "number", "boolean", "list", "object", "any"]
@@ -42,8 +46,10 @@ class FieldSpec(_Strict):
     (dicts) or messages (chat history, LangGraph's add_messages)."""
 
 
-class CollectionSpec(_Strict):
+class CollectionConfig(_Strict):
     """A collection of documents the workflow searches, and where its documents come from."""
+
+    # what the YAML says; resolve() makes the retrieval layer's CollectionSpec of it
 
     source: str | list[str]
     """A file, a folder or a glob (or a list of them), relative to the workflow file."""
@@ -62,6 +68,16 @@ class CollectionSpec(_Strict):
     """A Qdrant URL (server or cluster); the embedded store under .agentflow/ when omitted."""
     field_map: FieldMap | None = None
     """For .jsonl sources: which fields hold the text, title and id."""
+
+    def resolve(self, name: str, base_dir: Path) -> CollectionSpec:
+        """The retrieval layer's spec of this collection, its sources taken from ``base_dir``."""
+        from agentflow.retrieval.catalog import CollectionSpec
+
+        sources = [self.source] if isinstance(self.source, str) else list(self.source)
+        return CollectionSpec(
+            name=name, sources=tuple(str((base_dir / s).resolve()) for s in sources),
+            description=self.description, chunking=self.chunking, embed=self.embed,
+            embedder=self.embedder, store=self.store, field_map=self.field_map)
 
 
 class ModelsSpec(_Strict):
@@ -212,7 +228,7 @@ class WorkflowBase(_Strict):
     """Other state fields that need a type, default or reducer; fields nodes write are added."""
     models: ModelsSpec = Field(default_factory=ModelsSpec)
     """Model settings of the workflow: the profile its aliases resolve through."""
-    collections: dict[str, CollectionSpec] = Field(default_factory=dict)
+    collections: dict[str, CollectionConfig] = Field(default_factory=dict)
     """The document collections retrieve nodes search, ingested before a run when changed."""
     flow: StepSpec
     """The steps: a node name, a list of steps (a sequence), or route, loop, parallel or map."""
