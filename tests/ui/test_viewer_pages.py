@@ -260,6 +260,8 @@ def test_the_final_state_is_a_tree_that_folds_and_is_searched(page: Any, viewer:
     chunks = state.locator("details.tree-node[data-key='chunks']")
     assert not chunks.evaluate("d => d.open")
     chunks.locator(":scope > summary").click()
+    # the children are built on the toggle event, which the browser fires after the click returns
+    page.wait_for_function("document.querySelectorAll(\".io-state details.tree-node[data-key='chunks'] > .tree-kids > details\").length > 0")
     assert chunks.locator(":scope > .tree-kids > details").count() == 2
     state.locator(".tree-search").fill("exhausted")
     page.wait_for_function("document.querySelector('.io-state .tree-count').innerText.includes('match')")
