@@ -18,9 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from agentflow.errors import UsageError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUILD = 0, 1, 2, 3
+from agentflow.errors import EXIT_BUILD, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, report_setup_error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -326,7 +324,7 @@ def load_flow(target: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from agentflow.errors import AgentflowError, ConfigError, GraphBuildError, InputError, SpecError
+    from agentflow.errors import AgentflowError, InputError
     from agentflow.graph.result import to_jsonable
     from agentflow.spec.services import default_services
     from agentflow.tracing import hooks_or_warn
@@ -345,15 +343,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         flow.compile()
         services = workflow.services(profile=args.profile) if workflow else default_services(
             profile=args.profile, base=flow.services)
-    except (GraphBuildError, SpecError) as exc:
-        print(f"agentflow: workflow does not build: {exc}", file=sys.stderr)
-        return EXIT_BUILD
-    except ConfigError as exc:
-        print(f"agentflow: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except AgentflowError as exc:  # a collection that cannot be ingested or opened, say
-        print(f"agentflow: cannot prepare the run: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    except AgentflowError as exc:  # a workflow that does not build, a collection that cannot be ingested
+        return report_setup_error(exc, "cannot prepare the run")
     progress = None if args.quiet else _Progress()
     hooks: list[Any] = [progress] if progress else []
     hooks += hooks_or_warn()

@@ -137,3 +137,24 @@ def known(options: Iterable[str]) -> str:
     """Format a set of valid names for a message: ``'a', 'b', 'c'`` (or ``none``)."""
     names = sorted(set(options))
     return ", ".join(repr(n) for n in names) if names else "none"
+
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUILD = 0, 1, 2, 3
+"""The ``agentflow`` commands' exit statuses: ok, failed, bad usage or configuration, a workflow
+that does not build."""
+
+
+def report_setup_error(exc: AgentflowError, doing: str) -> int:
+    """Say on stderr why a command could not set itself up, and return its exit status: a workflow
+    that does not build (3), a configuration error (2), or anything else that stopped ``doing`` (1:
+    a collection that cannot be ingested, a database that cannot be reached, ...)."""
+    import sys
+
+    if isinstance(exc, GraphBuildError | SpecError):
+        print(f"agentflow: workflow does not build: {exc}", file=sys.stderr)
+        return EXIT_BUILD
+    if isinstance(exc, ConfigError):
+        print(f"agentflow: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"agentflow: {doing}: {exc}", file=sys.stderr)
+    return EXIT_FAILED

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUILD = 0, 1, 2, 3
+from agentflow.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, report_setup_error
 
 
 def _positive(text: str) -> int:
@@ -135,7 +135,7 @@ def check(settings: Any) -> list[str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from agentflow.errors import AgentflowError, ConfigError, GraphBuildError, SpecError
+    from agentflow.errors import AgentflowError
 
     for file in args.files:
         if not Path(file).is_file():
@@ -169,15 +169,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         await Records(threads.pool).setup()
 
             asyncio.run(setup())
-    except (GraphBuildError, SpecError) as exc:
-        print(f"agentflow: workflow does not build: {exc}", file=sys.stderr)
-        return EXIT_BUILD
-    except ConfigError as exc:
-        print(f"agentflow: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except AgentflowError as exc:
-        print(f"agentflow: cannot serve: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return report_setup_error(exc, "cannot serve")
     from dataclasses import replace
 
     from agentflow.api.server import serve
