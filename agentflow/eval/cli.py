@@ -301,13 +301,13 @@ def _families(*evaluations: Any) -> dict[str, set[str]]:
     """Provider families of the models each evaluation's profile names (for the judge's family warning)."""
     from agentflow.errors import ConfigError
     from agentflow.models.catalog import family_of
-    from agentflow.models.profiles import load_models_config
+    from agentflow.models.profiles import DEFAULT_PROFILE, load_models_config
 
     config = load_models_config()
     out: dict[str, set[str]] = {}
     for ev in evaluations:
         manifest = _manifest(ev.folder)
-        profile = manifest.get("profile") or "offline"
+        profile = manifest.get("profile") or DEFAULT_PROFILE
         try:
             aliases = config.aliases_of(profile)
         except ConfigError:
