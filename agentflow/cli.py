@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     from agentflow.eval import cli as eval_cli
     from agentflow.models import cli as models_cli
     from agentflow.retrieval import cli as ingest_cli
-    from agentflow.serve import cli as node_cli
+    from agentflow.model_server import cli as node_cli
     from agentflow.tracing import cli as traces_cli
     from agentflow.ui import cli as ui_cli
 

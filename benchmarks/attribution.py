@@ -6,11 +6,11 @@ citations and an embedding-similarity baseline, on multi-hop questions with gold
 Data: ``hotpotqa_musique`` (HippoRAG's 100-question subsets of the HotpotQA distractor train split and of
 MuSiQue-Ans train), each question with gold supporting paragraphs. Per item the context is the gold paragraphs
 and ``--distractors`` others of the item (each cut to its first ``--sentences`` sentences), in a seeded
-order, numbered ``[DOC n]``. SmolLM2-135M-Instruct on agentflow's node (the ``local`` profile: one already on
+order, numbered ``[DOC n]``. SmolLM2-135M-Instruct on agentflow's model server (the ``local`` profile: one already on
 127.0.0.1:8000 is reused, else one is started) answers greedily in a sentence citing ``[DOC n]``; then, for
 the same fixed answer:
 
-- attribution: the full context and 64 seeded ablations scored in one request (the node's prompt
+- attribution: the full context and 64 seeded ablations scored in one request (the model server's prompt
   log-probabilities), the LASSO surrogate fitted on the first k = 16, 32, 64 ablations (the first k masks of the
   seeded set are the k-ablation run's masks); the whole answer's top source (top-1: a gold paragraph) and its
   top two (top-2: the share of them that are gold);
@@ -20,7 +20,7 @@ the same fixed answer:
 - chance: gold paragraphs / paragraphs.
 
 Cost: prompts scored (forward passes, ContextCite's unit) and seconds per answer; the scoring of 65 prompts is
-timed, and k's share of it is prorated by prompts. ``--sharing`` only times the node's scoring of the same
+timed, and k's share of it is prorated by prompts. ``--sharing`` only times the model server's scoring of the same
 65 prompts in process, each alone beside one call (repeats once, the tree of shared prefixes). ``--quick`` (HotpotQA, 3 items, 2 distractors, one sentence
 per paragraph) runs in under 5 minutes on two cores. The last line is JSON: ``attribution_top1``, ``attribution_top2``,
 ``citations_top1``, ``baseline_top1``, ``attribution_top1_minus_baseline`` (k = 64) and
@@ -172,15 +172,15 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def sharing(items: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
-    """The node's scoring of each item's 65 prompts (full context + 64 ablations, with a fixed answer) in
+    """The model server's scoring of each item's 65 prompts (full context + 64 ablations, with a fixed answer) in
     process: every prompt alone (no batching, no sharing) beside one call (repeats once, the tree of shared
     prefixes, batched rests), same model, same prompts, in one run."""
     import torch
 
-    from agentflow.serve.runtime import NodeSettings, load_node
-    from agentflow.serve.scoring import score_prompts
+    from agentflow.model_server.runtime import ServerSettings, load_server
+    from agentflow.model_server.scoring import score_prompts
 
-    node = load_node(NodeSettings(model_dir=Path("smollm2-135m"), device="cpu", max_batch=8, max_len=2048))
+    node = load_server(ServerSettings(model_dir=Path("smollm2-135m"), device="cpu", max_batch=8, max_len=2048))
     alone_s = shared_s = 0.0
     tokens = computed = 0
     with torch.inference_mode():
@@ -217,7 +217,7 @@ def main() -> None:
                                                                      "quick 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sharing", action="store_true",
-                        help="only time the node's scoring in process: each prompt alone vs one call (no answers)")
+                        help="only time the model server's scoring in process: each prompt alone vs one call (no answers)")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     args = parser.parse_args()
     items_n = args.items or (3 if args.quick else 20)

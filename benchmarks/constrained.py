@@ -1,7 +1,7 @@
-"""Constrained decoding, per token: the node's former hand-written JSON-schema automaton against llguidance.
+"""Constrained decoding, per token: the model server's former hand-written JSON-schema automaton against llguidance.
 
 Side by side in one run on the same tokenizer (SmolLM2-135M-Instruct's, from the packaged GGUF through the
-node's own loader; ``--tokenizer stories`` for the 512-token stories260K one): for a few schemas, a document
+model server's own loader; ``--tokenizer stories`` for the 512-token stories260K one): for a few schemas, a document
 that matches each is tokenized and fed token by token, timing what the engine does per step and sequence: the
 token mask (the former engine's ``allowed``; llguidance's bitmask unpacked to the bool mask the sampler takes)
 and the advance past the token (llguidance's includes the closing-path upkeep). ``cold`` is the first document
@@ -29,8 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agentflow.serve.constrained import GrammarCompiler, ResponseFormat  # noqa: E402
-from agentflow.serve.tokenizer import Tokenizer  # noqa: E402
+from agentflow.model_server.constrained import GrammarCompiler, ResponseFormat  # noqa: E402
+from agentflow.model_server.tokenizer import Tokenizer  # noqa: E402
 
 MAX_TOKENS = 256
 CASES: list[tuple[str, dict[str, Any] | None, Any, Any]] = [
@@ -75,7 +75,7 @@ CASES: list[tuple[str, dict[str, Any] | None, Any, Any]] = [
 def former_engine() -> tuple[types.ModuleType, types.ModuleType]:
     """The hand-written automaton (``json_schema.py``, ``constrained.py``) as it was before llguidance."""
     removed = subprocess.run(["git", "log", "-1", "--format=%H", "--diff-filter=D", "--",
-                              "agentflow/serve/json_schema.py"], cwd=ROOT, capture_output=True, text=True,
+                              "agentflow/model_server/json_schema.py"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.strip()
     rev = f"{removed}^" if removed else "HEAD"
 
@@ -87,15 +87,15 @@ def former_engine() -> tuple[types.ModuleType, types.ModuleType]:
         exec(compile(source, f"{rev}:{path}", "exec"), module.__dict__)  # noqa: S102 - our own history
         return module
 
-    grammar = load("agentflow/serve/json_schema.py", "agentflow.serve.json_schema")
-    constrained = load("agentflow/serve/constrained.py", "former_constrained")
+    grammar = load("agentflow/model_server/json_schema.py", "agentflow.model_server.json_schema")
+    constrained = load("agentflow/model_server/constrained.py", "former_constrained")
     return grammar, constrained
 
 
 def load_tokenizer(which: str) -> Tokenizer:
     if which == "stories":
         return Tokenizer.load(ROOT.parent / "shared" / "models" / "stories260K")
-    from agentflow.serve.packaged import packaged_model_path
+    from agentflow.model_server.packaged import packaged_model_path
 
     path = packaged_model_path("smollm2-135m")
     return Tokenizer.load_gguf(path, model_name="smollm2-135m")

@@ -11,9 +11,9 @@ score and of the citations score against answer correctness (NQ-Open: the answer
 answer; CLAP NQ answerable: token F1 >= 0.3 against the human answer). A check that tells right
 answers from wrong ones scores near 1; 0.5 is chance.
 
-The local profile serves SmolLM2-135M-Instruct from agentflow's node (one already serving on
+The local profile serves SmolLM2-135M-Instruct from agentflow's model server (one already serving on
 127.0.0.1:8000 is reused, otherwise agentflow starts one for the run). On a 2-core CPU an item
-takes about a minute of the node's time, so `--limit` is what the machine allows; the figures say
+takes about a minute of the model server's time, so `--limit` is what the machine allows; the figures say
 how many items they come from. The corpora are ingested once into a work folder outside the
 checkout (--work, default $TMPDIR/agentflow-eval-local); the traces and each evaluation's results
 go to benchmarks/.cache/eval_local/<profile>-<set>/ (report.html there). The last line is JSON.
@@ -120,7 +120,7 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4 questions per set")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--concurrency", type=int, default=4,
-                        help="items at once (the node batches their decoding)")
+                        help="items at once (the model server batches their decoding)")
     parser.add_argument("--profiles", default="offline,local")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "agentflow-eval-local",
                         help="where the corpora and the embedding cache are kept between runs")
@@ -128,7 +128,7 @@ async def main() -> None:
     limit = 4 if args.quick else args.limit
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    os.chdir(work)  # the corpora, the embedding cache and the node's log live in its .agentflow/
+    os.chdir(work)  # the corpora, the embedding cache and the model server's log live in its .agentflow/
     started = time.perf_counter()
     out: dict[str, Any] = {"benchmark": "eval_local", "workflow": "graphs/agentic_rag.yaml",
                            "limit": limit,

@@ -1,7 +1,7 @@
 """RAG and fine-tuning, measured: what LoRA teaches SmolLM2-135M-Instruct, on splits that never overlap.
 
 Three experiments, each trained with ``agentflow.tune`` (the code behind ``agentflow tune``) and each answered by
-agentflow's model node serving the base or base plus adapter (``local/smollm2-135m+NAME``, merged at load):
+agentflow's model server serving the base or base plus adapter (``local/smollm2-135m+NAME``, merged at load):
 
 1. **Routing, CLINC150**: the classify node's prompt (``prompts/classify.j2``: the intents with their
    descriptions) and its constrained output ``{"label": ...}``; zero-shot base model vs. the model tuned on a
@@ -34,7 +34,7 @@ natively; 5-30 s in fp32) depending on what else runs, and the reference workflo
 half a minute to a minute per question. On the 2-core box of docs/benchmarks.md, with three other jobs beside
 (load average 3-7), ``--quick`` took 8 min 49 s; a GPU (``agentflow tune --device cuda``) takes less.
 
-Everything is written to a work folder outside the checkout (adapters, corpora, eval results, node logs;
+Everything is written to a work folder outside the checkout (adapters, corpora, eval results, model server logs;
 --work, default $TMPDIR/agentflow-finetune/quick or full), so that a run beside the tests never writes under
 the checkout's .agentflow folders, which the test session checks; the traces go to benchmarks/.cache/finetune/.
 """
@@ -66,7 +66,7 @@ DATA = ROOT.parent / "shared" / "data"
 WORKFLOW = ROOT / "graphs" / "agentic_rag.yaml"
 BASE = "smollm2-135m"
 THREADS = max(1, (os.cpu_count() or 2) - 1)
-"""Training threads: every core but one, as the node decodes (two threads on two busy cores ran 10x slower)."""
+"""Training threads: every core but one, as the model server decodes (two threads on two busy cores ran 10x slower)."""
 
 
 @dataclass(frozen=True)
@@ -98,25 +98,25 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-# the node ----------------------------------------------------------------------------------------
-class Node:
-    """A node agentflow starts for ``local/NAME`` (the profile's path), in the work folder; stopped on exit."""
+# the model server ----------------------------------------------------------------------------------------
+class ModelServer:
+    """A model server agentflow starts for ``local/NAME`` (the profile's path), in the work folder; stopped on exit."""
 
     def __init__(self, name: str, work: Path) -> None:
-        from agentflow.models.managed_node import ManagedNodes
+        from agentflow.models.managed_server import ManagedServers
         from agentflow.models.profiles import local_entry
 
         self.entry = local_entry(f"local/{name}")
-        self.nodes = ManagedNodes()
+        self.servers = ManagedServers()
         self.work = work
         self.handle: Any = None
 
     def __enter__(self) -> Any:
-        self.handle = self.nodes.acquire(self.entry, project_dir=self.work)
+        self.handle = self.servers.acquire(self.entry, project_dir=self.work)
         return self.entry.model_copy(update={"api_base": self.handle.api_base, "serve": None, "offline_tasks": ()})
 
     def __exit__(self, *exc: object) -> None:
-        self.nodes.release(self.handle)
+        self.servers.release(self.handle)
 
 
 # 1. routing --------------------------------------------------------------------------------------
@@ -198,7 +198,7 @@ def routing(sizes: Sizes, work: Path, seed: int) -> dict[str, Any]:
     started = time.perf_counter()
     out["offline_classifier"] = asyncio.run(route_accuracy(ModelEntry(model="offline"), labels, test, oos))
     for key, name in (("zero_shot", BASE), ("tuned", f"{BASE}+router")):
-        with Node(name, work) as entry:
+        with ModelServer(name, work) as entry:
             out[key] = asyncio.run(route_accuracy(entry, labels, test, oos))
         log(f"routing {key}: {out[key]:.3f}")
     out["eval_s"] = round(time.perf_counter() - started, 1)
@@ -344,10 +344,10 @@ def closed_book(sizes: Sizes, work: Path, seed: int) -> dict[str, Any]:
         return round(sum(answer_contains(r, i.gold.answers) for r, i in zip(replies, items, strict=True))
                      / len(items), 3)
 
-    with Node(BASE, work) as entry:
+    with ModelServer(BASE, work) as entry:
         out["base_closed_book_acc"] = accuracy(asyncio.run(answers(entry, qa_prompts)))
         out["rag_acc"] = accuracy(asyncio.run(answers(entry, rag_prompts)))
-    with Node(f"{BASE}+corpus-text", work) as entry:
+    with ModelServer(f"{BASE}+corpus-text", work) as entry:
         out["closed_book_acc"] = accuracy(asyncio.run(answers(entry, qa_prompts)))
         out["both_acc"] = accuracy(asyncio.run(answers(entry, rag_prompts)))
     log(f"closed book {out['closed_book_acc']} (base {out['base_closed_book_acc']}), rag {out['rag_acc']}, "

@@ -1,4 +1,4 @@
-"""Which judge catches hallucinations: the local model (SmolLM2-135M-Instruct on agentflow's node) or
+"""Which judge catches hallucinations: the local model (SmolLM2-135M-Instruct on agentflow's model server) or
 the offline support judge, side by side on HaluEval QA held-out rows.
 
     python benchmarks/judge_local.py [--rows 40] [--data ../shared/data]
@@ -7,7 +7,7 @@ Each row's right and hallucinated answer goes through the ``faithfulness`` check
 knowledge as the one document, once with the ``local`` profile's judge and once with the ``offline``
 profile's (the same rows as benchmarks/checks.py's held-out split, 250 on). Reported per judge:
 pairwise accuracy (the right answer scores higher; a tie counts half), the ROC AUC of the score for
-right over hallucinated, and seconds per answer. The local judge needs the node: one already
+right over hallucinated, and seconds per answer. The local judge needs the model server: one already
 serving SmolLM2 on 127.0.0.1:8000 is reused, otherwise agentflow starts one. The last line is JSON.
 """
 

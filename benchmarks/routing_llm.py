@@ -6,8 +6,8 @@ the model's server) as the node sends, on the docs corpus: its questions in
 benchmarks/routing/dev_questions.jsonl (answerable and on-topic unanswerable: ``knowledge``), and
 CLINC150 val messages (greetings, thanks and goodbyes: ``chitchat``; out-of-scope and banking,
 travel or kitchen requests: ``out_of_scope``). The model is the ``local`` profile's
-(SmolLM2-135M-Instruct) unless ``--model``/``--api-base`` say otherwise; a node must be serving it
-(``agentflow node serve --model smollm2-135m``). Side by side, the offline embedding classifier on
+(SmolLM2-135M-Instruct) unless ``--model``/``--api-base`` say otherwise; a model server must be serving it
+(``agentflow model-server serve --model smollm2-135m``). Side by side, the offline embedding classifier on
 the same messages. The last line printed is JSON.
 
     python benchmarks/routing_llm.py [--api-base URL] [--prompt prompts/classify.j2] [--verbose]

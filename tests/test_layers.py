@@ -1,7 +1,7 @@
 """The package's layers point one way (the contracts in pyproject.toml, checked by import-linter):
 the CLI on top; workflow servers, the viewer and fine-tuning; evaluation; the YAML spec; node
 types; the engine; checks and prompts; retrieval; models; tracing; plain data and errors at the
-bottom. The model server (agentflow.serve) imports nothing else of agentflow."""
+bottom. The model server (agentflow.model_server) imports nothing else of agentflow."""
 
 from __future__ import annotations
 

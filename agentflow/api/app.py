@@ -11,7 +11,7 @@
 - ``POST /v1/chat/completions``, ``GET /v1/models``: see :mod:`agentflow.api.chat`
 - ``GET /health``
 
-In front of every route (:mod:`agentflow.serve.guards`, shared with the model node and the trace viewer):
+In front of every route (:mod:`agentflow.model_server.guards`, shared with the model server and the trace viewer):
 the Host header must name this server (DNS rebinding), the API key when one is set (every route), and a
 body size limit (413 before anything is parsed). Errors are ``{"error": {"type", "message", ...}}``.
 """
@@ -137,7 +137,7 @@ def _close_models(workflow: ServedWorkflow) -> None:
 
 def _add_guards(app: FastAPI, settings: ServeSettings) -> None:
     """Host check outermost, then the key, then the body size (middlewares added last run first)."""
-    from agentflow.serve.guards import BodyLimit, HostGuard, KeyGuard, allowed_hosts
+    from agentflow.model_server.guards import BodyLimit, HostGuard, KeyGuard, allowed_hosts
 
     def error(message: str) -> dict[str, Any]:
         return error_body("invalid_request_error", message)

@@ -143,7 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     try:
         settings = settings_from(args)
-        from agentflow.serve.guards import allowed_hosts, unchecked_warning
+        from agentflow.model_server.guards import allowed_hosts, unchecked_warning
 
         allowed_hosts(settings.host, settings.allow_hosts)
     except ValueError as exc:

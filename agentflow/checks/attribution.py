@@ -5,7 +5,7 @@ model itself rather than a judge:
 
 1. the context is split into sources: the ``[DOC n]`` chunks, or each chunk's sentences;
 2. ``k`` random ablations each keep every source with probability 1/2 (seeded), and the fixed answer is
-   scored under each ablated context by the model's own log-probabilities (one request: the node scores
+   scored under each ablated context by the model's own log-probabilities (one request: the model server scores
    the prompts in batched passes over their shared prefix; see :mod:`agentflow.models.logprobs`);
 3. per answer sentence, the logit of its probability, ``log p - log(1 - p)``, is regressed on the ablation
    masks with a sparse linear surrogate (LASSO on standardised masks, scikit-learn, as the reference code);
@@ -296,7 +296,7 @@ async def attribute(
     full = [True] * len(sources)
     context = build_prompt(question, sources, full, template=template)
     # the full context without the answer too: the answer's token count is the difference (it is a prefix of
-    # the next prompt, so the node computes nothing more for it)
+    # the next prompt, so the model server computes nothing more for it)
     prompts = [context, context + " " + answer]
     prompts += [build_prompt(question, sources, list(m), template=template) + " " + answer for m in masks]
     started = time.perf_counter()

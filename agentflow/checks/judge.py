@@ -73,7 +73,7 @@ support score that best separated answerable from unanswerable CLAP NQ questions
 
 
 # The bounds below are in the JSON Schemas only (json_schema_extra), not validated: a server
-# that holds output to the schema (agentflow's node, vLLM) keeps a small model from running on,
+# that holds output to the schema (agentflow's model server, vLLM) keeps a small model from running on,
 # and a long reply from a large model is still accepted.
 _SENTENCE = {"maxLength": 200}
 

@@ -82,7 +82,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--ui-url", default="http://127.0.0.1:8737",
                    help="trace viewer address the report links to (agentflow ui)")
     p.add_argument("--scoring", choices=("auto", "loglik", "letter"), default="auto",
-                   help="mcq: each choice's log-likelihood (a model on agentflow's node or vLLM), the "
+                   help="mcq: each choice's log-likelihood (a model on agentflow's model server or vLLM), the "
                    "letter a chat model answers, or auto (loglik where the server can)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)

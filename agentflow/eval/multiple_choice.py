@@ -3,14 +3,14 @@
 Two ways to ask, as lm-evaluation-harness and the API leaderboards do:
 
 - ``loglik``: each choice's log-likelihood after the question, ``log p(" " + choice | prompt)``, from the
-  model's prompt log-probabilities (``/v1/completions`` with ``echo``: agentflow's node, vLLM); the item's
-  choices go in one request, so the node scores them in one batched pass over the shared question. The
+  model's prompt log-probabilities (``/v1/completions`` with ``echo``: agentflow's model server, vLLM); the item's
+  choices go in one request, so the model server scores them in one batched pass over the shared question. The
   prediction is the most likely choice (``accuracy``); ``accuracy_norm`` divides by the choice's length in
   characters first (lm-eval's ``acc_norm``), which favours long choices less.
 - ``letter``: the choices lettered A, B, ... in a chat message and the model's reply's first letter (held to
   the letters by a regex where the model's server takes grammars); any chat model, API ones included.
 
-``auto`` takes ``loglik`` for an OpenAI-compatible server (the node, vLLM) and ``letter`` otherwise.
+``auto`` takes ``loglik`` for an OpenAI-compatible server (the model server, vLLM) and ``letter`` otherwise.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def letter_message(item: Item) -> str:
 
 
 def resolve_scoring(router: Any, alias: str, scoring: Scoring) -> str:
-    """``auto`` as ``loglik`` for an OpenAI-compatible server (agentflow's node, vLLM), else ``letter``."""
+    """``auto`` as ``loglik`` for an OpenAI-compatible server (agentflow's model server, vLLM), else ``letter``."""
     if scoring not in SCORINGS:
         raise ValueError(f"scoring {scoring!r} is not valid; valid: {', '.join(SCORINGS)}")
     if scoring != "auto":

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
         DEFAULT_PROFILE,
         ModelEntry,
         ModelsConfig,
-        NodeLaunch,
+        ServerLaunch,
         PROFILE_ENV,
         Price,
         ProfileConfig,
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
         load_models_config,
         resolve_profile,
     )
-    from agentflow.models.managed_node import ManagedNodeChatModel, NodeHandle
+    from agentflow.models.managed_server import ManagedServerChatModel, ServerHandle
     from agentflow.models.router import ModelRouter, RoutedModel
     from agentflow.models.sampling import ProviderKind, Sampling, SamplingPlan, SamplingWarning
     from agentflow.models.types import (
@@ -65,13 +65,13 @@ _EXPORTS: dict[str, str] = {
     "Embedder": "agentflow.models.types",
     "JudgeVerdict": "agentflow.models.types",
     "Label": "agentflow.models.types",
-    "ManagedNodeChatModel": "agentflow.models.managed_node",
+    "ManagedServerChatModel": "agentflow.models.managed_server",
     "Message": "agentflow.models.types",
     "ModelEntry": "agentflow.models.profiles",
     "ModelRouter": "agentflow.models.router",
     "ModelsConfig": "agentflow.models.profiles",
-    "NodeHandle": "agentflow.models.managed_node",
-    "NodeLaunch": "agentflow.models.profiles",
+    "ServerHandle": "agentflow.models.managed_server",
+    "ServerLaunch": "agentflow.models.profiles",
     "Price": "agentflow.models.profiles",
     "ProfileConfig": "agentflow.models.profiles",
     "OutputConstraint": "agentflow.models.types",

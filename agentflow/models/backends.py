@@ -23,7 +23,7 @@ class Backends:
     :class:`~agentflow.models.embeddings.LocalEmbedder` (tests use the instant
     ``HashEmbedder.lexical()``); by default they use MiniLM, which keeps its vectors in
     ``embedding_cache`` (a file; None keeps them in memory only, the latest ``memory_size``).
-    ``project_dir`` is where a model node agentflow starts keeps its log (``.agentflow/node/``);
+    ``project_dir`` is where a model server agentflow starts keeps its log (``.agentflow/model-server/``);
     by default the working directory.
     """
 
@@ -107,16 +107,16 @@ class Backends:
 
 def chat_backend(entry: ModelEntry) -> type[Any]:
     """The class of the chat backend that serves ``entry``, imported but not built: the offline
-    backend for its kind, agentflow's node for an entry that declares ``serve``, else LiteLLM.
+    backend for its kind, agentflow's model server for an entry that declares ``serve``, else LiteLLM.
     Each class declares its :class:`~agentflow.models.types.Capabilities`."""
     if entry.provider_kind() == "offline":
         from agentflow.models.offline.model import OfflineModel
 
         return OfflineModel
     if entry.serve is not None:
-        from agentflow.models.managed_node import ManagedNodeChatModel
+        from agentflow.models.managed_server import ManagedServerChatModel
 
-        return ManagedNodeChatModel
+        return ManagedServerChatModel
     from agentflow.models.litellm_adapter import LiteLLMChatModel
 
     return LiteLLMChatModel

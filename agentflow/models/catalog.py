@@ -8,7 +8,7 @@ Facts come from three places, in this order of precedence, and each value says w
          hosted_vllm/smollm2-135m: {training_cutoff: "2024-06", family: huggingface}
          openai/gpt-4.1-mini: {parameters: null, training_cutoff: "2024-06"}
 
-2. the node's ``/v1/models`` (agentflow's node reports its parameter count and context; only asked when a
+2. the node's ``/v1/models`` (agentflow's model server reports its parameter count and context; only asked when a
    node already answers at the entry's ``api_base``: the catalogue never starts one);
 3. LiteLLM's model list (context window, maximum output, price per token), and the entry's own
    ``context_window`` and ``price``.
@@ -101,7 +101,7 @@ def litellm_info(model: str) -> dict[str, Any]:
     return dict(info or {})
 
 
-def node_info(api_base: str | None, model: str, *, timeout_s: float = 1.0) -> dict[str, Any]:
+def server_info(api_base: str | None, model: str, *, timeout_s: float = 1.0) -> dict[str, Any]:
     """What a node already serving at ``api_base`` says about ``model`` in ``/v1/models`` (empty when none
     answers: the catalogue never starts a node)."""
     if not api_base:
@@ -118,7 +118,7 @@ def node_info(api_base: str | None, model: str, *, timeout_s: float = 1.0) -> di
 
 
 def describe(alias: str, position: int, entry: ModelEntry, overrides: Mapping[str, Any], *,
-             ask_nodes: bool = True) -> CatalogEntry:
+             ask_servers: bool = True) -> CatalogEntry:
     """The catalogue entry of one model (see the module docstring for the precedence)."""
     row = CatalogEntry(alias, entry.model, entry.provider_kind(), position)
     can = capabilities(entry)
@@ -145,7 +145,7 @@ def describe(alias: str, position: int, entry: ModelEntry, overrides: Mapping[st
     if entry.price is not None:
         facts["input_per_million"] = (entry.price.input_per_million, "profile price")
         facts["output_per_million"] = (entry.price.output_per_million, "profile price")
-    node = node_info(entry.api_base, entry.model) if ask_nodes and entry.provider_kind() == "openai-compatible" \
+    node = server_info(entry.api_base, entry.model) if ask_servers and entry.provider_kind() == "openai-compatible" \
         else {}
     if node.get("parameters"):
         facts["parameters"] = (int(node["parameters"]), "node")
@@ -235,14 +235,14 @@ def _stats(items: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
 
 
 def catalogue(config: Any, profile: str, *, config_path: str | Path | None = "agentflow.yaml",
-              traces: str | Path | None = ".agentflow/traces.db", ask_nodes: bool = True) -> list[CatalogEntry]:
+              traces: str | Path | None = ".agentflow/traces.db", ask_servers: bool = True) -> list[CatalogEntry]:
     """Every model of every alias of ``profile``, described and measured."""
     overrides = read_overrides(config_path)
     stats = measured(traces) if traces else {}
     rows = []
     for alias, entries in sorted(config.aliases_of(profile).items()):
         for position, entry in enumerate(entries):
-            row = describe(alias, position, entry, overrides, ask_nodes=ask_nodes)
+            row = describe(alias, position, entry, overrides, ask_servers=ask_servers)
             row.measured = stats.get(entry.model, {})
             rows.append(row)
     return rows
@@ -269,18 +269,18 @@ BENCH_PROMPT = "Write three sentences about rivers."
 
 async def bench(router: Any, alias: str, *, runs: int = 3, max_tokens: int = 64) -> BenchResult:
     """Stream ``runs`` greedy requests to ``alias``'s first model: p50 time to first token, tokens per second
-    after it (completion tokens minus one over the time from first to last), p50 latency. A managed node is
+    after it (completion tokens minus one over the time from first to last), p50 latency. A managed model server is
     found or started first (its start is not timed)."""
     from agentflow.errors import ModelError
     from agentflow.models.litellm_adapter import litellm, translate_error
-    from agentflow.models.managed_node import start_node
+    from agentflow.models.managed_server import start_server
 
     routed = router.chain(alias)[0]
     if not router.capabilities(alias).language_model:
         raise ModelError(f"alias {alias!r} is the {routed.model.name} backend, not a language model: nothing to "
                          "benchmark")
     if routed.entry.serve is not None:
-        await start_node(routed.model)
+        await start_server(routed.model)
     client = getattr(routed.model, "_model", routed.model)
     kwargs = client.request_kwargs(_bench_request(max_tokens))
     kwargs.update(stream=True, stream_options={"include_usage": True})

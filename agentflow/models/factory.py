@@ -53,7 +53,7 @@ def build_router(
     the workflow's ``profile:``; the environment variable ``AGENTFLOW_PROFILE`` sits between them.
     ``cache_mode`` (or ``AGENTFLOW_CACHE_MODE``) overrides the configured cache mode; a relative
     cache path is taken from ``root`` (the project directory, default the working directory), where
-    a model node agentflow starts for the ``local`` profile also keeps its log.
+    a model server agentflow starts for the ``local`` profile also keeps its log.
     ``encoder`` replaces MiniLM in the offline backends. MiniLM's on-disk cache is
     ``models.embedding_cache.path`` (relative to ``root``), or ``$AGENTFLOW_EMBEDDING_CACHE`` of
     the process environment when set (the cache is shared by the process, whatever ``env``).

@@ -92,7 +92,7 @@ class LiteLLMChatModel:
         }
         extra_body = dict(plan.extra_body)
         if request.constraint is not None and self.entry.grammars:
-            # vLLM's spelling, which agentflow's node reads too; LiteLLM passes extra_body as is
+            # vLLM's spelling, which agentflow's model server reads too; LiteLLM passes extra_body as is
             extra_body["structured_outputs"] = {request.constraint.kind: request.constraint.pattern}
         if extra_body:
             kwargs["extra_body"] = extra_body

@@ -1,7 +1,7 @@
 """Prompt log-probabilities through a model alias: ``/v1/completions`` with ``echo`` and ``logprobs``.
 
 Attribution (ContextCite) and multiple-choice scoring need ``log p(token | tokens before it)`` for every
-token of a prompt, which chat APIs do not give. Servers that follow vLLM's convention do (agentflow's node,
+token of a prompt, which chat APIs do not give. Servers that follow vLLM's convention do (agentflow's model server,
 vLLM): a text completion with ``echo: true, logprobs: 0, max_tokens: 0`` returns each prompt token with its
 log-probability (the first one's is ``null``). All prompts of one call go in one request, so the node
 scores them in batched passes that share their common prefix.
@@ -13,7 +13,7 @@ scores them in batched passes that share their common prefix.
     scored.tail_logprob(" 4")          # log p(" 4" | the rest)
 
 The request goes through LiteLLM's ``atext_completion`` (the one module that imports LiteLLM translates its
-errors); a managed node is found or started first, as the router does for chat calls.
+errors); a managed model server is found or started first, as the router does for chat calls.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from agentflow.errors import ModelError
 from agentflow.models.litellm_adapter import api_key, litellm, translate_error
-from agentflow.models.managed_node import start_node
+from agentflow.models.managed_server import start_server
 
 
 @dataclass(frozen=True)
@@ -73,13 +73,13 @@ class PromptScorer(Protocol):
 
 class RouterScorer:
     """Prompt log-probabilities from the first model of ``alias`` (it must serve ``/v1/completions`` with
-    ``echo``: agentflow's node or vLLM). ``forward_passes`` counts the prompts scored."""
+    ``echo``: agentflow's model server or vLLM). ``forward_passes`` counts the prompts scored."""
 
     def __init__(self, router: Any, alias: str, *, timeout_s: float | None = None) -> None:
         routed = router.chain(alias)[0]
         if not router.capabilities(alias).language_model:
             raise ModelError(f"model alias {alias!r} is the {routed.model.name} backend, which has no log-probabilities "
-                             "(not a language model); use a model served by agentflow's node or vLLM (e.g. --profile "
+                             "(not a language model); use a model served by agentflow's model server or vLLM (e.g. --profile "
                              "local)")
         self.router, self.alias, self.routed = router, alias, routed
         self.name = routed.entry.model
@@ -93,8 +93,8 @@ class RouterScorer:
             return []
         entry = self.routed.entry
         if entry.serve is not None:
-            await start_node(self.routed.model)
-        node = getattr(self.routed.model, "node", None)  # a managed node runs where it was found or started
+            await start_server(self.routed.model)
+        node = getattr(self.routed.model, "node", None)  # a managed model server runs where it was found or started
         api_base = node.api_base if node is not None else entry.api_base
         kwargs: dict[str, Any] = {"model": entry.model, "prompt": list(prompts), "echo": True, "logprobs": 0,
                                   "max_tokens": 0, "temperature": 0.0, "timeout": self.timeout_s}
@@ -126,6 +126,6 @@ def parse_scored(raw: Any, count: int, model: str) -> list[ScoredPrompt]:
         tokens, values = lp.get("tokens"), lp.get("token_logprobs")
         if not tokens or values is None or len(tokens) != len(values):
             raise ModelError(f"{model}: the server returned no prompt log-probabilities (it must accept echo "
-                             "and logprobs on /v1/completions, as agentflow's node and vLLM do)")
+                             "and logprobs on /v1/completions, as agentflow's model server and vLLM do)")
         out.append(ScoredPrompt(list(tokens), [None if v is None else float(v) for v in values]))
     return out

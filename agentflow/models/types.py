@@ -143,7 +143,7 @@ class ChatResponse(BaseModel):
     finish_reason: str | None = None
     latency_s: float = 0.0
     ttft_s: float | None = None
-    """Seconds to the first token as the server measured it, where it says (agentflow's node, as
+    """Seconds to the first token as the server measured it, where it says (agentflow's model server, as
     llama.cpp's server, reports ``timings``); ``None`` otherwise."""
 
     def all_choices(self) -> tuple[str, ...]:
@@ -154,7 +154,7 @@ class ChatResponse(BaseModel):
 class OutputConstraint(BaseModel):
     """A format free text must match, held by the server while it decodes (constrained decoding).
 
-    Sent to models whose entry says they accept one (``grammars: true``: agentflow's node, vLLM)
+    Sent to models whose entry says they accept one (``grammars: true``: agentflow's model server, vLLM)
     as vLLM's ``structured_outputs``; other models get the prompt alone, which asks for the same.
     """
 

@@ -138,7 +138,7 @@ async def answer_step(state: Any, cfg: GenerateConfig, ctx: RunContext[Any], *, 
         instructions=instructions_of(state, cfg, ctx.node), chain_of_thought=cfg.chain_of_thought,
         template=cfg.prompt,
     )
-    await ctx.models.ready(cfg.model)  # a node started now counts the prompt's tokens
+    await ctx.models.ready(cfg.model)  # a model server started now counts the prompt's tokens
     messages, inputs, report = assemble(
         prompt, ctx.prompts, ctx.models, cfg.model, cfg.sampling, history_share=cfg.history_share
     )

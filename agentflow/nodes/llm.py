@@ -74,7 +74,7 @@ async def llm(state: Any, cfg: LlmConfig, ctx: RunContext) -> dict[str, Any]:
     """Render a prompt template from state fields and write the model's reply to ``output``."""
     values = {var: read_state(state, field, ctx.node) for var, field in cfg.variables.items()}
     messages = ctx.prompts.messages(cfg.prompt, values)
-    await ctx.models.ready(cfg.model)  # a node started now counts the prompt's tokens
+    await ctx.models.ready(cfg.model)  # a model server started now counts the prompt's tokens
     check_fits(
         ctx.models.count_tokens(cfg.model, messages),
         ctx.models.prompt_limit(cfg.model, cfg.sampling),

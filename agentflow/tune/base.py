@@ -1,10 +1,10 @@
-"""The base model to fine-tune, as a trainable transformers model, from whatever the node serves.
+"""The base model to fine-tune, as a trainable transformers model, from whatever the model server serves.
 
 A HuggingFace Llama-family directory loads with transformers as it is. A GGUF file (or a packaged model's short
-name, ``smollm2-135m``) is read through the node's own loader: every tensor dequantized to fp32 with its
-q/k rows unpermuted (:meth:`agentflow.serve.gguf.GGUFModel.hf_tensors`), so training starts from exactly the
-weights the node serves, and an adapter trained here merges back into them. The tokenizer and its chat
-template come from the same place the node takes them.
+name, ``smollm2-135m``) is read through the model server's own loader: every tensor dequantized to fp32 with its
+q/k rows unpermuted (:meth:`agentflow.model_server.gguf.GGUFModel.hf_tensors`), so training starts from exactly the
+weights the model server serves, and an adapter trained here merges back into them. The tokenizer and its chat
+template come from the same place the model server takes them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from agentflow.serve.config import LlamaSpec
+    from agentflow.model_server.config import LlamaSpec
 
 
 class TuneError(InputError):
@@ -31,7 +31,7 @@ class LoadedBase:
     """A base model ready for LoRA: the transformers module (fp32), its tokenizer and where it came from."""
 
     name: str
-    """The name the node serves it under (directory name, GGUF stem or packaged short name)."""
+    """The name the model server serves it under (directory name, GGUF stem or packaged short name)."""
     ref: str
     """What was given (``smollm2-135m``, a folder, a ``.gguf`` file): recorded in ``tune.json``."""
     path: Path
@@ -56,7 +56,7 @@ class LoadedBase:
 
 
 def hf_config(spec: LlamaSpec) -> Any:
-    """The transformers config of a node :class:`LlamaSpec` (Llama, Mistral without a window, Qwen2)."""
+    """The transformers config of the model server's :class:`LlamaSpec` (Llama, Mistral without a window, Qwen2)."""
     from transformers import LlamaConfig, Qwen2Config
 
     rope: dict[str, Any] = {"rope_type": spec.rope.rope_type, "rope_theta": spec.rope.theta}
@@ -87,10 +87,10 @@ def load_base(ref: str | Path, *, device: str = "cpu") -> LoadedBase:
     """Load ``ref`` (a packaged name, a ``.gguf`` file or folder, a HuggingFace directory) for training, fp32."""
     import torch
 
-    from agentflow.serve.config import ModelLoadError, load_spec
-    from agentflow.serve.gguf import GGUFModel
-    from agentflow.serve.runtime import locate_model
-    from agentflow.serve.tokenizer import Tokenizer
+    from agentflow.model_server.config import ModelLoadError, load_spec
+    from agentflow.model_server.gguf import GGUFModel
+    from agentflow.model_server.runtime import locate_model
+    from agentflow.model_server.tokenizer import Tokenizer
 
     try:
         source = locate_model(Path(ref))
@@ -114,7 +114,7 @@ def load_base(ref: str | Path, *, device: str = "cpu") -> LoadedBase:
 
 
 def _from_tensors(spec: LlamaSpec, get: Any, has: Any) -> PreTrainedModel:
-    """A transformers model whose weights are the node's tensors (by HuggingFace name)."""
+    """A transformers model whose weights are the model server's tensors (by HuggingFace name)."""
     import torch
     from transformers import AutoModelForCausalLM
 

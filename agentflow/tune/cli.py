@@ -16,7 +16,7 @@ examples:
   agentflow tune --dataset ../shared/data/nq_open_oracle --format nq_open_oracle --limit 200 --name rag-cite
   agentflow tune --from-traces --tag origin=serve --require-feedback --name from-users
   agentflow tune --classify graphs/agentic_rag.yaml --name router
-then serve it: agentflow node serve --model smollm2-135m+rag-cite
+then serve it: agentflow model-server serve --model smollm2-135m+rag-cite
 or name it in agentflow.yaml:  large: local/smollm2-135m+rag-cite
 """
 
@@ -40,7 +40,7 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "tune", help="LoRA fine-tune the local model on a dataset, recorded runs or a router (needs the 'tune' extra)",
         description="Fine-tune a local Llama-family model with LoRA (peft on torch, CPU or GPU) and save an adapter "
-                    "the model node serves.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "the model server serves.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = p.add_argument_group("training data (one source)")
     source.add_argument("--dataset", type=Path, help="an evaluation set's folder or file (with --format)")
     source.add_argument("--format", dest="fmt", help="the dataset's format (see agentflow eval --help)")
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, source: str) -> int:
-    from agentflow.serve.adapter import ADAPTER_DIR
+    from agentflow.model_server.adapter import ADAPTER_DIR
     from agentflow.tune.base import load_base
     from agentflow.tune.examples import classify_examples, dataset_examples, load_examples_file, split_examples
     from agentflow.tune.train import TuneConfig, save, save_merged, train
@@ -162,5 +162,5 @@ def _run(args: argparse.Namespace, source: str) -> int:
     summary.update(adapter=str(out), first_loss=result.losses[0], last_loss=result.losses[-1])
     print(json.dumps(summary, indent=2))
     served = f"{base.name}+{args.name}" if args.name else f"{base.name} --adapter {out}"
-    print(f"saved {out}; serve it with: agentflow node serve --model {served}", file=sys.stderr)
+    print(f"saved {out}; serve it with: agentflow model-server serve --model {served}", file=sys.stderr)
     return 0

@@ -1,6 +1,6 @@
 """LoRA fine-tuning on the CPU or a GPU: tokenize, train with a progress bar, report on the held-out split, save.
 
-Prompts are tokenized exactly as the node tokenizes a request (the chat template with the generation prompt,
+Prompts are tokenized exactly as the model server tokenizes a request (the chat template with the generation prompt,
 no added special tokens), the completion follows with the end-of-turn token, and the loss counts the
 completion's tokens only; the vocabulary projection runs on those positions alone, which on a 49k-token
 vocabulary is most of the saving when prompts carry documents. Everything random (LoRA's initialisation,
@@ -110,7 +110,7 @@ class Encoded:
 
 
 def encode(base: LoadedBase, example: TrainExample) -> Encoded:
-    """Prompt ids as the node builds them, then the completion and the end-of-turn token."""
+    """Prompt ids as the model server builds them, then the completion and the end-of-turn token."""
     tok = base.tokenizer
     if isinstance(example.prompt, tuple):
         if not base.has_chat_template:
@@ -295,7 +295,7 @@ def save(model: Any, base: LoadedBase, result: TuneResult, out: Path, split: Spl
 
 
 def save_merged(model: Any, base: LoadedBase, out: Path) -> Path:
-    """Base plus adapter as one HuggingFace model directory (fp32 safetensors, config, tokenizer) the node serves."""
+    """Base plus adapter as one HuggingFace model directory (fp32 safetensors, config, tokenizer) the model server serves."""
     merged = model.merge_and_unload()
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(str(out), safe_serialization=True)

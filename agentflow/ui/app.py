@@ -38,7 +38,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from agentflow.errors import ConfigError
 from agentflow.eval.formats import DatasetError
-from agentflow.serve.guards import HostGuard, allowed_hosts
+from agentflow.model_server.guards import HostGuard, allowed_hosts
 from agentflow.errors import InputError
 from agentflow.tracing.feedback import record_feedback
 from agentflow.tracing.query import SORT_COLUMNS, SPAN_FIELDS, TraceNotFoundError, TraceReader
@@ -88,7 +88,7 @@ def create_app(
     too; ``evals``: evaluation folders (or folders of them) beside those found next to each
     database (``.agentflow/eval/runs/``). It answers only requests whose Host header is a loopback
     name, ``host`` itself or one of ``allow_hosts`` (``--allow-host``; see
-    :func:`agentflow.serve.guards.allowed_hosts`).
+    :func:`agentflow.model_server.guards.allowed_hosts`).
     """
     paths = [db_path] if isinstance(db_path, (str, Path)) else list(db_path)
     stores = Stores(paths, discover=discover, evals=evals)

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         print(f"agentflow: error: --port must be 1-65535, got {args.port}", file=sys.stderr)
         return EXIT_USAGE
-    from agentflow.serve.guards import allowed_hosts, unchecked_warning
+    from agentflow.model_server.guards import allowed_hosts, unchecked_warning
 
     try:
         allowed_hosts(args.host, args.allow_host)

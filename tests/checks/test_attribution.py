@@ -1,5 +1,5 @@
 """The attribution check (ContextCite): seeded ablations, the LASSO surrogate, per-sentence top sources, the
-flags beside the answer's citations; with a scripted scorer, then the real SmolLM2 node over HTTP through
+flags beside the answer's citations; with a scripted scorer, then the real SmolLM2 on the model server over HTTP through
 LiteLLM, and as a ``check`` node in a YAML workflow."""
 
 from __future__ import annotations
@@ -150,8 +150,8 @@ async def test_an_abstention_and_a_backend_without_logprobs_are_not_scores() -> 
 
 @pytest.fixture(scope="module")
 def smol_url() -> Iterator[str]:
-    pytest.importorskip("torch", reason="the node needs the 'node' extra")
-    from tests.serve.conftest import serve
+    pytest.importorskip("torch", reason="the model server needs the 'model-server' extra")
+    from tests.model_server.conftest import serve
 
     for served in serve(Path("smollm2-135m"), max_batch=4, max_len=1024):
         yield served.base

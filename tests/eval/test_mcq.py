@@ -90,8 +90,8 @@ async def test_letter_scoring_reads_the_first_letter_a_chat_model_answers() -> N
 
 @pytest.fixture(scope="module")
 def smol_url() -> Iterator[str]:
-    pytest.importorskip("torch", reason="the node needs the 'node' extra")
-    from tests.serve.conftest import serve
+    pytest.importorskip("torch", reason="the model server needs the 'model-server' extra")
+    from tests.model_server.conftest import serve
 
     for served in serve(Path("smollm2-135m"), max_batch=4, max_len=512):
         yield served.base

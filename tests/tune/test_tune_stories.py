@@ -1,4 +1,4 @@
-"""LoRA on the tiny real model (stories260K): training lowers the loss, is seeded, and the node serves the adapter
+"""LoRA on the tiny real model (stories260K): training lowers the loss, is seeded, and the model server serves the adapter
 (base plus adapter merged at load) exactly as transformers runs the unmerged peft model and as it serves the merged
 weights, over HTTP."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agentflow.serve.config import ModelLoadError
+from agentflow.model_server.config import ModelLoadError
 from agentflow.tune.base import load_base
 from agentflow.tune.examples import TrainExample, split_examples
 from agentflow.tune.train import TuneConfig, greedy_completion, save, save_merged, train
@@ -75,7 +75,7 @@ def test_the_same_seed_gives_the_same_losses_and_another_seed_does_not(stories: 
     assert other.losses != first.losses
 
 
-def test_the_node_serves_base_plus_adapter_by_name_as_peft_runs_it(  # type: ignore[no-untyped-def]
+def test_the_model_server_serves_base_plus_adapter_by_name_as_peft_runs_it(  # type: ignore[no-untyped-def]
         stories: Path, adapter, monkeypatch: pytest.MonkeyPatch) -> None:
     root, _, _, unmerged = adapter
     monkeypatch.chdir(root)  # the name is looked up in ./.agentflow/adapters
@@ -102,8 +102,8 @@ def test_greedy_output_of_base_plus_adapter_equals_the_merged_weights(stories: P
 
 def test_an_adapter_of_another_base_or_an_unknown_name_is_refused_with_the_reason(  # type: ignore[no-untyped-def]
         stories: Path, adapter, tmp_path: Path) -> None:
-    from agentflow.serve.adapter import load_adapter
-    from agentflow.serve.runtime import locate_with_adapter
+    from agentflow.model_server.adapter import load_adapter
+    from agentflow.model_server.runtime import locate_with_adapter
 
     _, out, _, _ = adapter
     with pytest.raises(ModelLoadError, match="no adapter_config.json.*agentflow tune --name"):
@@ -128,7 +128,7 @@ def test_an_adapter_of_another_base_or_an_unknown_name_is_refused_with_the_reaso
 
 def test_a_profile_alias_names_base_plus_adapter_and_agentflow_starts_that_node(  # type: ignore[no-untyped-def]
         stories: Path, adapter) -> None:
-    from agentflow.models.managed_node import ManagedNodes
+    from agentflow.models.managed_server import ManagedServers
     from agentflow.models.profiles import ModelsConfig
 
     root, _, _, unmerged = adapter
@@ -138,12 +138,12 @@ def test_a_profile_alias_names_base_plus_adapter_and_agentflow_starts_that_node(
     entry = config.aliases_of("local")["large"][0]
     assert (entry.model, entry.offline_tasks) == ("hosted_vllm/stories260K+story", ())
     entry = entry.model_copy(update={"context_window": 512, "api_base": "http://127.0.0.1:9/v1"})  # 512: its window
-    nodes = ManagedNodes()
-    handle = nodes.acquire(entry, project_dir=root)
+    servers = ManagedServers()
+    handle = servers.acquire(entry, project_dir=root)
     try:
         text = completion(handle.api_base.removesuffix("/v1"), "stories260K+story", PROMPT)
     finally:
-        nodes.release(handle)
+        servers.release(handle)
     assert text == unmerged
 
 
@@ -161,7 +161,7 @@ def test_the_command_trains_saves_and_says_how_to_serve(  # type: ignore[no-unty
     summary = json.loads(printed.out)
     assert summary["steps"] == 6 and summary["examples_held_out"] == 8
     assert summary["last_loss"] < summary["first_loss"]
-    assert "agentflow node serve --model stories260K+story" in printed.err
+    assert "agentflow model-server serve --model stories260K+story" in printed.err
     assert (tmp_path / ".agentflow" / "adapters" / "story" / "adapter_model.safetensors").is_file()
     assert main(["tune", "--examples", str(data), "--dataset", str(data), "--name", "x"]) == 2
     assert "one source of training data" in capsys.readouterr().err

@@ -17,7 +17,7 @@ right and hallucinated answers the knowledge supports (the order seeded per row,
 half of the time).
 
 Either is scored by :mod:`agentflow.eval.multiple_choice`: the log-likelihood of each choice after the
-question (a model on agentflow's node or vLLM), or the letter a chat model answers.
+question (a model on agentflow's model server or vLLM), or the letter a chat model answers.
 """
 
 from __future__ import annotations
