@@ -217,7 +217,8 @@ def main() -> None:
                                                                      "quick 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sharing", action="store_true",
-                        help="only time the model server's scoring in process: each prompt alone vs one call (no answers)")
+                        help="only time the model server's scoring in process: each prompt alone vs one call "
+                             "(no answers)")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     args = parser.parse_args()
     items_n = args.items or (3 if args.quick else 20)

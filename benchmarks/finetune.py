@@ -98,7 +98,7 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-# the model server ----------------------------------------------------------------------------------------
+# the model server --------------------------------------------------------------------------------
 class ModelServer:
     """A model server agentflow starts for ``local/NAME`` (the profile's path), in the work folder; stopped on exit."""
 

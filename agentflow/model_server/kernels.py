@@ -197,7 +197,8 @@ def _gemv_kernel(x_ptr, w_ptr, out_ptr, res_ptr, N, K, xres_ptr, hidden, eps,
 
 
 class TritonOps:
-    """:class:`~agentflow.model_server.model.DecodeOps` as Triton kernels (one launch per step, two for split attention).
+    """:class:`~agentflow.model_server.model.DecodeOps` as Triton kernels (one launch per step, two for split
+    attention).
 
     With ``folded=True`` the model folds each pre-attention and pre-MLP RMSNorm weight into the projection
     after it, and the RoPE and SiLU kernels apply the row's ``1/rms`` themselves: two launches fewer per layer.

@@ -42,7 +42,8 @@ class ServerSettings:
     max_len: int | None = None
     cuda_graphs: bool = True
     threads: int | None = None
-    """CPU threads for prefill and decode (default: every core but one; see :func:`agentflow.model_server.cpu.cpu_threads`)."""
+    """CPU threads for prefill and decode (default: every core but one; see
+    :func:`agentflow.model_server.cpu.cpu_threads`)."""
     weights: WeightFormat = "auto"
     """``auto`` keeps the device's dtype (bf16 on a GPU, fp32 on a CPU); ``int8`` quantizes the layer matrices and
     the head at load, one scale per output channel (CPU only): a quarter of fp32's bytes per decode step."""

@@ -3,10 +3,11 @@
 ``/v1/completions`` and ``/v1/chat/completions`` (JSON or SSE streams), ``/v1/models``, ``/health`` and
 ``/metrics`` (Prometheus text). ``/v1/completions`` with ``echo`` and ``logprobs`` also returns every prompt
 token's log-probability (vLLM's convention; ``max_tokens: 0`` scores without generating), the prompts of one
-request scored in batched passes that share their common prefix (:mod:`agentflow.model_server.scoring`). The model name in requests is the model directory's name. With an API key
-set, every route needs ``Authorization: Bearer <key>`` (the API docs ``/docs``, ``/redoc`` and
-``/openapi.json`` too) except ``/health`` and ``/metrics``, which stay open for probes and scrapers and
-show no prompts. A client that disconnects, streaming or not, has its request aborted and its slots freed.
+request scored in batched passes that share their common prefix (:mod:`agentflow.model_server.scoring`). The
+model name in requests is the model directory's name. With an API key set, every route needs
+``Authorization: Bearer <key>`` (the API docs ``/docs``, ``/redoc`` and ``/openapi.json`` too) except
+``/health`` and ``/metrics``, which stay open for probes and scrapers and show no prompts. A client that
+disconnects, streaming or not, has its request aborted and its slots freed.
 
 In front of the routes (:mod:`agentflow.model_server.guards`): the Host header must name this server (DNS
 rebinding), then the key, then the body size (413 past ``max_request_bytes``, before parsing). Prompts are
@@ -32,7 +33,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agentflow.model_server.engine import EngineRequest, StepOutput
 from agentflow.model_server.guards import BodyLimit, HostGuard, KeyGuard, allowed_hosts, unchecked_warning
 from agentflow.model_server.constrained import CompiledFormat, FormatError
-from agentflow.model_server.protocol import ChatRequest, CompletionRequest, InvalidFieldError, TokenizeRequest, error_body
+from agentflow.model_server.protocol import (
+    ChatRequest,
+    CompletionRequest,
+    InvalidFieldError,
+    TokenizeRequest,
+    error_body,
+)
 from agentflow.model_server.responses import Echo, Kind, ResponseBuilder
 from agentflow.model_server.runtime import ServerRuntime
 from agentflow.model_server.scheduler import EngineFailedError, QueueFullError, RequestHandle
@@ -58,17 +65,17 @@ def _invalid(param: str | None, message: str) -> HTTPError:
     return HTTPError(400, message, kind="invalid_request_error", param=param)
 
 
-def create_app(node: ServerRuntime) -> FastAPI:
-    """The FastAPI application serving ``node`` (starts and stops its scheduler with the app)."""
+def create_app(runtime: ServerRuntime) -> FastAPI:
+    """The FastAPI application serving ``runtime`` (starts and stops its scheduler with the app)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        node.scheduler.start(asyncio.get_running_loop())
+        runtime.scheduler.start(asyncio.get_running_loop())
         yield
-        node.scheduler.stop()
+        runtime.scheduler.stop()
 
     app = FastAPI(title="agentflow model server", lifespan=lifespan)
-    settings = node.settings
+    settings = runtime.settings
     _add_guards(app, settings.host, settings.allow_hosts, settings.api_key, settings.max_request_bytes)
 
     @app.exception_handler(HTTPError)
@@ -87,25 +94,25 @@ def create_app(node: ServerRuntime) -> FastAPI:
         return JSONResponse(error_body(message, kind="invalid_request_error", param=param), 400)
 
     def check_model(name: str) -> None:
-        if name not in node.names:
-            raise HTTPError(404, f"model {name!r} not found; this server serves {', '.join(map(repr, node.names))}",
+        if name not in runtime.names:
+            raise HTTPError(404, f"model {name!r} not found; this server serves {', '.join(map(repr, runtime.names))}",
                             kind="invalid_request_error", param="model")
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": node.model_name}
+        return {"status": "ok", "model": runtime.model_name}
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(node.metrics.render(), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": [
-            {"id": name, "object": "model", "created": 0, "owned_by": "agentflow", "max_model_len": node.context_len,
-             "parameters": node.spec.num_parameters, "max_position_embeddings": node.spec.max_position_embeddings,
-             "weights": node.settings.weights}
-            for name in node.names
+            {"id": name, "object": "model", "created": 0, "owned_by": "agentflow", "max_model_len": runtime.context_len,
+             "parameters": runtime.spec.num_parameters, "max_position_embeddings": runtime.spec.max_position_embeddings,
+             "weights": runtime.settings.weights}
+            for name in runtime.names
         ]}
 
     @app.post("/tokenize")
@@ -114,40 +121,40 @@ def create_app(node: ServerRuntime) -> FastAPI:
         if body.model is not None:
             check_model(body.model)
         if body.prompt is not None:
-            tokens = await _encode_prompt(node, body.prompt)
+            tokens = await _encode_prompt(runtime, body.prompt)
         else:
             try:
                 messages = body.rendered_messages()
-                _check_text(node, "messages", "".join(m["content"] for m in messages))
-                tokens = await asyncio.to_thread(node.tokenizer.encode_chat, messages)
+                _check_text(runtime, "messages", "".join(m["content"] for m in messages))
+                tokens = await asyncio.to_thread(runtime.tokenizer.encode_chat, messages)
             except (NoChatTemplateError, ValueError) as exc:
                 raise _invalid("messages", str(exc)) from exc
-        return {"count": len(tokens), "max_model_len": node.context_len, "tokens": tokens}
+        return {"count": len(tokens), "max_model_len": runtime.context_len, "tokens": tokens}
 
     @app.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> Response:
         check_model(body.model)
         given = body.prompts()
-        prompts = [await _encode_prompt(node, p) for p in given]
+        prompts = [await _encode_prompt(runtime, p) for p in given]
         echo = None
         if body.echo:
-            texts = [p if isinstance(p, str) else node.tokenizer.decode(p) for p in given]
-            echo = await _score(node, prompts, texts, body.logprobs)
+            texts = [p if isinstance(p, str) else runtime.tokenizer.decode(p) for p in given]
+            echo = await _score(runtime, prompts, texts, body.logprobs)
             if body.max_tokens == 0:
-                return JSONResponse(echo_only(node, body, prompts, echo))
-        return await _generate(node, request, body, prompts, "completion", body.logprobs, echo)
+                return JSONResponse(echo_only(runtime, body, prompts, echo))
+        return await _generate(runtime, request, body, prompts, "completion", body.logprobs, echo)
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(body: ChatRequest, request: Request) -> Response:
         check_model(body.model)
         try:
             messages = body.rendered_messages()
-            _check_text(node, "messages", "".join(m["content"] for m in messages))
-            prompt = await asyncio.to_thread(node.tokenizer.encode_chat, messages)
+            _check_text(runtime, "messages", "".join(m["content"] for m in messages))
+            prompt = await asyncio.to_thread(runtime.tokenizer.encode_chat, messages)
         except (NoChatTemplateError, ValueError) as exc:
             raise _invalid("messages", str(exc)) from exc
         logprobs = (body.top_logprobs or 0) if body.logprobs else None
-        return await _generate(node, request, body, [prompt], "chat", logprobs)
+        return await _generate(runtime, request, body, [prompt], "chat", logprobs)
 
     return app
 
@@ -200,13 +207,13 @@ def _field_path(loc: Sequence[Any]) -> str | None:
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "dict", "list", "none", "null"})
 
 
-def _check_text(node: ServerRuntime, field: str, text: str) -> None:
+def _check_text(runtime: ServerRuntime, field: str, text: str) -> None:
     """Refuse, before tokenizing, text that cannot fit in the context or cannot be encoded."""
-    limit = node.context_len * node.tokenizer.max_token_chars
+    limit = runtime.context_len * runtime.tokenizer.max_token_chars
     if len(text) > limit:
         raise _invalid(field, f"the prompt has {len(text)} characters, more than the {limit} that could fit in the "
-                              f"model's context of {node.context_len} tokens (no token here is longer than "
-                              f"{node.tokenizer.max_token_chars} characters); shorten it")
+                              f"model's context of {runtime.context_len} tokens (no token here is longer than "
+                              f"{runtime.tokenizer.max_token_chars} characters); shorten it")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -214,17 +221,17 @@ def _check_text(node: ServerRuntime, field: str, text: str) -> None:
                               "send valid Unicode") from None
 
 
-async def _encode_prompt(node: ServerRuntime, prompt: str | list[int]) -> list[int]:
+async def _encode_prompt(runtime: ServerRuntime, prompt: str | list[int]) -> list[int]:
     if isinstance(prompt, str):
-        _check_text(node, "prompt", prompt)
-        return await asyncio.to_thread(node.tokenizer.encode, prompt)
-    bad = [t for t in prompt if not 0 <= t < node.spec.vocab_size]
+        _check_text(runtime, "prompt", prompt)
+        return await asyncio.to_thread(runtime.tokenizer.encode, prompt)
+    bad = [t for t in prompt if not 0 <= t < runtime.spec.vocab_size]
     if bad:
-        raise _invalid("prompt", f"token ids {bad[:5]} are outside the vocabulary [0, {node.spec.vocab_size})")
+        raise _invalid("prompt", f"token ids {bad[:5]} are outside the vocabulary [0, {runtime.spec.vocab_size})")
     return list(prompt)
 
 
-async def _compile_format(node: ServerRuntime, body: CompletionRequest | ChatRequest) -> CompiledFormat | None:
+async def _compile_format(runtime: ServerRuntime, body: CompletionRequest | ChatRequest) -> CompiledFormat | None:
     """The request's output format, validated against the model's tokenizer on a worker thread (a grammar
     can take a while to build); a 400 names the field it came from."""
     try:
@@ -234,19 +241,19 @@ async def _compile_format(node: ServerRuntime, body: CompletionRequest | ChatReq
     if fmt is None:
         return None
     try:
-        return await asyncio.to_thread(node.engine.grammars().compile, fmt)
+        return await asyncio.to_thread(runtime.engine.grammars().compile, fmt)
     except FormatError as exc:
         raise _invalid(fmt.field.split(".")[0], str(exc)) from exc
 
 
 def _engine_requests(
-    node: ServerRuntime, body: CompletionRequest | ChatRequest, prompts: list[list[int]], kind: Kind,
+    runtime: ServerRuntime, body: CompletionRequest | ChatRequest, prompts: list[list[int]], kind: Kind,
     logprobs: int | None, compiled: CompiledFormat | None,
 ) -> list[EngineRequest]:
     field = "messages" if kind == "chat" else "prompt"
-    context = node.context_len
-    if body.n > node.settings.max_batch:
-        raise _invalid("n", f"n={body.n} exceeds this server's max batch of {node.settings.max_batch}")
+    context = runtime.context_len
+    if body.n > runtime.settings.max_batch:
+        raise _invalid("n", f"n={body.n} exceeds this server's max batch of {runtime.settings.max_batch}")
     # The closing path is in single-byte tokens, so it bounds the tokens that close the output; JSON's is
     # the shortest document, and a budget below it is refused (a regex's or grammar's greedy path may be
     # longer than the shortest, so there it only sets the default).
@@ -271,7 +278,7 @@ def _engine_requests(
             raise _invalid("max_tokens", f"max_tokens={max_tokens} is below {shortest}, the length of the shortest "
                                          "JSON that matches response_format; raise it so the output always parses")
         try:
-            params = body.sampling(max_tokens=max_tokens, logprobs=logprobs, vocab_size=node.spec.vocab_size)
+            params = body.sampling(max_tokens=max_tokens, logprobs=logprobs, vocab_size=runtime.spec.vocab_size)
         except InvalidFieldError as exc:
             raise _invalid(exc.field, str(exc)) from exc
         requests.append(EngineRequest(request_id=f"{uuid.uuid4().hex}", prompt_ids=prompt, params=params, n=body.n,
@@ -279,31 +286,31 @@ def _engine_requests(
     return requests
 
 
-async def _score(node: ServerRuntime, prompts: list[list[int]], texts: list[str], logprobs: int | None) -> Echo:
+async def _score(runtime: ServerRuntime, prompts: list[list[int]], texts: list[str], logprobs: int | None) -> Echo:
     """Score the prompts on the engine thread (one batched pass over their shared prefix, see
     :mod:`agentflow.model_server.scoring`) for ``echo``; their log-probabilities only when ``logprobs`` was asked."""
     for prompt in prompts:
         if not prompt:
             raise _invalid("prompt", "the prompt is empty")
-        if len(prompt) > node.context_len:
+        if len(prompt) > runtime.context_len:
             raise _invalid("prompt", f"the prompt has {len(prompt)} tokens but the model's context is "
-                                     f"{node.context_len} tokens; shorten it")
+                                     f"{runtime.context_len} tokens; shorten it")
     if logprobs is None:
         return Echo(texts, None, 0)
-    model, budget = node.engine.model, node.engine.config.max_prefill_tokens
+    model, budget = runtime.engine.model, runtime.engine.config.max_prefill_tokens
     try:
-        result = await node.scheduler.run_on_engine(lambda: score_prompts(model, prompts, top=logprobs,
+        result = await runtime.scheduler.run_on_engine(lambda: score_prompts(model, prompts, top=logprobs,
                                                                           max_tokens=budget))
     except (RuntimeError, ValueError) as exc:
         raise HTTPError(500, f"scoring the prompt failed: {exc}", kind="server_error") from exc
-    node.metrics.record_scored(len(prompts), result.forward_passes)
+    runtime.metrics.record_scored(len(prompts), result.forward_passes)
     return Echo(texts, result.prompts, result.shared_tokens)
 
 
-def echo_only(node: ServerRuntime, body: CompletionRequest, prompts: list[list[int]], echo: Echo) -> dict[str, Any]:
+def echo_only(runtime: ServerRuntime, body: CompletionRequest, prompts: list[list[int]], echo: Echo) -> dict[str, Any]:
     """The body of a ``max_tokens: 0`` request: each prompt echoed (with its log-probabilities), nothing generated."""
     builder = ResponseBuilder("completion", request_id=f"cmpl-{uuid.uuid4().hex}", model=body.model,
-                              tokenizer=node.tokenizer, n=body.n, prompts=prompts, logprobs=body.logprobs,
+                              tokenizer=runtime.tokenizer, n=body.n, prompts=prompts, logprobs=body.logprobs,
                               return_token_ids=body.return_token_ids, echo=echo)
     for choice in builder.choices:
         choice.finish_reason = "length"
@@ -311,22 +318,22 @@ def echo_only(node: ServerRuntime, body: CompletionRequest, prompts: list[list[i
 
 
 async def _generate(
-    node: ServerRuntime, request: Request, body: CompletionRequest | ChatRequest, prompts: list[list[int]],
+    runtime: ServerRuntime, request: Request, body: CompletionRequest | ChatRequest, prompts: list[list[int]],
     kind: Kind, logprobs: int | None, echo: Echo | None = None,
 ) -> Response:
-    compiled = await _compile_format(node, body)
-    engine_requests = _engine_requests(node, body, prompts, kind, logprobs, compiled)
+    compiled = await _compile_format(runtime, body)
+    engine_requests = _engine_requests(runtime, body, prompts, kind, logprobs, compiled)
     handles: list[RequestHandle] = []
     try:
         for er in engine_requests:
-            handles.append(node.scheduler.submit(er))
+            handles.append(runtime.scheduler.submit(er))
     except QueueFullError as exc:
         for h in handles:
             h.abort()
         raise HTTPError(503, str(exc), kind="server_overloaded") from exc
     prefix = "chatcmpl-" if kind == "chat" else "cmpl-"
     builder = ResponseBuilder(kind, request_id=prefix + engine_requests[0].request_id, model=body.model,
-                              tokenizer=node.tokenizer, n=body.n, prompts=prompts, logprobs=logprobs,
+                              tokenizer=runtime.tokenizer, n=body.n, prompts=prompts, logprobs=logprobs,
                               return_token_ids=body.return_token_ids, echo=echo)
     if body.stream:
         usage = bool((body.stream_options or {}).get("include_usage"))

@@ -1,5 +1,5 @@
 """Which backend serves a model entry: the offline backends, or LiteLLM for everything else
-(through a node agentflow finds or starts first, for an entry that declares ``serve``)."""
+(through a model server agentflow finds or starts first, for an entry that declares ``serve``)."""
 
 from __future__ import annotations
 

@@ -2,14 +2,14 @@
 
 Facts come from three places, in this order of precedence, and each value says where it came from:
 
-1. ``model_info:`` in ``agentflow.yaml`` (your overrides), keyed by the LiteLLM model string::
+1. ``model_info:`` in ``agentflow.yaml`` (your overrides), keyed by the model as the profile names it::
 
        model_info:
-         hosted_vllm/smollm2-135m: {training_cutoff: "2024-06", family: huggingface}
+         local/smollm2-135m: {training_cutoff: "2024-06", family: huggingface}
          openai/gpt-4.1-mini: {parameters: null, training_cutoff: "2024-06"}
 
-2. the node's ``/v1/models`` (agentflow's model server reports its parameter count and context; only asked when a
-   node already answers at the entry's ``api_base``: the catalogue never starts one);
+2. the model server's ``/v1/models`` (agentflow's model server reports its parameter count and context; only
+   asked when one already answers at the entry's ``api_base``: the catalogue never starts one);
 3. LiteLLM's model list (context window, maximum output, price per token), and the entry's own
    ``context_window`` and ``price``.
 
@@ -92,18 +92,18 @@ def family_of(model: str, provider: str | None = None) -> str | None:
 
 def litellm_info(model: str) -> dict[str, Any]:
     """LiteLLM's model information (empty when the model is not in its list)."""
-    from agentflow.models.litellm_adapter import litellm
+    from agentflow.models.litellm_adapter import litellm, litellm_model
 
     try:
-        info = litellm().get_model_info(model)
+        info = litellm().get_model_info(litellm_model(model))
     except Exception:  # noqa: BLE001 - not mapped: nothing known from this source
         return {}
     return dict(info or {})
 
 
 def server_info(api_base: str | None, model: str, *, timeout_s: float = 1.0) -> dict[str, Any]:
-    """What a node already serving at ``api_base`` says about ``model`` in ``/v1/models`` (empty when none
-    answers: the catalogue never starts a node)."""
+    """What a model server already serving at ``api_base`` says about ``model`` in ``/v1/models`` (empty when none
+    answers: the catalogue never starts one)."""
     if not api_base:
         return {}
     import httpx
@@ -145,13 +145,13 @@ def describe(alias: str, position: int, entry: ModelEntry, overrides: Mapping[st
     if entry.price is not None:
         facts["input_per_million"] = (entry.price.input_per_million, "profile price")
         facts["output_per_million"] = (entry.price.output_per_million, "profile price")
-    node = server_info(entry.api_base, entry.model) if ask_servers and entry.provider_kind() == "openai-compatible" \
+    served = server_info(entry.api_base, entry.model) if ask_servers and entry.provider_kind() == "openai-compatible" \
         else {}
-    if node.get("parameters"):
-        facts["parameters"] = (int(node["parameters"]), "node")
-    if node.get("max_model_len"):
-        facts["context_window"] = (int(node["max_model_len"]), "node")
-        facts.setdefault("max_output_tokens", (int(node["max_model_len"]), "node"))
+    if served.get("parameters"):
+        facts["parameters"] = (int(served["parameters"]), "model server")
+    if served.get("max_model_len"):
+        facts["context_window"] = (int(served["max_model_len"]), "model server")
+        facts.setdefault("max_output_tokens", (int(served["max_model_len"]), "model server"))
     for key, value in (overrides.get(entry.model) or {}).items():
         if key in FIELDS:
             facts[key] = (value, "model_info")

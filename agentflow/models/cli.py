@@ -200,7 +200,7 @@ def _line(entry: dict[str, Any]) -> str:
         extra.append(entry["api_base"])
     if entry["price"]:
         extra.append("priced" if any(entry["price"][k] for k in _PRICES) else "price 0")
-    if entry["serve"]:  # agentflow starts the node itself when none answers at api_base
+    if entry["serve"]:  # agentflow starts the model server itself when none answers at api_base
         model = entry["serve"]["model"] or entry["model"].partition("/")[2] or entry["model"]
         extra.append(f"else started: agentflow model-server serve --model {model}")
     return f"{entry['model']} ({', '.join(extra)})"

@@ -32,6 +32,18 @@ from agentflow.models.types import (
 
 _NO_KEY = "not-needed"  # OpenAI-compatible servers without auth still want a bearer token
 
+LITELLM_PROVIDERS = {"local": "hosted_vllm"}
+"""agentflow's own provider prefixes and LiteLLM's name for each: ``local/NAME``, a model on agentflow's model
+server on this machine, is to LiteLLM an OpenAI-compatible server, ``hosted_vllm/NAME``."""
+
+
+def litellm_model(model: str) -> str:
+    """``model`` as LiteLLM spells it. Everything else (traces, errors, cost records, the CLI) keeps the name the
+    user wrote, ``local/smollm2-135m``; only the call to LiteLLM says ``hosted_vllm/smollm2-135m``."""
+    provider, slash, name = model.partition("/")
+    spelled = LITELLM_PROVIDERS.get(provider) if slash else None
+    return f"{spelled}/{name}" if spelled else model
+
 
 def litellm() -> Any:
     """The ``litellm`` module, imported on first use with the local price list."""
@@ -69,7 +81,7 @@ class LiteLLMChatModel:
             self._last = (sampling, plan)
             return plan
         plan = plan_sampling(sampling, self.kind)
-        supported = _supported_params(self.name, self.entry.api_base)
+        supported = _supported_params(litellm_model(self.name), self.entry.api_base)
         if supported is not None:
             unsupported = [p for p in plan.params if p in OPENAI_PARAMS and p not in supported]
             if unsupported:
@@ -83,7 +95,7 @@ class LiteLLMChatModel:
         """The keyword arguments of ``litellm.acompletion`` for a request (no secrets logged)."""
         plan = self.sampling_plan(request.sampling)
         kwargs: dict[str, Any] = {
-            "model": self.name,
+            "model": litellm_model(self.name),
             "messages": list(request.messages),
             "timeout": request.timeout_s or self.timeout_s,
             "num_retries": 0,
@@ -254,7 +266,7 @@ def _supported_params(model: str, api_base: str | None) -> frozenset[str] | None
 def count_tokens(model: str, messages: Sequence[Message]) -> int | None:
     """Prompt tokens of ``messages`` by the model's tokenizer as LiteLLM knows it, or ``None``."""
     try:
-        return int(litellm().token_counter(model=model, messages=list(messages)))
+        return int(litellm().token_counter(model=litellm_model(model), messages=list(messages)))
     except Exception:  # no tokenizer for this model: the caller falls back to an estimate
         return None
 
@@ -263,7 +275,7 @@ def count_tokens(model: str, messages: Sequence[Message]) -> int | None:
 def context_window(model: str) -> int | None:
     """The model's input window from LiteLLM's model list, or ``None`` when it is not listed."""
     try:
-        info = litellm().get_model_info(model)
+        info = litellm().get_model_info(litellm_model(model))
     except Exception:  # not in LiteLLM's list
         return None
     window = info.get("max_input_tokens") or info.get("max_tokens")

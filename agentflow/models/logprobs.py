@@ -3,8 +3,8 @@
 Attribution (ContextCite) and multiple-choice scoring need ``log p(token | tokens before it)`` for every
 token of a prompt, which chat APIs do not give. Servers that follow vLLM's convention do (agentflow's model server,
 vLLM): a text completion with ``echo: true, logprobs: 0, max_tokens: 0`` returns each prompt token with its
-log-probability (the first one's is ``null``). All prompts of one call go in one request, so the node
-scores them in batched passes that share their common prefix.
+log-probability (the first one's is ``null``). All prompts of one call go in one request, so the model
+server scores them in batched passes that share their common prefix.
 
 .. code-block:: python
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agentflow.errors import ModelError
-from agentflow.models.litellm_adapter import api_key, litellm, translate_error
+from agentflow.models.litellm_adapter import api_key, litellm, litellm_model, translate_error
 from agentflow.models.managed_server import start_server
 
 
@@ -94,9 +94,10 @@ class RouterScorer:
         entry = self.routed.entry
         if entry.serve is not None:
             await start_server(self.routed.model)
-        node = getattr(self.routed.model, "node", None)  # a managed model server runs where it was found or started
-        api_base = node.api_base if node is not None else entry.api_base
-        kwargs: dict[str, Any] = {"model": entry.model, "prompt": list(prompts), "echo": True, "logprobs": 0,
+        server = getattr(self.routed.model, "server", None)  # a managed model server runs where it was found or started
+        api_base = server.api_base if server is not None else entry.api_base
+        kwargs: dict[str, Any] = {"model": litellm_model(entry.model), "prompt": list(prompts), "echo": True,
+                                  "logprobs": 0,
                                   "max_tokens": 0, "temperature": 0.0, "timeout": self.timeout_s}
         if api_base:
             kwargs["api_base"] = api_base

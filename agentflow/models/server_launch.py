@@ -133,7 +133,7 @@ def open_log(log_dir: Path, name: str) -> tuple[Path, IO[bytes]]:
             continue
         handle.truncate(0)
         return path, handle
-    raise StartFailed(f"found 99 servers already logging to {log_dir}")
+    raise StartFailed(f"found 99 model servers already logging to {log_dir}")
 
 
 def claim_port(hold_s: float) -> int:
@@ -147,7 +147,7 @@ def claim_port(hold_s: float) -> int:
                   if claim[1] > now and _alive(claim[0])}
         port = next((p for p in (_free_port() for _ in range(64)) if p not in claims), 0)
         if not port:
-            raise StartFailed("found no free port of 127.0.0.1 that another server was not loading on")
+            raise StartFailed("found no free port of 127.0.0.1 that another model server was not loading on")
         claims[port] = (os.getpid(), now + hold_s)
         _write_claims(claims)
     return port

@@ -295,7 +295,8 @@ def save(model: Any, base: LoadedBase, result: TuneResult, out: Path, split: Spl
 
 
 def save_merged(model: Any, base: LoadedBase, out: Path) -> Path:
-    """Base plus adapter as one HuggingFace model directory (fp32 safetensors, config, tokenizer) the model server serves."""
+    """Base plus adapter as one HuggingFace model directory (fp32 safetensors, config, tokenizer) the model server
+    serves."""
     merged = model.merge_and_unload()
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(str(out), safe_serialization=True)

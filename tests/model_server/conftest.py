@@ -1,4 +1,4 @@
-"""Fixtures for the model-server tests: the real tiny model, and nodes served over real HTTP on 127.0.0.1."""
+"""Fixtures for the model server tests: the real tiny model, and servers over real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="the server tests need the 'server' extra (torch)")
-pytest.importorskip("transformers", reason="the server tests need the 'server' extra (transformers)")
+torch = pytest.importorskip("torch", reason="the model server tests need the 'model-server' extra (torch)")
+pytest.importorskip("transformers", reason="the model server tests need the 'model-server' extra (transformers)")
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # Tiny matrices: one thread avoids oversubscribing small CI machines (and keeps timings stable).
@@ -64,7 +64,7 @@ def hf_greedy(hf_model, tokenizer, prompt: str, tokens: int) -> tuple[list[int],
 
 @dataclass
 class Served:
-    """A server served by uvicorn in a background thread."""
+    """A model server run by uvicorn in a background thread."""
 
     url: str
     runtime: object

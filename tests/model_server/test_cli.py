@@ -23,36 +23,39 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def test_serve_options_and_defaults() -> None:
-    args = parse("node", "serve", "--model", "m")
+    args = parse("model-server", "serve", "--model", "m")
     assert (args.host, args.port, args.device, args.api_key) == ("127.0.0.1", 8000, "auto", None)
-    args = parse("node", "serve", "--model", "m", "--device", "cpu", "--port", "9", "--max-batch", "4",
+    args = parse("model-server", "serve", "--model", "m", "--device", "cpu", "--port", "9", "--max-batch", "4",
                  "--queue-limit", "2", "--api-key", "k")
     assert (args.device, args.port, args.max_batch, args.queue_limit, args.api_key) == ("cpu", 9, 4, 2, "k")
-    args = parse("node", "serve", "--model", "m", "--served-model-name", "a", "--served-model-name", "b")
+    args = parse("model-server", "serve", "--model", "m", "--served-model-name", "a", "--served-model-name", "b")
     assert args.served_model_name == ["a", "b"]
 
 
 def test_body_limit_and_allowed_host_options() -> None:
-    args = parse("node", "serve", "--model", "m")
+    args = parse("model-server", "serve", "--model", "m")
     assert (args.max_request_bytes, args.allow_host) == (4 * 1024 * 1024, [])
-    args = parse("node", "serve", "--model", "m", "--max-request-bytes", "1000", "--allow-host", "a.lan",
+    args = parse("model-server", "serve", "--model", "m", "--max-request-bytes", "1000", "--allow-host", "a.lan",
                  "--allow-host", "*.corp.example")
     assert (args.max_request_bytes, args.allow_host) == (1000, ["a.lan", "*.corp.example"])
 
 
-def test_the_agentflow_command_runs_node_serve() -> None:
-    from agentflow.cli import build_parser
-    from agentflow.model_server.cli import run
+@pytest.mark.parametrize(("command", "note"), [("model-server", False), ("node", True)])
+def test_the_old_name_works_and_says_the_new_one_on_stderr_only(
+        command: str, note: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agentflow.cli import main
 
-    args = build_parser().parse_args(["node", "serve", "--model", "m"])
-    assert args.handler is run
+    assert main([command, "serve", "--model", str(tmp_path / "nope"), "--device", "cpu"]) == 2  # no such model
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert ("'agentflow node' is now 'agentflow model-server'" in err) is note
 
 
 @pytest.mark.parametrize(("argv", "message"), [(["--device", "tpu"], "invalid choice: 'tpu'"),
                                                (["--max-batch", "0"], "must be a positive integer")])
 def test_bad_options_are_refused(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        parse("node", "serve", "--model", "m", *argv)
+        parse("model-server", "serve", "--model", "m", *argv)
     assert message in capsys.readouterr().err
 
 

@@ -25,7 +25,7 @@ from agentflow.model_server.weights import random_weights
 from .conftest import Served, serve
 from .test_cli import parse
 
-pytest.importorskip("gguf", reason="GGUF models need the 'server' extra (gguf)")
+pytest.importorskip("gguf", reason="GGUF models need the 'model-server' extra (gguf)")
 
 NAME = "smollm2-135m"
 PROMPT = "The capital of France is"
@@ -73,9 +73,9 @@ def test_threads_default_to_all_cores_but_one(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_weights_option_reaches_the_settings() -> None:
-    assert parse("server", "serve", "--model", "m").weights == "auto"
-    assert parse("server", "serve", "--model", "m", "--weights", "int8").weights == "int8"
-    assert parse("server", "serve", "--model", "m", "--quantize", "int8").weights == "int8"
+    assert parse("model-server", "serve", "--model", "m").weights == "auto"
+    assert parse("model-server", "serve", "--model", "m", "--weights", "int8").weights == "int8"
+    assert parse("model-server", "serve", "--model", "m", "--quantize", "int8").weights == "int8"
     with pytest.raises(ValueError, match="valid: auto, int8"):
         load_server(ServerSettings(model_dir=Path(NAME), device="cpu", weights="int4"))  # type: ignore[arg-type]
 

@@ -19,7 +19,7 @@ from agentflow.model_server.gguf import GGUFModel
 from agentflow.model_server.model import LlamaModel
 from agentflow.model_server.runtime import ServerSettings, load_server, locate_model
 
-gguf = pytest.importorskip("gguf", reason="GGUF models need the 'server' extra (gguf)")
+gguf = pytest.importorskip("gguf", reason="GGUF models need the 'model-server' extra (gguf)")
 
 
 def converter_permute(w: np.ndarray, heads: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from agentflow.model_server.packaged import packaged_model_path
 
 from .conftest import Served, serve
 
-pytest.importorskip("gguf", reason="GGUF models need the 'server' extra (gguf)")
+pytest.importorskip("gguf", reason="GGUF models need the 'model-server' extra (gguf)")
 pytest.importorskip("accelerate", reason="transformers loads GGUF files with accelerate (the 'test' extra)")
 
 NAME = "smollm2-135m"

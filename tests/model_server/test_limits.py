@@ -222,7 +222,7 @@ def test_the_api_key_guards_every_route_but_health_and_metrics(keyed: Served) ->
         assert r.status_code == 401, path
         assert r.json()["error"]["type"] == "authentication_error"
     auth = {"Authorization": "Bearer s3cret"}
-    assert httpx.get(keyed.url + "/openapi.json", headers=auth).json()["info"]["title"] == "agentflow server"
+    assert httpx.get(keyed.url + "/openapi.json", headers=auth).json()["info"]["title"] == "agentflow model server"
     assert httpx.get(keyed.url + "/docs", headers=auth).status_code == 200
     r = httpx.get(keyed.url + "/nothing-here", headers=auth)
     assert r.status_code == 404 and r.json()["error"]["type"] == "invalid_request_error"

@@ -173,7 +173,7 @@ def test_scoring_counts_in_metrics(server: Served) -> None:
 
 @pytest.fixture(scope="module")
 def smol() -> Iterator[Served]:
-    pytest.importorskip("gguf", reason="GGUF models need the 'server' extra (gguf)")
+    pytest.importorskip("gguf", reason="GGUF models need the 'model-server' extra (gguf)")
     yield from serve(Path("smollm2-135m"), max_batch=4, max_len=512)
 
 

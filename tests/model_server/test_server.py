@@ -316,9 +316,10 @@ def test_a_non_streaming_client_that_disconnects_is_aborted(small_server: Served
     # two prompts on one slot: generation outlasts the client's 0.1 s and the server's 0.25 s look at the
     # connection, however fast the machine (500 tokens of this model take about 0.3 s on a 2-core box)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(small_server.base + "/completions", json={**LONG, "prompt": ["The cat", "The dog"], "stream": False},
-                   timeout=0.1)
-    wait_for(lambda: metric(small_server, 'agentflow_model_server_requests_finished_total{reason="abort"}') >= before + 1)
+        httpx.post(small_server.base + "/completions",
+                   json={**LONG, "prompt": ["The cat", "The dog"], "stream": False}, timeout=0.1)
+    aborted = 'agentflow_model_server_requests_finished_total{reason="abort"}'
+    wait_for(lambda: metric(small_server, aborted) >= before + 1)
     wait_for(lambda: metric(small_server, "agentflow_model_server_running_batch_size") == 0)
 
 

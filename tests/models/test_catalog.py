@@ -1,6 +1,6 @@
-"""The model catalogue: facts from LiteLLM's list, the node's /v1/models and agentflow.yaml's model_info
+"""The model catalogue: facts from LiteLLM's list, the model server's /v1/models and agentflow.yaml's model_info
 (unknown where none says), measured columns from real traces, ``agentflow models --output json`` and
-``agentflow models bench`` against a real node over HTTP."""
+``agentflow models bench`` against a real model server over HTTP."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_the_model_servers_v1_models_gives_parameters_and_context(server_url: st
     entry = ModelEntry(model="hosted_vllm/stories260K", api_base=server_url)
     row = describe("small", 0, entry, {})
     assert row.parameters is not None and 200_000 < row.parameters < 400_000
-    assert row.context_window == 256 and row.sources["parameters"] == row.sources["context_window"] == "node"
+    assert row.context_window == 256 and row.sources["parameters"] == row.sources["context_window"] == "model server"
 
 
 class Rag(BaseModel):
@@ -153,7 +153,7 @@ def test_models_bench_measures_the_real_local_model_live(smol_url: str, tmp_path
 
 
 def test_a_call_to_the_model_server_records_the_time_to_first_token_it_reports(smol_url: str, tmp_path: Path) -> None:
-    """Not streamed, yet timed: the node reports ``timings.ttft_s`` (as llama.cpp's server does), LiteLLM
+    """Not streamed, yet timed: the model server reports ``timings.ttft_s`` (as llama.cpp's server does), LiteLLM
     keeps it, and the router puts it on the model call's span, where the catalogue reads it."""
     import httpx
 

@@ -56,6 +56,6 @@ def test_the_local_profile_shows_its_aliases_and_the_node_it_would_start(
     assert run(["--config", str(tmp_path / "none.yaml"), "--profile", "local"]) == 0
     out = capsys.readouterr().out
     for alias in ("small", "large", "judge"):
-        assert (f"{alias:<10} hosted_vllm/smollm2-135m (openai-compatible, http://127.0.0.1:8000/v1, "
+        assert (f"{alias:<10} local/smollm2-135m (openai-compatible, http://127.0.0.1:8000/v1, "
                 "price 0, else started: agentflow model-server serve --model smollm2-135m)") in out
     assert "embed      offline/minilm (offline)" in out

@@ -257,3 +257,30 @@ async def test_a_models_text_sampling_is_sent_under_the_nodes_own_for_free_text_
     assert own["temperature"] == 0.1 and own["repetition_penalty"] == 1.2  # the node's value wins
     assert defaults["temperature"] == 0.5 and defaults["repetition_penalty"] == 1.2
     assert "repetition_penalty" not in structured and "temperature" not in structured
+
+
+async def test_a_local_model_is_named_as_written_and_only_litellm_sees_its_hosted_vllm_prefix(
+    http_server: RecordingServer,
+) -> None:
+    from agentflow.models.litellm_adapter import litellm_model
+    from agentflow.models.profiles import local_entry
+
+    entry = local_entry("local/served-model").model_copy(update={"api_base": f"{http_server.url}/v1", "serve": None})
+    tracer = Recorder()
+    response = await router(entry).complete("m", MESSAGES, sampling=Sampling(top_k=5), tracer=tracer)
+
+    assert http_server.chat_requests()[0].body["model"] == "served-model"  # LiteLLM's hosted_vllm/ at work
+    assert http_server.chat_requests()[0].body["top_k"] == 5  # an OpenAI-compatible server's extra field
+    assert entry.model == response.model == "local/served-model"
+    recorded = json.dumps(tracer.records, default=str)
+    assert "local/served-model" in recorded and "hosted_vllm" not in recorded
+    assert (litellm_model("local/x"), litellm_model("hosted_vllm/x"), litellm_model("openai/x"),
+            litellm_model("local")) == ("hosted_vllm/x", "hosted_vllm/x", "openai/x", "local")
+
+
+def test_a_local_embedding_model_too_is_sent_to_litellm_as_hosted_vllm_and_named_as_written() -> None:
+    from agentflow.models.embeddings.litellm_embedder import LiteLLMEmbedder
+
+    embedder = LiteLLMEmbedder(ModelEntry(model="local/e5", api_base="http://127.0.0.1:9/v1"))
+    assert embedder.request_kwargs(["a"])["model"] == "hosted_vllm/e5"
+    assert embedder.model == "local/e5" and "hosted_vllm" not in embedder.name

@@ -1,9 +1,9 @@
 """The ``local`` profile on the real SmolLM2-135M-Instruct, served by agentflow's model server over HTTP.
 
 Every test points the profile's ``api_base`` at an address of its own (never the default port
-8000, where a developer's node may be running): the module's node, started here with
+8000, where a developer's model server may be running): the module's model server, started here with
 ``python -m agentflow.model_server`` as a user would in another terminal, or a free port where nothing
-answers, so that agentflow starts a managed model server. Nothing is mocked: LiteLLM calls the server, the
+answers, so that agentflow starts a managed server. Nothing is mocked: LiteLLM calls the server, the
 server runs the model, runs are traced to a real SQLite store.
 """
 
@@ -34,7 +34,8 @@ from agentflow.tracing.query import run_records
 pytest.importorskip("torch", reason="the model server needs the 'model-server' extra (torch)")
 pytest.importorskip("gguf", reason="GGUF models need the 'model-server' extra (gguf)")
 
-MODEL = "hosted_vllm/smollm2-135m"
+MODEL = "local/smollm2-135m"
+"""The ``local`` profile's model, as traces, errors and ``agentflow models`` name it."""
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 GREEDY = Sampling.greedy(max_tokens=12)
 WORKFLOW = """
@@ -134,6 +135,7 @@ def test_a_chat_node_under_the_local_profile_answers_greedily_with_tokens_in_the
     (call,) = [s for s in run_records(reader.run(summary.run_id, with_data=True)) if s.kind == "model_call"]
     data = call.data
     assert call.status == "ok" and data["profile"] == "local" and data["models"] == [MODEL]
+    assert "hosted_vllm" not in json.dumps(data)  # LiteLLM's prefix stays inside the LiteLLM adapter
     assert data["response"] == answer and data["sampling"] == {"temperature": 0.0, "max_tokens": 12}
     assert data["tokens"]["prompt"] > 10 and 0 < data["tokens"]["completion"] <= 12
     assert data["tokens"]["estimated"] is False  # the server's own counts
@@ -149,8 +151,8 @@ async def test_a_second_run_reuses_a_running_model_server_and_starts_none(
         router = build_router(root / "agentflow.yaml", profile="local", root=root)
         reply = await router.complete("small", QUESTION, sampling=GREEDY)
         answers.append(reply.text)
-        node = router.chain("small")[0].model.node
-        assert node is not None and node.api_base == api_base and node.pid is None  # found, not started
+        server = router.chain("small")[0].model.server
+        assert server is not None and server.api_base == api_base and server.pid is None  # found, not started
         assert _managed_children() == []
         router.close()
         assert _alive(pid)  # a server agentflow did not start is never stopped by it
@@ -168,7 +170,7 @@ async def main() -> None:
     messages = [{"role": "user", "content": "Say hello."}]
     reply = await router.complete("small", messages, sampling=Sampling.greedy(max_tokens=8))
     await router.complete("judge", messages, sampling=Sampling.greedy(max_tokens=4))
-    small, judge = (router.chain(a)[0].model.node for a in ("small", "judge"))
+    small, judge = (router.chain(a)[0].model.server for a in ("small", "judge"))
     print(json.dumps({"pid": small.pid, "judge_pid": judge.pid, "api_base": small.api_base,
                       "log": str(small.log), "text": reply.text, "tokens": reply.usage.completion_tokens}),
           flush=True)
@@ -190,7 +192,7 @@ def _wait_gone(pid: int, within_s: float) -> bool:
 
 def test_managed_model_servers_start_on_first_use_one_per_run_and_stop_when_their_run_ends(tmp_path: Path) -> None:
     """Two runs at once in one project: each starts its own server (on its own port, with its own
-    log); one run ends normally, the other is killed, and neither node is left."""
+    log); one run ends normally, the other is killed, and neither model server is left."""
     nothing_there = f"http://127.0.0.1:{_free_port()}/v1"
     root = _project(tmp_path, nothing_there)
     runs = [subprocess.Popen([sys.executable, "-c", RUN, str(root), how], cwd=root, text=True,
@@ -245,7 +247,7 @@ async def test_a_model_server_that_fails_to_start_is_a_clear_error_naming_its_lo
         await router.complete("small", QUESTION, sampling=GREEDY)
     assert time.monotonic() - started < 1.0
     model = router.chain("large")[0].model
-    assert isinstance(model, ManagedServerChatModel) and model.node is None
+    assert isinstance(model, ManagedServerChatModel) and model.server is None
     assert _managed_children() == []
 
 

@@ -143,7 +143,7 @@ def test_the_local_profile_sends_every_chat_alias_to_a_node_agentflow_may_start(
     aliases = ModelsConfig().aliases_of("local", env={})
     for alias in ("small", "large", "judge"):
         (entry,) = aliases[alias]
-        assert entry.model == "hosted_vllm/smollm2-135m" and entry.provider_kind() == "openai-compatible"
+        assert entry.model == "local/smollm2-135m" and entry.provider_kind() == "openai-compatible"
         assert entry.api_base == "http://127.0.0.1:8000/v1"  # `agentflow model-server serve`'s default address
         assert entry.serve is not None and entry.serve.model is None  # serves the entry's own name
         assert "--max-len" in entry.serve.args and entry.context_window == 2048

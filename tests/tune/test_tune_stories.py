@@ -1,6 +1,6 @@
-"""LoRA on the tiny real model (stories260K): training lowers the loss, is seeded, and the model server serves the adapter
-(base plus adapter merged at load) exactly as transformers runs the unmerged peft model and as it serves the merged
-weights, over HTTP."""
+"""LoRA on the tiny real model (stories260K): training lowers the loss, is seeded, and the model server serves the
+adapter (base plus adapter merged at load) exactly as transformers runs the unmerged peft model and as it serves the
+merged weights, over HTTP."""
 
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ def test_a_profile_alias_names_base_plus_adapter_and_agentflow_starts_that_node(
     config = ModelsConfig.from_project({"profile": "local", "models": {"profiles": {"local": {
         "aliases": {"large": "local/stories260K+story"}}}}})
     entry = config.aliases_of("local")["large"][0]
-    assert (entry.model, entry.offline_tasks) == ("hosted_vllm/stories260K+story", ())
+    assert (entry.model, entry.offline_tasks) == ("local/stories260K+story", ())
     entry = entry.model_copy(update={"context_window": 512, "api_base": "http://127.0.0.1:9/v1"})  # 512: its window
     servers = ManagedServers()
     handle = servers.acquire(entry, project_dir=root)

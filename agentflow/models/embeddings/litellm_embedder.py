@@ -43,10 +43,10 @@ class LiteLLMEmbedder:
 
     def request_kwargs(self, texts: Sequence[str]) -> dict[str, Any]:
         """The keyword arguments of one ``litellm.aembedding`` request."""
-        from agentflow.models.litellm_adapter import api_key
+        from agentflow.models.litellm_adapter import api_key, litellm_model
 
         kwargs: dict[str, Any] = {
-            "model": self.model, "input": list(texts), "timeout": self.timeout_s,
+            "model": litellm_model(self.model), "input": list(texts), "timeout": self.timeout_s,
         }
         if self.entry.api_base:
             kwargs["api_base"] = self.entry.api_base
