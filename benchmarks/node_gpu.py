@@ -1,6 +1,6 @@
 """GPU benchmark of agentflow's model server engine, against HuggingFace ``generate`` in the same run.
 
-Runs in one command of a few minutes on an H100/H200 (``python benchmarks/model_server_gpu.py``); ``--smoke`` runs
+Runs in one command of a few minutes on an H100/H200 (``python benchmarks/node_gpu.py``); ``--smoke`` runs
 the same code paths with tiny shapes on the CPU. It drives the engine in-process (no HTTP, no tokenizer:
 the serving loop, scheduler, KV cache, CUDA graphs and sampling, not the web layer) and prints progress,
 then one JSON line with:
@@ -335,7 +335,7 @@ def main() -> int:
         "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
         "torch": torch.__version__, "smoke": args.smoke,
     }
-    log(f"model_server_gpu benchmark on {info['gpu'] or 'CPU'}; torch {torch.__version__}")
+    log(f"node_gpu benchmark on {info['gpu'] or 'CPU'}; torch {torch.__version__}")
     ops_for: Any = lambda _dtype: None  # noqa: E731
     if device.type == "cuda":
         import triton
@@ -388,7 +388,7 @@ def main() -> int:
     info["wall_s"] = time.perf_counter() - t0
     out_dir = os.environ.get("OUT")
     if out_dir:
-        Path(out_dir, "model_server_gpu.json").write_text(json.dumps(info, indent=2))
+        Path(out_dir, "node_gpu.json").write_text(json.dumps(info, indent=2))
     print(json.dumps(info), flush=True)
     return 0
 
