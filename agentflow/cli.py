@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from agentflow.argtypes import positive_int
 from agentflow.errors import EXIT_BUILD, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, report_setup_error
 
 
@@ -141,14 +142,8 @@ def _add_spec_options(p: argparse.ArgumentParser) -> None:
                    "(e.g. collections.knowledge.source=./my-docs)")
     p.add_argument("--allow-module", action="append", default=[], metavar="MODULE",
                    help="let the workflow use node types and python functions from MODULE")
-    p.add_argument("--max-errors", type=_positive_int, default=20, metavar="N",
+    p.add_argument("--max-errors", type=positive_int, default=20, metavar="N",
                    help="list at most N problems of a workflow that does not build (20)")
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
 
 
 def _add_validate(sub: Any) -> None:

@@ -13,13 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agentflow.argtypes import positive_int
 from agentflow.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, report_setup_error
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
 
 
 def _port(text: str) -> int:
@@ -41,7 +36,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE.yaml", help="the workflows to serve")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    p.add_argument("--workers", type=_positive, default=1, metavar="K",
+    p.add_argument("--workers", type=positive_int, default=1, metavar="K",
                    help="worker processes (default 1); each builds its own services; share threads through "
                         "--checkpoint postgresql://...")
     p.add_argument("--checkpoint", metavar="PATH|URL",
@@ -59,7 +54,7 @@ def add_parser(sub: Any) -> None:
                    help="an A/B test file (repeatable); NAME.ab.yaml beside a workflow is found without it")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also answer requests whose Host header is NAME (repeatable; '*.domain' or '*')")
-    p.add_argument("--max-request-bytes", type=_positive, default=DEFAULT_MAX_BYTES, metavar="N",
+    p.add_argument("--max-request-bytes", type=positive_int, default=DEFAULT_MAX_BYTES, metavar="N",
                    help=f"largest request body; larger ones get 413 (default {DEFAULT_MAX_BYTES})")
     p.add_argument("--set", action="append", default=[], metavar="DOTTED.PATH=VALUE", dest="overrides",
                    help="override a field of every served workflow (as agentflow run --set)")
